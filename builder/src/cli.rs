@@ -1,0 +1,95 @@
+//! The command line. Each subcommand's arguments live here; the handlers in
+//! `commands/` stay thin over the domain modules.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "edgeforge",
+    version,
+    about = "Build edge appliance provider images and installer ISOs, offline and reproducibly",
+    long_about = "Build edge appliance provider images (OCI archives) and installer ISOs from declarative image definitions (images/*.yaml), a Kairos-style base image and templated overlays. Same inputs and SOURCE_DATE_EPOCH give byte-identical outputs.",
+    after_help = "Exit codes: 0 ok, 1 build failure, 2 usage, 3 invalid input, 4 missing host tool, 5 I/O error, 6 template error, 7 corrupt or unsafe image, 8 secret refused."
+)]
+pub struct Cli {
+    /// Print every step, including the exact commands run.
+    #[arg(short, long, global = true, conflicts_with = "quiet")]
+    pub verbose: bool,
+    /// Print errors only.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Timestamp (seconds since 1970) used for every mtime and `created` field.
+    #[arg(long, global = true, env = "SOURCE_DATE_EPOCH", default_value_t = 0, value_name = "SECONDS")]
+    pub source_date_epoch: u64,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Build the provider image(s) of a definition: one OCI archive per Kubernetes version.
+    ProviderImage(ProviderImageArgs),
+    /// Write the rendered overlay trees and the template context of each variant, to see exactly what goes in.
+    Render(RenderArgs),
+    /// Write one deterministic gzip layer from a folder or tarball and print its digests.
+    Layer(LayerArgs),
+    /// Flatten an image (OCI layout, oci-archive or docker-archive) into a root filesystem folder.
+    Unpack(UnpackArgs),
+}
+
+/// The image definition and its overrides.
+#[derive(Args)]
+pub struct DefinitionArgs {
+    /// Image definition (images/*.yaml).
+    #[arg(value_name = "IMAGE_YAML")]
+    pub definition: PathBuf,
+    /// Override a definition field, e.g. --set kubernetes.version=1.30.5 (repeatable; dotted keys).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct ProviderImageArgs {
+    #[command(flatten)]
+    pub def: DefinitionArgs,
+    /// Output folder.
+    #[arg(short, long, default_value = "build", value_name = "DIR")]
+    pub out: PathBuf,
+}
+
+#[derive(Args)]
+pub struct RenderArgs {
+    #[command(flatten)]
+    pub def: DefinitionArgs,
+    /// Folder to write `<variant>/rootfs`, `<variant>/iso` and `<variant>/context.json` into.
+    #[arg(short, long, value_name = "DIR")]
+    pub out: PathBuf,
+}
+
+#[derive(Args)]
+pub struct LayerArgs {
+    /// A folder, or a tarball (.tar, .tar.gz, .tar.zst).
+    #[arg(value_name = "SOURCE")]
+    pub source: PathBuf,
+    /// The layer file to write (.tar.gz).
+    #[arg(short, long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// Where the content lands in the image root.
+    #[arg(long, default_value = "/", value_name = "PATH")]
+    pub destination: String,
+}
+
+#[derive(Args)]
+pub struct UnpackArgs {
+    /// The image: [oci:|oci-archive:|docker-archive:]PATH.
+    #[arg(value_name = "IMAGE")]
+    pub image: String,
+    /// The folder to create (must not exist).
+    #[arg(short, long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Which platform to take from a multi-platform index.
+    #[arg(long, default_value = "amd64", value_parser = ["amd64", "arm64"])]
+    pub arch: String,
+}

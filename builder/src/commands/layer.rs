@@ -1,0 +1,34 @@
+use std::path::Path;
+
+use anyhow::Context;
+
+use crate::cli::LayerArgs;
+use crate::error::{fail, Category};
+use crate::layer::{self, LayerWriter};
+
+pub fn run(a: LayerArgs, epoch: u64) -> anyhow::Result<()> {
+    if !a.destination.starts_with('/') || a.destination.split('/').any(|s| s == "..") {
+        return Err(fail(Category::Usage, format!("--destination `{}` must be an absolute path without `..`", a.destination)));
+    }
+    let dest = Path::new(a.destination.trim_start_matches('/'));
+    let dir = match a.out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let temp = tempfile::Builder::new()
+        .prefix(".edgeforge-")
+        .suffix(".partial")
+        .tempfile_in(dir)
+        .with_context(|| format!("creating a temporary file in {}", dir.display()))?
+        .into_temp_path();
+    let mut w = LayerWriter::create(&temp, epoch)?;
+    if a.source.is_dir() {
+        layer::add_tree(&mut w, &a.source, dest, epoch)?;
+    } else {
+        layer::add_tarball(&mut w, &a.source, dest, epoch)?;
+    }
+    let blob = w.finish()?;
+    temp.persist(&a.out).with_context(|| format!("renaming into {}", a.out.display()))?;
+    println!("{}\tdigest {}\tdiff_id {}\tsize {}", a.out.display(), blob.descriptor.digest, blob.diff_id, blob.descriptor.size);
+    Ok(())
+}

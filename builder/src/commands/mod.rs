@@ -1,0 +1,18 @@
+//! Thin handlers: parse arguments into domain calls and print results.
+
+mod layer;
+mod provider_image;
+mod render;
+mod unpack;
+
+use crate::cli::{Cli, Command};
+
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let epoch = cli.source_date_epoch;
+    match cli.command {
+        Command::ProviderImage(a) => provider_image::run(a, epoch),
+        Command::Render(a) => render::run(a, epoch),
+        Command::Layer(a) => layer::run(a, epoch),
+        Command::Unpack(a) => unpack::run(a),
+    }
+}

@@ -1,0 +1,19 @@
+use crate::cli::ProviderImageArgs;
+use crate::definition::LoadedDefinition;
+use crate::provider::{self, BuildSettings};
+
+pub fn run(a: ProviderImageArgs, epoch: u64) -> anyhow::Result<()> {
+    let l = LoadedDefinition::load(&a.def.definition, &a.def.sets)?;
+    let settings = BuildSettings { out_dir: a.out, epoch };
+    for image in provider::build(&l, &l.variants(), &settings)? {
+        println!(
+            "{}\t{}\tsha256:{}\t{} bytes\tmanifest {}",
+            image.archive.display(),
+            image.variant.reference,
+            image.sha256,
+            image.size,
+            image.manifest_digest
+        );
+    }
+    Ok(())
+}

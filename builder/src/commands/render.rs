@@ -1,0 +1,28 @@
+use std::fs;
+
+use anyhow::Context;
+
+use crate::cli::RenderArgs;
+use crate::definition::LoadedDefinition;
+use crate::provider::renderer_for;
+use crate::render::context_for;
+
+pub fn run(a: RenderArgs, epoch: u64) -> anyhow::Result<()> {
+    let l = LoadedDefinition::load(&a.def.definition, &a.def.sets)?;
+    for variant in l.variants() {
+        let dest = a.out.join(&variant.name);
+        if dest.exists() {
+            fs::remove_dir_all(&dest).with_context(|| format!("replacing {}", dest.display()))?;
+        }
+        let mut renderer = renderer_for(&l, &variant, epoch)?;
+        for (kind, trees) in [("rootfs", &l.def.overlays.rootfs), ("iso", &l.def.overlays.iso)] {
+            let trees: Vec<_> = trees.iter().map(|t| l.resolve(t)).collect();
+            renderer.render_trees(&trees, &dest.join(kind))?;
+        }
+        let ctx = context_for(&l.def, &variant, epoch)?.into_json();
+        let json = serde_json::to_string_pretty(&ctx)?;
+        fs::write(dest.join("context.json"), json + "\n").with_context(|| format!("writing {}/context.json", dest.display()))?;
+        println!("{}", dest.display());
+    }
+    Ok(())
+}

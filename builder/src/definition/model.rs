@@ -1,0 +1,168 @@
+//! The serde model of an image definition. Unknown fields are refused so a
+//! typo never silently falls back to a default.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageDefinition {
+    pub os: Os,
+    #[serde(default)]
+    pub arch: Arch,
+    pub kubernetes: Kubernetes,
+    pub agent: Agent,
+    pub registry: String,
+    pub repository: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_tag: Option<String>,
+    #[serde(default = "default_iso_name")]
+    pub iso_name: String,
+    #[serde(default)]
+    pub fips: bool,
+    /// Replace the base image's kernel at build time (not allowed with FIPS).
+    #[serde(default)]
+    pub update_kernel: bool,
+    /// `[oci:|oci-archive:|docker-archive:]PATH`; the form is detected when no prefix is given.
+    pub base_image: String,
+    /// Folder holding shared templates (`kairos-release.tera`, ...), for `{% include %}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub templates: Option<PathBuf>,
+    #[serde(default)]
+    pub components: Vec<Component>,
+    #[serde(default)]
+    pub overlays: Overlays,
+    #[serde(default)]
+    pub proxy: Proxy,
+    /// Extra OCI config labels.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Source revision recorded in the image labels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
+}
+
+fn default_iso_name() -> String {
+    "palette-edge-installer".into()
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Os {
+    pub distribution: String,
+    pub version: String,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Arch {
+    #[default]
+    Amd64,
+    Arm64,
+}
+
+impl Arch {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Arch::Amd64 => "amd64",
+            Arch::Arm64 => "arm64",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Kubernetes {
+    pub distribution: KubernetesDistribution,
+    /// One version or a list: a list builds one provider image per version.
+    pub version: OneOrMany,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KubernetesDistribution {
+    K3s,
+    Rke2,
+    Kubeadm,
+    KubeadmFips,
+    Nodeadm,
+    Canonical,
+}
+
+impl KubernetesDistribution {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KubernetesDistribution::K3s => "k3s",
+            KubernetesDistribution::Rke2 => "rke2",
+            KubernetesDistribution::Kubeadm => "kubeadm",
+            KubernetesDistribution::KubeadmFips => "kubeadm-fips",
+            KubernetesDistribution::Nodeadm => "nodeadm",
+            KubernetesDistribution::Canonical => "canonical",
+        }
+    }
+
+    /// The suffix the distribution's packages carry (`v1.30.5+k3s1`).
+    pub fn package_suffix(self) -> &'static str {
+        match self {
+            KubernetesDistribution::K3s => "-k3s1",
+            KubernetesDistribution::Rke2 => "-rke2r1",
+            _ => "",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    pub fn as_slice(&self) -> &[String] {
+        match self {
+            OneOrMany::One(v) => std::slice::from_ref(v),
+            OneOrMany::Many(v) => v,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Agent {
+    pub version: String,
+}
+
+/// An extra layer: a folder or a tarball (`.tar`, `.tar.gz`/`.tgz`, `.tar.zst`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Component {
+    pub source: PathBuf,
+    /// Where in the rootfs the content lands; `/` by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Overlays {
+    /// Trees copied into the provider image rootfs (one layer), later ones winning.
+    #[serde(default)]
+    pub rootfs: Vec<PathBuf>,
+    /// Trees copied into the installer ISO root.
+    #[serde(default)]
+    pub iso: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Proxy {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_proxy: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub https_proxy: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_proxy: Option<String>,
+}

@@ -1,0 +1,121 @@
+//! Error categories and their stable exit codes.
+//!
+//! Errors travel as `anyhow::Error` with context; the category is carried by a
+//! [`Failure`] somewhere in the chain (possibly wrapped in an `io::Error` by a
+//! reader adapter) and decides the process exit code.
+
+use std::fmt;
+
+/// What kind of failure ended the run. The numbers are part of the CLI contract
+/// (documented in README.md) and must not change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Category {
+    /// A host tool or an internal step failed.
+    Build,
+    /// The command line is wrong. (Exit code 4, a missing host tool, belongs
+    /// to the stages that run host tools.)
+    Usage,
+    /// An image definition, user-data or other input file is invalid.
+    InvalidInput,
+    /// Reading or writing a file failed.
+    Io,
+    /// A template could not be parsed or rendered.
+    Template,
+    /// An image or archive is corrupt or unsafe (digest mismatch, path escaping the root).
+    BadImage,
+    /// A secret was found where it must never go.
+    SecretRefused,
+}
+
+impl Category {
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Category::Build => 1,
+            Category::Usage => 2,
+            Category::InvalidInput => 3,
+            Category::Io => 5,
+            Category::Template => 6,
+            Category::BadImage => 7,
+            Category::SecretRefused => 8,
+        }
+    }
+}
+
+/// An error with a category; its message is complete on its own.
+#[derive(Debug)]
+pub struct Failure {
+    pub category: Category,
+    message: String,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Failure {}
+
+/// Builds an `anyhow::Error` of the given category.
+pub fn fail(category: Category, message: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(Failure {
+        category,
+        message: message.into(),
+    })
+}
+
+/// The category of the first categorized cause in the chain; plain I/O errors
+/// count as [`Category::Io`], anything else as [`Category::Build`].
+pub fn category_of(err: &anyhow::Error) -> Category {
+    let mut io_seen = false;
+    for cause in err.chain() {
+        if let Some(f) = cause.downcast_ref::<Failure>() {
+            return f.category;
+        }
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            if let Some(f) = io.get_ref().and_then(|e| e.downcast_ref::<Failure>()) {
+                return f.category;
+            }
+            io_seen = true;
+        }
+    }
+    if io_seen {
+        Category::Io
+    } else {
+        Category::Build
+    }
+}
+
+/// Wraps a categorized failure in an `io::Error`, for reader and writer adapters
+/// that must speak `io::Result` yet keep the category.
+pub fn io_failure(category: Category, message: impl Into<String>) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        Failure {
+            category,
+            message: message.into(),
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anyhow::Context;
+
+    #[test]
+    fn category_survives_context_and_io_wrapping() {
+        let e = Err::<(), _>(fail(Category::Template, "x"))
+            .context("rendering")
+            .unwrap_err();
+        assert_eq!(category_of(&e), Category::Template);
+
+        let io = io_failure(Category::BadImage, "digest mismatch");
+        let e = anyhow::Error::new(io).context("copying blob");
+        assert_eq!(category_of(&e), Category::BadImage);
+
+        let plain = std::io::Error::new(std::io::ErrorKind::NotFound, "gone");
+        assert_eq!(category_of(&anyhow::Error::new(plain)), Category::Io);
+        assert_eq!(category_of(&anyhow::anyhow!("other")), Category::Build);
+    }
+}

@@ -1,0 +1,73 @@
+//! Files that get their final name only once complete: written to a temporary
+//! file in the destination folder, then renamed over the final path.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use tempfile::NamedTempFile;
+
+pub struct AtomicFile {
+    temp: NamedTempFile,
+    target: PathBuf,
+}
+
+impl AtomicFile {
+    /// Creates the temporary file beside `target` with `mode` (0600 for files
+    /// that may hold secrets). Dropping without [`AtomicFile::commit`] removes it.
+    pub fn create(target: &Path, mode: u32) -> anyhow::Result<Self> {
+        let dir = match target.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let temp = tempfile::Builder::new()
+            .prefix(".edgeforge-")
+            .suffix(".partial")
+            .permissions(std::fs::Permissions::from_mode(mode))
+            .tempfile_in(dir)
+            .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+        Ok(AtomicFile {
+            temp,
+            target: target.to_path_buf(),
+        })
+    }
+
+    pub fn file(&mut self) -> &mut File {
+        self.temp.as_file_mut()
+    }
+
+    /// Flushes to disk and renames onto the final name.
+    pub fn commit(self) -> anyhow::Result<()> {
+        self.temp
+            .as_file()
+            .sync_all()
+            .with_context(|| format!("writing {}", self.target.display()))?;
+        let target = self.target;
+        self.temp
+            .persist(&target)
+            .map_err(|e| e.error)
+            .with_context(|| format!("renaming into {}", target.display()))?;
+        Ok(())
+    }
+
+    /// Writes `bytes` to `target` atomically.
+    pub fn write(target: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
+        let mut f = AtomicFile::create(target, mode)?;
+        f.file()
+            .write_all(bytes)
+            .with_context(|| format!("writing {}", target.display()))?;
+        f.commit()
+    }
+}
+
+impl Write for AtomicFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.temp.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.temp.flush()
+    }
+}

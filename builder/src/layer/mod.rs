@@ -1,0 +1,10 @@
+//! Layers: deterministic tar streams compressed and hashed in one pass, filled
+//! from folders, tarballs and rendered overlay trees.
+
+mod compress;
+mod secrets;
+mod sources;
+mod writer;
+
+pub use sources::{add_tarball, add_tree};
+pub use writer::{LayerBlob, LayerWriter};

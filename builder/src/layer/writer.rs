@@ -1,0 +1,145 @@
+//! A layer being written: entries go into a tar whose bytes are hashed
+//! (diff_id), compressed, and hashed again (digest) on their way to disk, so a
+//! layer is produced in one pass and never read back.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Read};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+use super::compress::{gzip, Compressor};
+use super::secrets::TokenGuard;
+use crate::error::{fail, Category};
+use crate::io::HashingWriter;
+use crate::oci::spec::{Descriptor, Digest, MEDIA_LAYER_GZIP};
+
+/// A finished layer blob on disk.
+#[derive(Debug, Clone)]
+pub struct LayerBlob {
+    pub descriptor: Descriptor,
+    pub diff_id: Digest,
+    pub path: PathBuf,
+}
+
+type Sink = HashingWriter<Compressor<HashingWriter<BufWriter<File>>>>;
+
+pub struct LayerWriter {
+    tar: tar::Builder<Sink>,
+    epoch: u64,
+    guard: TokenGuard,
+    path: PathBuf,
+}
+
+/// Feeds everything read through the token guard.
+struct Guarded<'a, R> {
+    inner: R,
+    guard: &'a mut TokenGuard,
+}
+
+impl<R: Read> Read for Guarded<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.guard.feed(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// Entry metadata as it goes into the tar: uid/gid are always 0 and mtimes are
+/// clamped to `SOURCE_DATE_EPOCH`.
+pub struct Meta {
+    pub mode: u32,
+    pub mtime: u64,
+}
+
+impl LayerWriter {
+    pub fn create(path: &Path, epoch: u64) -> anyhow::Result<Self> {
+        let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
+        let sink = HashingWriter::new(gzip(HashingWriter::new(BufWriter::with_capacity(1 << 20, file))));
+        let mut tar = tar::Builder::new(sink);
+        tar.mode(tar::HeaderMode::Complete);
+        Ok(LayerWriter {
+            tar,
+            epoch,
+            guard: TokenGuard::default(),
+            path: path.to_path_buf(),
+        })
+    }
+
+    fn header(&self, kind: tar::EntryType, meta: &Meta, size: u64) -> tar::Header {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_mode(meta.mode & 0o7777);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(meta.mtime.min(self.epoch));
+        h.set_size(size);
+        h
+    }
+
+    fn ctx(&self, name: &Path) -> String {
+        format!("writing {} into layer {}", name.display(), self.path.display())
+    }
+
+    pub fn dir(&mut self, name: &Path, meta: &Meta) -> anyhow::Result<()> {
+        let mut h = self.header(tar::EntryType::Directory, meta, 0);
+        let ctx = self.ctx(name);
+        self.tar.append_data(&mut h, format!("{}/", name.display()), io::empty()).context(ctx)
+    }
+
+    /// Adds a regular file of `size` bytes. `source` names where it came from,
+    /// for the error if it carries a registration token.
+    pub fn file(&mut self, name: &Path, meta: &Meta, size: u64, data: impl Read, source: &str) -> anyhow::Result<()> {
+        let mut h = self.header(tar::EntryType::Regular, meta, size);
+        let ctx = self.ctx(name);
+        let guarded = Guarded {
+            inner: data,
+            guard: &mut self.guard,
+        };
+        self.tar.append_data(&mut h, name, guarded).context(ctx)?;
+        if self.guard.finish() {
+            return Err(fail(
+                Category::SecretRefused,
+                format!(
+                    "{source} carries a stylus.site.edgeHostToken: registration tokens belong in the ISO's user-data (edgeforge iso --user-data), never in the provider image; remove it from the overlay or component"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn symlink(&mut self, name: &Path, target: &Path, meta: &Meta) -> anyhow::Result<()> {
+        let mut h = self.header(tar::EntryType::Symlink, &Meta { mode: 0o777, ..*meta }, 0);
+        let ctx = self.ctx(name);
+        self.tar.append_link(&mut h, name, target).context(ctx)
+    }
+
+    pub fn hardlink(&mut self, name: &Path, target: &Path, meta: &Meta) -> anyhow::Result<()> {
+        let mut h = self.header(tar::EntryType::Link, meta, 0);
+        let ctx = self.ctx(name);
+        self.tar.append_link(&mut h, name, target).context(ctx)
+    }
+
+    /// Device nodes and FIFOs, kept as they come from a tarball.
+    pub fn special(&mut self, name: &Path, kind: tar::EntryType, meta: &Meta, dev: (u32, u32)) -> anyhow::Result<()> {
+        let mut h = self.header(kind, meta, 0);
+        h.set_device_major(dev.0)?;
+        h.set_device_minor(dev.1)?;
+        let ctx = self.ctx(name);
+        self.tar.append_data(&mut h, name, io::empty()).context(ctx)
+    }
+
+    pub fn finish(self) -> anyhow::Result<LayerBlob> {
+        let ctx = format!("finishing layer {}", self.path.display());
+        let uncompressed = self.tar.into_inner().context(ctx.clone())?;
+        let (diff_id, _, gz) = uncompressed.finish();
+        let compressed = gz.finish().context(ctx.clone())?;
+        let (digest, size, buffered) = compressed.finish();
+        buffered.into_inner().map_err(|e| e.into_error()).context(ctx)?;
+        Ok(LayerBlob {
+            descriptor: Descriptor::new(MEDIA_LAYER_GZIP, Digest(digest), size),
+            diff_id: Digest(diff_id),
+            path: self.path,
+        })
+    }
+}

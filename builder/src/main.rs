@@ -1,0 +1,25 @@
+//! edgeforge: builds edge appliance provider images and installer ISOs.
+
+mod cli;
+mod commands;
+mod definition;
+mod error;
+mod io;
+mod layer;
+mod log;
+mod oci;
+mod provider;
+mod render;
+mod safe_path;
+mod yaml;
+
+use clap::Parser;
+
+fn main() {
+    let cli = cli::Cli::parse();
+    log::set_level(if cli.quiet { 0 } else if cli.verbose { 2 } else { 1 });
+    if let Err(e) = commands::run(cli) {
+        eprintln!("edgeforge: error: {e:#}");
+        std::process::exit(error::category_of(&e).exit_code());
+    }
+}

@@ -1,0 +1,8 @@
+//! OCI images: the spec types, reading a base image in any of the forms
+//! `skopeo copy` writes, flattening layers into a root filesystem, and writing
+//! an `oci-archive`.
+
+pub mod archive;
+pub mod flatten;
+pub mod source;
+pub mod spec;

@@ -1,0 +1,252 @@
+//! The provider image stage: base image + one layer per component + one layer
+//! of rendered rootfs overlays, written as an `oci-archive` per variant.
+//! Layers unchanged between variants are written once and shared.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde_json::{json, Value};
+
+use crate::definition::{LoadedDefinition, Variant};
+use crate::error::{fail, Category};
+use crate::io::{AtomicFile, Sha256Digest};
+use crate::layer::{self, LayerBlob, LayerWriter};
+use crate::log::{info, verbose};
+use crate::oci::archive::ArchiveWriter;
+use crate::oci::source::SourceImage;
+use crate::oci::spec::{self, Digest, Index, Manifest, Platform};
+use crate::render::{self, Renderer};
+
+pub struct BuildSettings {
+    pub out_dir: PathBuf,
+    pub epoch: u64,
+}
+
+/// One written provider image.
+pub struct ProviderImage {
+    pub variant: Variant,
+    pub archive: PathBuf,
+    pub sha256: Sha256Digest,
+    pub size: u64,
+    pub manifest_digest: Digest,
+}
+
+/// A layer edgeforge made, with the history line that explains it.
+struct NewLayer {
+    blob: LayerBlob,
+    created_by: String,
+}
+
+pub fn build(l: &LoadedDefinition, variants: &[Variant], s: &BuildSettings) -> anyhow::Result<Vec<ProviderImage>> {
+    let def = &l.def;
+    fs::create_dir_all(&s.out_dir).with_context(|| format!("creating output folder {}", s.out_dir.display()))?;
+    let base = SourceImage::open(&def.base_image, &l.dir, def.arch.as_str())?;
+    if !base.config.is_object() {
+        return Err(fail(Category::BadImage, format!("the config of {} is not a JSON object", base.origin)));
+    }
+    info!("base image {} ({} layers)", base.origin, base.layers.len());
+    let work = tempfile::Builder::new()
+        .prefix(".edgeforge-work-")
+        .tempdir_in(&s.out_dir)
+        .with_context(|| format!("creating a work folder in {}", s.out_dir.display()))?;
+
+    let mut shared = Vec::new();
+    for (i, c) in def.components.iter().enumerate() {
+        let src = l.resolve(&c.source);
+        let dest = c.destination.as_deref().unwrap_or("/");
+        let rel = Path::new(dest.trim_start_matches('/'));
+        let blob = write_layer(&work.path().join(format!("component-{i}.tar.gz")), s.epoch, |w| {
+            if src.is_dir() {
+                layer::add_tree(w, &src, rel, s.epoch)
+            } else {
+                layer::add_tarball(w, &src, rel, s.epoch)
+            }
+        })
+        .with_context(|| format!("building the layer of components[{i}] ({})", src.display()))?;
+        info!("layer components[{i}] {} -> {} ({} bytes)", src.display(), blob.descriptor.digest, blob.descriptor.size);
+        shared.push(NewLayer {
+            blob,
+            created_by: format!("edgeforge: component {} at {dest}", c.source.display()),
+        });
+    }
+
+    let revision = def.revision.clone().or_else(|| git_revision(&l.dir));
+    let mut pending = Vec::new();
+    let mut images = Vec::new();
+    for variant in variants {
+        let mut layers: Vec<&NewLayer> = shared.iter().collect();
+        let overlay = overlay_layer(l, variant, work.path(), s.epoch)?;
+        if let Some(o) = &overlay {
+            layers.push(o);
+        }
+        let archive = s.out_dir.join(format!("{}.oci.tar", variant.name));
+        let (image, file) = write_archive(l, &base, &layers, variant, revision.as_deref(), &archive, s.epoch)
+            .with_context(|| format!("writing provider image {}", archive.display()))?;
+        info!("provider image {} ({})", variant.reference, image.manifest_digest);
+        pending.push((file, image.sha256, archive.clone()));
+        images.push(image);
+    }
+    // Final names only once every variant is complete.
+    for (file, sha, archive) in pending {
+        file.commit()?;
+        write_checksum_file(&archive, &sha)?;
+    }
+    Ok(images)
+}
+
+fn write_layer(path: &Path, epoch: u64, fill: impl FnOnce(&mut LayerWriter) -> anyhow::Result<()>) -> anyhow::Result<LayerBlob> {
+    let mut w = LayerWriter::create(path, epoch)?;
+    fill(&mut w)?;
+    w.finish()
+}
+
+/// Renders the rootfs overlays for `variant` and packs them as one layer.
+fn overlay_layer(l: &LoadedDefinition, variant: &Variant, work: &Path, epoch: u64) -> anyhow::Result<Option<NewLayer>> {
+    let trees: Vec<PathBuf> = l.def.overlays.rootfs.iter().map(|t| l.resolve(t)).collect();
+    if trees.is_empty() {
+        return Ok(None);
+    }
+    let rendered = work.join(format!("{}-rootfs", variant.name));
+    let mut renderer = renderer_for(l, variant, epoch)?;
+    renderer.render_trees(&trees, &rendered)?;
+    let blob = write_layer(&work.join(format!("{}-overlay.tar.gz", variant.name)), epoch, |w| {
+        layer::add_tree(w, &rendered, Path::new(""), epoch)
+    })
+    .with_context(|| format!("building the rootfs overlay layer of {}", variant.name))?;
+    verbose!("layer overlays.rootfs -> {} ({} bytes)", blob.descriptor.digest, blob.descriptor.size);
+    Ok(Some(NewLayer {
+        blob,
+        created_by: "edgeforge: rendered overlays.rootfs".into(),
+    }))
+}
+
+pub fn renderer_for(l: &LoadedDefinition, variant: &Variant, epoch: u64) -> anyhow::Result<Renderer> {
+    let ctx = render::context_for(&l.def, variant, epoch)?;
+    let templates = l.def.templates.as_ref().map(|t| l.resolve(t));
+    Renderer::new(templates.as_deref(), ctx)
+}
+
+fn write_archive(
+    l: &LoadedDefinition,
+    base: &SourceImage,
+    layers: &[&NewLayer],
+    variant: &Variant,
+    revision: Option<&str>,
+    path: &Path,
+    epoch: u64,
+) -> anyhow::Result<(ProviderImage, AtomicFile)> {
+    let mut w = ArchiveWriter::create(path, epoch)?;
+    for (i, desc) in base.layers.iter().enumerate() {
+        let mut blob = base.open_layer(i)?;
+        w.add_blob(desc, &mut blob)?;
+        blob.finish()?;
+    }
+    for layer in layers {
+        let f = fs::File::open(&layer.blob.path).with_context(|| format!("reading {}", layer.blob.path.display()))?;
+        w.add_blob(&layer.blob.descriptor, f)?;
+    }
+    let config = image_config(l, base, layers, variant, revision, epoch);
+    let config_desc = w.add_json(spec::MEDIA_CONFIG, &config)?;
+    let manifest = Manifest {
+        schema_version: 2,
+        media_type: Some(spec::MEDIA_MANIFEST.into()),
+        config: config_desc,
+        layers: base.layers.iter().cloned().chain(layers.iter().map(|n| n.blob.descriptor.clone())).collect(),
+        annotations: Default::default(),
+    };
+    let mut manifest_desc = w.add_json(spec::MEDIA_MANIFEST, &manifest)?;
+    manifest_desc.annotations.insert(spec::ANNOTATION_REF_NAME.into(), variant.tag.clone());
+    manifest_desc.annotations.insert(spec::ANNOTATION_IMAGE_NAME.into(), variant.reference.clone());
+    manifest_desc.platform = Some(Platform {
+        architecture: l.def.arch.as_str().into(),
+        os: "linux".into(),
+        variant: None,
+    });
+    let manifest_digest = manifest_desc.digest;
+    let index = Index {
+        schema_version: 2,
+        media_type: Some(spec::MEDIA_INDEX.into()),
+        manifests: vec![manifest_desc],
+    };
+    let (sha256, size, file) = w.finish(&index)?;
+    Ok((
+        ProviderImage {
+            variant: variant.clone(),
+            archive: path.to_path_buf(),
+            sha256,
+            size,
+            manifest_digest,
+        },
+        file,
+    ))
+}
+
+/// The base config with our layers, history, labels and the definition's
+/// architecture. Everything else (Env, Entrypoint, ...) is kept from the base.
+fn image_config(l: &LoadedDefinition, base: &SourceImage, layers: &[&NewLayer], variant: &Variant, revision: Option<&str>, epoch: u64) -> Value {
+    let def = &l.def;
+    let created = spec::rfc3339(epoch);
+    let mut c = base.config.clone();
+    c["architecture"] = json!(def.arch.as_str());
+    c["os"] = json!("linux");
+    c["created"] = json!(created);
+    if !c["rootfs"].is_object() {
+        c["rootfs"] = json!({"type": "layers", "diff_ids": []});
+    }
+    if !c["rootfs"]["diff_ids"].is_array() {
+        c["rootfs"]["diff_ids"] = json!([]);
+    }
+    // History must line up with the layers; give a bare base one entry per layer.
+    if !c["history"].is_array() {
+        c["history"] = Value::Array(
+            (0..base.layers.len())
+                .map(|i| json!({"created": created, "created_by": format!("base image layer {i}")}))
+                .collect(),
+        );
+    }
+    for n in layers {
+        c["rootfs"]["diff_ids"].as_array_mut().expect("set above").push(json!(n.blob.diff_id));
+        c["history"].as_array_mut().expect("set above").push(json!({"created": created, "created_by": n.created_by}));
+    }
+    if !c["config"].is_object() {
+        c["config"] = json!({});
+    }
+    if !c["config"]["Labels"].is_object() {
+        c["config"]["Labels"] = json!({});
+    }
+    let labels = c["config"]["Labels"].as_object_mut().expect("set above");
+    let mut put = |k: &str, v: &str| {
+        labels.insert(k.into(), json!(v));
+    };
+    put("org.opencontainers.image.version", &variant.tag);
+    put("org.opencontainers.image.created", &created);
+    put("io.edgeforge.os.distribution", &def.os.distribution);
+    put("io.edgeforge.os.version", &def.os.version);
+    put("io.edgeforge.kubernetes.distribution", variant.kubernetes_distribution.as_str());
+    put("io.edgeforge.kubernetes.version", &variant.kubernetes_version);
+    put("io.edgeforge.agent.version", &def.agent.version);
+    put("io.edgeforge.fips", if def.fips { "true" } else { "false" });
+    if let Some(r) = revision {
+        put("org.opencontainers.image.revision", r);
+    }
+    for (k, v) in &def.labels {
+        put(k, v);
+    }
+    c
+}
+
+/// The commit of the definition's checkout, when it is one.
+fn git_revision(dir: &Path) -> Option<String> {
+    let sh = xshell::Shell::new().ok()?;
+    let rev = xshell::cmd!(sh, "git -C {dir} rev-parse HEAD").quiet().ignore_stderr().read().ok()?;
+    (!rev.is_empty()).then_some(rev)
+}
+
+/// `<artifact>.sha256` in `sha256sum -c` format.
+pub fn write_checksum_file(artifact: &Path, sha: &Sha256Digest) -> anyhow::Result<()> {
+    let name = artifact.file_name().expect("artifacts have file names").to_string_lossy();
+    let mut target = artifact.as_os_str().to_owned();
+    target.push(".sha256");
+    AtomicFile::write(Path::new(&target), format!("{sha}  {name}\n").as_bytes(), 0o644)
+}

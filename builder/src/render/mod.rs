@@ -1,0 +1,110 @@
+//! Rendering: overlay trees are copied with `.tera` files rendered against the
+//! resolved definition; shared templates can be `{% include %}`d.
+
+mod context;
+mod errors;
+
+use std::fs;
+use std::os::unix::fs::{symlink, PermissionsExt};
+use std::path::Path;
+
+use anyhow::Context as _;
+
+pub use context::context_for;
+
+use crate::error::{fail, Category};
+
+pub struct Renderer {
+    tera: tera::Tera,
+    context: tera::Context,
+}
+
+impl Renderer {
+    /// Loads every file of `templates` (named by relative path) so overlays can
+    /// include them; templates are parsed up front so syntax errors come first.
+    pub fn new(templates: Option<&Path>, context: tera::Context) -> anyhow::Result<Self> {
+        let mut tera = tera::Tera::default();
+        tera.autoescape_on(vec![]);
+        if let Some(dir) = templates {
+            for entry in walkdir::WalkDir::new(dir).sort_by_file_name() {
+                let entry = entry.with_context(|| format!("walking {}", dir.display()))?;
+                if !entry.file_type().is_file() {
+                    continue;
+                }
+                let name = entry.path().strip_prefix(dir).expect("under dir").to_string_lossy().into_owned();
+                let text = read_text(entry.path())?;
+                tera.add_raw_template(&name, &text)
+                    .map_err(|e| errors::template_error(entry.path(), &text, &e))?;
+            }
+        }
+        Ok(Renderer { tera, context })
+    }
+
+    /// Renders one template given by path.
+    pub fn render_file(&mut self, path: &Path) -> anyhow::Result<String> {
+        let text = read_text(path)?;
+        let name = format!("file:{}", path.display());
+        self.tera
+            .add_raw_template(&name, &text)
+            .map_err(|e| errors::template_error(path, &text, &e))?;
+        let out = self.tera.render(&name, &self.context).map_err(|e| errors::template_error(path, &text, &e));
+        // The template stays loaded otherwise; drop it so names never clash.
+        self.tera.templates.remove(&name);
+        out
+    }
+
+    /// Copies `trees` in order into `dest` (later trees win), rendering files
+    /// ending `.tera` (written without the suffix, keeping the mode) and
+    /// keeping modes and symlinks of everything else.
+    pub fn render_trees(&mut self, trees: &[impl AsRef<Path>], dest: &Path) -> anyhow::Result<()> {
+        fs::create_dir_all(dest).with_context(|| format!("creating {}", dest.display()))?;
+        for tree in trees {
+            let tree = tree.as_ref();
+            for entry in walkdir::WalkDir::new(tree).min_depth(1).sort_by_file_name() {
+                let entry = entry.with_context(|| format!("walking {}", tree.display()))?;
+                let src = entry.path();
+                let rel = src.strip_prefix(tree).expect("under tree");
+                let ft = entry.file_type();
+                let md = entry.metadata().with_context(|| format!("reading {}", src.display()))?;
+                if ft.is_dir() {
+                    let out = dest.join(rel);
+                    if fs::symlink_metadata(&out).is_ok_and(|m| !m.is_dir()) {
+                        remove(&out)?;
+                    }
+                    fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+                    fs::set_permissions(&out, md.permissions())?;
+                } else if ft.is_symlink() {
+                    let out = dest.join(rel);
+                    remove(&out)?;
+                    let target = fs::read_link(src).with_context(|| format!("reading link {}", src.display()))?;
+                    symlink(&target, &out).with_context(|| format!("creating link {}", out.display()))?;
+                } else if let Some(stem) = rel.to_str().and_then(|r| r.strip_suffix(".tera")) {
+                    let out = dest.join(stem);
+                    let text = self.render_file(src)?;
+                    remove(&out)?;
+                    fs::write(&out, text).with_context(|| format!("writing {}", out.display()))?;
+                    fs::set_permissions(&out, fs::Permissions::from_mode(md.permissions().mode()))?;
+                } else {
+                    let out = dest.join(rel);
+                    remove(&out)?;
+                    fs::copy(src, &out).with_context(|| format!("copying {} to {}", src.display(), out.display()))?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn read_text(path: &Path) -> anyhow::Result<String> {
+    let bytes = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    String::from_utf8(bytes).map_err(|_| fail(Category::Template, format!("{}: a template must be UTF-8 text", path.display())))
+}
+
+fn remove(p: &Path) -> anyhow::Result<()> {
+    match fs::symlink_metadata(p) {
+        Ok(m) if m.is_dir() => fs::remove_dir_all(p),
+        Ok(_) => fs::remove_file(p),
+        Err(_) => Ok(()),
+    }
+    .with_context(|| format!("replacing {}", p.display()))
+}

@@ -1,0 +1,163 @@
+//! The one place that parses YAML. serde_yaml is unmaintained upstream; keeping
+//! every use behind these functions lets it be swapped without touching callers.
+
+use std::path::Path;
+
+use serde::de::DeserializeOwned;
+
+use crate::error::{fail, Category};
+
+/// An untyped document, used only to apply `--set` overrides.
+pub struct Document(serde_yaml::Value);
+
+/// Parses `text` (read from `path`) into `T`; syntax and type errors name the
+/// file, line and column.
+pub fn parse<T: DeserializeOwned>(path: &Path, text: &str) -> anyhow::Result<T> {
+    serde_yaml::from_str(text).map_err(|e| located_error(path, text, &e))
+}
+
+pub fn parse_document(path: &Path, text: &str) -> anyhow::Result<Document> {
+    parse(path, text).map(Document)
+}
+
+impl Document {
+    /// Sets a dotted `key` (`kubernetes.version`) to `value`, parsed as a YAML
+    /// scalar or flow collection. Bare numbers stay strings: no field of an image
+    /// definition is numeric, and `1.30` must not turn into `1.3`.
+    pub fn set(&mut self, key: &str, value: &str) -> anyhow::Result<()> {
+        let parsed: serde_yaml::Value = match serde_yaml::from_str(value) {
+            Ok(serde_yaml::Value::Number(_)) | Err(_) => serde_yaml::Value::String(value.into()),
+            Ok(v) => v,
+        };
+        let mut node = &mut self.0;
+        for part in key.split('.') {
+            if part.is_empty() {
+                return Err(fail(
+                    Category::Usage,
+                    format!("--set {key}={value}: empty segment in key `{key}`"),
+                ));
+            }
+            if node.is_null() {
+                *node = serde_yaml::Value::Mapping(Default::default());
+            }
+            let map = node.as_mapping_mut().ok_or_else(|| {
+                fail(
+                    Category::Usage,
+                    format!("--set {key}={value}: `{part}` is below a field that is not a mapping"),
+                )
+            })?;
+            node = map
+                .entry(serde_yaml::Value::String(part.into()))
+                .or_insert(serde_yaml::Value::Null);
+        }
+        *node = parsed;
+        Ok(())
+    }
+
+    /// Deserializes the (overridden) document; errors cannot carry a line since
+    /// the values may come from the command line, so they name `origin`.
+    pub fn into_typed<T: DeserializeOwned>(self, origin: &str) -> anyhow::Result<T> {
+        serde_yaml::from_value(self.0)
+            .map_err(|e| fail(Category::InvalidInput, format!("{origin}: {}", hint(&e.to_string()))))
+    }
+}
+
+fn located_error(path: &Path, text: &str, e: &serde_yaml::Error) -> anyhow::Error {
+    let msg = hint(&e.to_string());
+    let loc = match e.location() {
+        Some(l) => format!("{}:{}:{}", path.display(), l.line(), l.column()),
+        None => path.display().to_string(),
+    };
+    let quoted = e
+        .location()
+        .and_then(|l| text.lines().nth(l.line().saturating_sub(1)))
+        .map(|line| format!("\n    {}", line.trim_end()))
+        .unwrap_or_default();
+    fail(Category::InvalidInput, format!("{loc}: {msg}{quoted}"))
+}
+
+/// serde_yaml says "at line X column Y" itself; we print the location up front,
+/// so strip it, and add what to do for the commonest mistakes.
+fn hint(msg: &str) -> String {
+    let msg = match msg.find(" at line ") {
+        Some(i) => &msg[..i],
+        None => msg,
+    };
+    if msg.contains("invalid type: floating point") || msg.contains("invalid type: integer") {
+        format!("{msg} (quote version numbers: \"1.30\")")
+    } else if msg.contains("unknown field") {
+        format!("{msg}; check the spelling against images/README.md")
+    } else {
+        msg.to_string()
+    }
+}
+
+/// The 1-based line of a block-style mapping key path such as
+/// `["kubernetes", "version"]`, for errors found after parsing. Returns the
+/// deepest key found, so a missing leaf still points at its parent.
+pub fn line_of(text: &str, path: &[&str]) -> Option<usize> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut found = None;
+    let mut start = 0;
+    let mut parent_indent: Option<usize> = None;
+    for key in path {
+        let needle = format!("{key}:");
+        let mut hit = None;
+        for (i, line) in lines.iter().enumerate().skip(start) {
+            let trimmed = line.trim_start();
+            if trimmed.is_empty() || trimmed.starts_with('#') {
+                continue;
+            }
+            let indent = line.len() - trimmed.len();
+            if parent_indent.is_some_and(|p| indent <= p) {
+                break;
+            }
+            let top_level_ok = parent_indent.is_some() || indent == 0;
+            if top_level_ok && (trimmed.starts_with(&needle) || trimmed.starts_with(&format!("\"{key}\":"))) {
+                hit = Some((i, indent));
+                break;
+            }
+        }
+        match hit {
+            Some((i, indent)) => {
+                found = Some(i + 1);
+                start = i + 1;
+                parent_indent = Some(indent);
+            }
+            None => break,
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_of_finds_nested_keys_in_their_block() {
+        let text = "os:\n  version: a\nkubernetes:\n  distribution: k3s\n  # c\n  version: \"1.30.5\"\nfips: true\n";
+        assert_eq!(line_of(text, &["kubernetes", "version"]), Some(6));
+        assert_eq!(line_of(text, &["os", "version"]), Some(2));
+        assert_eq!(line_of(text, &["fips"]), Some(7));
+        assert_eq!(line_of(text, &["kubernetes", "missing"]), Some(3));
+        assert_eq!(line_of(text, &["version"]), None);
+    }
+
+    #[test]
+    fn set_keeps_numbers_as_strings_and_creates_maps() {
+        let mut d = parse_document(Path::new("x"), "a: 1\n").unwrap();
+        d.set("k.version", "1.30").unwrap();
+        d.set("flag", "true").unwrap();
+        let v: serde_yaml::Value = d.into_typed("test").unwrap();
+        assert_eq!(v["k"]["version"], serde_yaml::Value::String("1.30".into()));
+        assert_eq!(v["flag"], serde_yaml::Value::Bool(true));
+    }
+
+    #[test]
+    fn syntax_errors_name_file_line_and_column() {
+        let e = parse::<serde_yaml::Value>(Path::new("d.yaml"), "a: [1,\nb: 2\n").unwrap_err();
+        let s = e.to_string();
+        assert!(s.starts_with("d.yaml:"), "{s}");
+    }
+}

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs the Debian packages edgeforge drives or is tested against.
+# Idempotent: packages already present are skipped, so CI pays only once per machine.
+set -euo pipefail
+
+# Tools the builder runs, and the interop/boot checks the test suite runs.
+packages=(
+  skopeo umoci            # OCI interop checks
+  busybox-static          # demo base image shell
+  xorriso squashfs-tools  # ISO and rootfs.squashfs
+  mtools dosfstools       # FAT EFI image
+  grub-pc-bin grub-efi-amd64-bin grub-common  # BIOS and UEFI GRUB images
+  qemu-system-x86 ovmf    # boot checks
+  cpio                    # demo initramfs
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "host tools: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+echo "host tools: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "host tools: installed ${#missing[@]} packages"
