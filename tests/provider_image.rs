@@ -1,1 +1,635 @@
-// placeholder replaced below
+//! The provider image: interop with skopeo and umoci, the build matrix,
+//! reproducibility, whiteouts, the three base image forms, and every refusal
+//! (corrupt blob, unsafe tar entry, undefined template variable, bad YAML,
+//! token in an overlay) leaving nothing under a final name.
+
+mod support;
+
+use std::fs;
+use std::os::unix::fs::{symlink, PermissionsExt};
+use std::path::Path;
+
+use support::*;
+
+const TAG: &str = "k3s-1.30.5-v4.5.0-test";
+const ARCHIVE: &str = "ubuntu-k3s-1.30.5-v4.5.0-test.oci.tar";
+
+/// A definition over the demo base with the shipped overlays plus one test
+/// overlay holding an executable, a symlink and a 0600 file.
+fn demo_definition(dir: &Path, extra: &str) -> std::path::PathBuf {
+    let ov = dir.join("test-overlay");
+    fs::create_dir_all(ov.join("usr/local/bin")).unwrap();
+    fs::write(ov.join("usr/local/bin/hello.sh"), "#!/bin/sh\necho hello\n").unwrap();
+    fs::set_permissions(
+        ov.join("usr/local/bin/hello.sh"),
+        fs::Permissions::from_mode(0o750),
+    )
+    .unwrap();
+    symlink("hello.sh", ov.join("usr/local/bin/hello")).unwrap();
+    fs::create_dir_all(ov.join("etc")).unwrap();
+    fs::write(ov.join("etc/private.conf"), "secret=no\n").unwrap();
+    fs::set_permissions(
+        ov.join("etc/private.conf"),
+        fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    let root = repo_root();
+    let overlays = format!(
+        "overlays:\n  rootfs: [{}, {}]\n",
+        root.join("overlays/rootfs").display(),
+        ov.display()
+    );
+    write_definition(dir, "demo", &demo_base(), &format!("{overlays}{extra}"))
+}
+
+fn build(def: &Path, out: &Path, extra_args: &[&str]) -> std::process::Output {
+    let mut args = vec![
+        "provider-image",
+        def.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra_args);
+    edgeforge(&args)
+}
+
+#[test]
+fn demo_image_is_accepted_by_skopeo_and_umoci_with_overlay_modes_and_symlinks() {
+    let t = tempfile::tempdir().unwrap();
+    let def = demo_definition(t.path(), "");
+    let out = t.path().join("build");
+    let o = build(&def, &out, &[]);
+    assert_ok(&o);
+    assert_eq!(
+        entries(&out),
+        vec![ARCHIVE.to_string(), format!("{ARCHIVE}.sha256")]
+    );
+    assert!(stdout(&o).contains("ttl.sh/ubuntu:k3s-1.30.5-v4.5.0-test"));
+
+    run_tool("sha256sum", &["-c", &format!("{ARCHIVE}.sha256")], &out);
+
+    let archive = out.join(ARCHIVE);
+    let inspect = run_tool(
+        "skopeo",
+        &["inspect", &format!("oci-archive:{}", archive.display())],
+        t.path(),
+    );
+    let inspect: serde_json::Value = serde_json::from_str(&inspect).unwrap();
+    assert_eq!(inspect["Architecture"], "amd64");
+    assert_eq!(
+        inspect["Labels"]["io.edgeforge.kubernetes.version"],
+        "1.30.5"
+    );
+    assert_eq!(inspect["Labels"]["org.opencontainers.image.version"], TAG);
+    assert_eq!(inspect["Created"], "2023-11-14T22:13:20Z");
+    assert_eq!(
+        inspect["Layers"].as_array().unwrap().len(),
+        2,
+        "base + overlay"
+    );
+
+    // The tag sits in index.json's annotations.
+    let layout = t.path().join("layout");
+    fs::create_dir(&layout).unwrap();
+    run_tool("tar", &["-xf", archive.to_str().unwrap()], &layout);
+    let index: serde_json::Value =
+        serde_json::from_slice(&fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let ann = &index["manifests"][0]["annotations"];
+    assert_eq!(ann["org.opencontainers.image.ref.name"], TAG);
+    assert_eq!(
+        ann["io.containerd.image.name"],
+        "ttl.sh/ubuntu:k3s-1.30.5-v4.5.0-test"
+    );
+
+    run_tool(
+        "umoci",
+        &[
+            "unpack",
+            "--image",
+            &format!("{}:{TAG}", layout.display()),
+            "bundle",
+        ],
+        t.path(),
+    );
+    let rootfs = t.path().join("bundle/rootfs");
+    assert!(rootfs.join("bin/busybox").is_file(), "base content");
+    assert_eq!(
+        fs::read_link(rootfs.join("bin/sh")).unwrap(),
+        Path::new("busybox")
+    );
+    let release = fs::read_to_string(rootfs.join("etc/kairos-release")).unwrap();
+    assert!(
+        release.contains("KAIROS_VERSION=\"v4.5.0-k3s-1.30.5\""),
+        "{release}"
+    );
+    assert!(
+        release.contains("KAIROS_SOFTWARE_VERSION=\"1.30.5-k3s1\""),
+        "{release}"
+    );
+    let os_release = fs::read_to_string(rootfs.join("etc/os-release")).unwrap();
+    assert!(
+        os_release.contains("KAIROS_FAMILY=\"debian\"")
+            && os_release.contains("VERSION_ID=\"22.04\""),
+        "{os_release}"
+    );
+    assert!(!rootfs.join("etc/kairos-release.tera").exists());
+    assert!(rootfs.join("etc/logrotate.d/stylus.conf").is_file());
+    assert!(rootfs.join("etc/rsyslog.d/49-stylus.conf").is_file());
+    assert!(rootfs
+        .join("etc/spectrocloud/custom-hardware-specs-lookup.json")
+        .is_file());
+    let mode = |p: &str| {
+        fs::symlink_metadata(rootfs.join(p))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777
+    };
+    assert_eq!(mode("usr/local/bin/hello.sh"), 0o750);
+    assert_eq!(mode("etc/private.conf"), 0o600);
+    assert_eq!(
+        fs::read_link(rootfs.join("usr/local/bin/hello")).unwrap(),
+        Path::new("hello.sh")
+    );
+}
+
+#[test]
+fn same_inputs_and_epoch_give_byte_identical_archives() {
+    let t = tempfile::tempdir().unwrap();
+    let def = demo_definition(t.path(), "");
+    let a = t.path().join("a");
+    let b = t.path().join("nested/b");
+    assert_ok(&build(&def, &a, &[]));
+    assert_ok(&build(&def, &b, &[]));
+    let bytes_a = fs::read(a.join(ARCHIVE)).unwrap();
+    assert_eq!(bytes_a, fs::read(b.join(ARCHIVE)).unwrap());
+    assert_eq!(
+        fs::read(a.join(format!("{ARCHIVE}.sha256"))).unwrap(),
+        fs::read(b.join(format!("{ARCHIVE}.sha256"))).unwrap()
+    );
+
+    // The epoch is an input: another one changes the bytes.
+    let c = t.path().join("c");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_edgeforge"))
+        .args([
+            "provider-image",
+            def.to_str().unwrap(),
+            "--out",
+            c.to_str().unwrap(),
+        ])
+        .env("SOURCE_DATE_EPOCH", "1700000001")
+        .output()
+        .unwrap();
+    assert_ok(&o);
+    assert_ne!(bytes_a, fs::read(c.join(ARCHIVE)).unwrap());
+}
+
+#[test]
+fn version_matrix_builds_one_image_per_version_sharing_layers() {
+    let t = tempfile::tempdir().unwrap();
+    let comp = t.path().join("component");
+    fs::create_dir_all(comp.join("bin")).unwrap();
+    fs::write(comp.join("bin/agent"), "#!/bin/sh\n").unwrap();
+    let def = demo_definition(
+        t.path(),
+        &format!(
+            "components:\n  - source: {}\n    destination: /opt/agent\n",
+            comp.display()
+        ),
+    );
+    let out = t.path().join("out");
+    assert_ok(&build(
+        &def,
+        &out,
+        &["--set", "kubernetes.version=[1.29.9, 1.30.5]"],
+    ));
+    let names = [
+        "ubuntu-k3s-1.29.9-v4.5.0-test.oci.tar",
+        "ubuntu-k3s-1.30.5-v4.5.0-test.oci.tar",
+    ];
+    let mut layers = vec![];
+    for n in names {
+        let inspect = run_tool(
+            "skopeo",
+            &["inspect", &format!("oci-archive:{}", out.join(n).display())],
+            t.path(),
+        );
+        let v: serde_json::Value = serde_json::from_str(&inspect).unwrap();
+        let l: Vec<String> = v["Layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(l.len(), 3, "base, component, overlay");
+        layers.push(l);
+    }
+    assert_eq!(
+        layers[0][..2],
+        layers[1][..2],
+        "base and component layers are shared"
+    );
+    assert_ne!(
+        layers[0][2], layers[1][2],
+        "the overlay renders the Kubernetes version"
+    );
+}
+
+#[test]
+fn whiteouts_in_base_layers_are_honoured_when_flattening() {
+    let t = tempfile::tempdir().unwrap();
+    let base = t.path().join("base");
+    oci_layout(
+        &base,
+        &[
+            vec![
+                Entry::Dir("etc/"),
+                Entry::File("etc/keep", b"keep"),
+                Entry::File("etc/deleted", b"gone"),
+                Entry::Dir("opt/"),
+                Entry::File("opt/old-a", b"a"),
+                Entry::File("opt/old-b", b"b"),
+            ],
+            vec![
+                Entry::File("etc/.wh.deleted", b""),
+                Entry::File("opt/.wh..wh..opq", b""),
+                Entry::File("opt/new", b"n"),
+            ],
+        ],
+    );
+    let out = t.path().join("rootfs");
+    let o = edgeforge(&[
+        "unpack",
+        base.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_ok(&o);
+    assert!(out.join("etc/keep").is_file());
+    assert!(
+        !out.join("etc/deleted").exists(),
+        "whiteout removes the file"
+    );
+    assert!(
+        !out.join("etc/.wh.deleted").exists(),
+        "whiteout markers are not content"
+    );
+    assert_eq!(
+        entries(&out.join("opt")),
+        vec!["new".to_string()],
+        "opaque whiteout hides lower content"
+    );
+
+    // The same holds for a provider image built on that base.
+    let def = write_definition(t.path(), "wh", &base, "");
+    let build_dir = t.path().join("build");
+    assert_ok(&build(&def, &build_dir, &[]));
+    let flat = t.path().join("flat");
+    let archive = format!("oci-archive:{}", build_dir.join(ARCHIVE).display());
+    assert_ok(&edgeforge(&[
+        "unpack",
+        &archive,
+        "--out",
+        flat.to_str().unwrap(),
+    ]));
+    assert!(!flat.join("etc/deleted").exists());
+    assert_eq!(entries(&flat.join("opt")), vec!["new".to_string()]);
+}
+
+#[test]
+fn all_three_base_forms_are_read() {
+    let t = tempfile::tempdir().unwrap();
+    let base = demo_base();
+    let oci_archive = t.path().join("base.oci.tar");
+    let docker_archive = t.path().join("base.docker.tar");
+    run_tool(
+        "skopeo",
+        &[
+            "copy",
+            &format!("oci:{}", base.display()),
+            &format!("oci-archive:{}", oci_archive.display()),
+        ],
+        t.path(),
+    );
+    run_tool(
+        "skopeo",
+        &[
+            "copy",
+            &format!("oci:{}", base.display()),
+            &format!("docker-archive:{}", docker_archive.display()),
+        ],
+        t.path(),
+    );
+    for (i, spec) in [
+        format!("oci:{}", base.display()),
+        oci_archive.display().to_string(),
+        format!("docker-archive:{}", docker_archive.display()),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let dir = t.path().join(format!("form{i}"));
+        fs::create_dir(&dir).unwrap();
+        let def = write_definition(&dir, "d", Path::new(spec), "");
+        let out = dir.join("build");
+        assert_ok(&build(&def, &out, &[]));
+        let rootfs = dir.join("rootfs");
+        assert_ok(&edgeforge(&[
+            "unpack",
+            &format!("oci-archive:{}", out.join(ARCHIVE).display()),
+            "--out",
+            rootfs.to_str().unwrap(),
+        ]));
+        assert!(rootfs.join("bin/busybox").is_file(), "{spec}");
+        run_tool("umoci", &["--version"], t.path());
+    }
+}
+
+#[test]
+fn corrupt_base_blob_is_refused_and_leaves_nothing() {
+    let t = tempfile::tempdir().unwrap();
+    let base = t.path().join("base");
+    let digests = oci_layout(&base, &[vec![Entry::File("etc/hostname", b"corrupt-me")]]);
+    let blob = base.join("blobs/sha256").join(&digests[0]);
+    let mut bytes = fs::read(&blob).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    fs::write(&blob, bytes).unwrap();
+    let def = write_definition(t.path(), "c", &base, "");
+    let out = t.path().join("build");
+    let o = build(&def, &out, &[]);
+    assert_fails(&o, 7, &["corrupt", &digests[0]]);
+    assert_eq!(
+        entries(&out),
+        Vec::<String>::new(),
+        "nothing under a final name, no work files"
+    );
+
+    let o = edgeforge(&[
+        "unpack",
+        base.to_str().unwrap(),
+        "--out",
+        t.path().join("r").to_str().unwrap(),
+    ]);
+    assert_fails(&o, 7, &["corrupt"]);
+    assert!(!t.path().join("r").exists() && !t.path().join("r.partial").exists());
+}
+
+#[test]
+fn tar_entries_escaping_the_root_are_refused() {
+    let t = tempfile::tempdir().unwrap();
+    let cases: [(&str, Vec<Entry>, &str); 3] = [
+        (
+            "dotdot",
+            vec![Entry::RawFile("../evil", b"x")],
+            "climbs out of the root",
+        ),
+        (
+            "absolute",
+            vec![Entry::RawFile("/etc/evil", b"x")],
+            "absolute path",
+        ),
+        (
+            "symlink",
+            vec![Entry::Symlink("opt/link", "../../etc")],
+            "points outside the root",
+        ),
+    ];
+    for (name, entries_, needle) in cases {
+        let tarball = t.path().join(format!("{name}.tar"));
+        fs::write(&tarball, tar_bytes(&entries_)).unwrap();
+        let def = write_definition(
+            t.path(),
+            name,
+            &demo_base(),
+            &format!("components:\n  - source: {}\n", tarball.display()),
+        );
+        let out = t.path().join(format!("out-{name}"));
+        let o = build(&def, &out, &[]);
+        assert_fails(&o, 7, &[needle, &tarball.display().to_string()]);
+        assert_eq!(entries(&out), Vec::<String>::new(), "{name}");
+    }
+
+    // Flattening refuses to write through a symlink that leads out of the tree.
+    let base = t.path().join("through-link");
+    oci_layout(
+        &base,
+        &[
+            vec![Entry::Symlink("evil", "/etc")],
+            vec![Entry::File("evil/passwd", b"owned")],
+        ],
+    );
+    let out = t.path().join("through-rootfs");
+    let o = edgeforge(&[
+        "unpack",
+        base.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_fails(&o, 7, &["through a symlink"]);
+    assert!(!out.exists());
+}
+
+#[test]
+fn undefined_template_variable_names_file_and_line() {
+    let t = tempfile::tempdir().unwrap();
+    let ov = t.path().join("ov/etc");
+    fs::create_dir_all(&ov).unwrap();
+    fs::write(
+        ov.join("motd.tera"),
+        "Welcome to {{ os.distribution }}\nCluster {{ cluster_name }}\n",
+    )
+    .unwrap();
+    let def = write_definition(
+        t.path(),
+        "tpl",
+        &demo_base(),
+        &format!("overlays:\n  rootfs: [{}]\n", t.path().join("ov").display()),
+    );
+    let out = t.path().join("build");
+    let o = build(&def, &out, &[]);
+    assert_fails(
+        &o,
+        6,
+        &[
+            &format!("{}:2", ov.join("motd.tera").display()),
+            "cluster_name",
+        ],
+    );
+    assert_eq!(entries(&out), Vec::<String>::new());
+
+    let o = edgeforge(&[
+        "render",
+        def.to_str().unwrap(),
+        "--out",
+        t.path().join("r").to_str().unwrap(),
+    ]);
+    assert_fails(&o, 6, &["motd.tera:2"]);
+}
+
+#[test]
+fn bad_definition_fields_name_file_line_and_field() {
+    let t = tempfile::tempdir().unwrap();
+    let base = demo_base();
+    let cases = [
+        (
+            "typo",
+            "kuberentes_version: 1\n",
+            "unknown field `kuberentes_version`",
+            ":15",
+        ),
+        ("type", "fips: maybe\n", "fips", ":15"),
+        ("float", "", "", ""),
+        (
+            "exclusive",
+            "fips: true\nupdate_kernel: true\n",
+            "update_kernel",
+            ":16",
+        ),
+        ("agent", "", "", ""),
+    ];
+    for (name, extra, needle, line) in cases {
+        let def = match name {
+            "float" => {
+                let p = write_definition(t.path(), name, &base, "");
+                let text = fs::read_to_string(&p)
+                    .unwrap()
+                    .replace("version: \"1.30.5\"", "version: 1.30");
+                fs::write(&p, text).unwrap();
+                p
+            }
+            "agent" => {
+                let p = write_definition(t.path(), name, &base, "");
+                let text = fs::read_to_string(&p)
+                    .unwrap()
+                    .replace("version: v4.5.0", "version: 4.5.0");
+                fs::write(&p, text).unwrap();
+                p
+            }
+            _ => write_definition(t.path(), name, &base, extra),
+        };
+        let out = t.path().join(format!("out-{name}"));
+        let o = build(&def, &out, &[]);
+        let file = def.display().to_string();
+        match name {
+            "float" => assert_fails(&o, 3, &[&format!("{file}:7"), "quote version numbers"]),
+            "agent" => assert_fails(
+                &o,
+                3,
+                &[&format!("{file}:9"), "agent.version", "like v4.5.0"],
+            ),
+            _ => assert_fails(&o, 3, &[&format!("{file}{line}"), needle]),
+        }
+        assert_eq!(entries(&out), Vec::<String>::new(), "{name}");
+    }
+
+    // Overrides are checked the same way.
+    let def = write_definition(t.path(), "set", &base, "");
+    assert_fails(
+        &build(
+            &def,
+            &t.path().join("o1"),
+            &["--set", "kubernetes.flavor=x"],
+        ),
+        3,
+        &["--set kubernetes.flavor=x", "flavor"],
+    );
+    assert_fails(
+        &build(&def, &t.path().join("o2"), &["--set", "novalue"]),
+        2,
+        &["expected key=value"],
+    );
+    let o = build(
+        &def,
+        &t.path().join("o3"),
+        &[
+            "--set",
+            "kubernetes.version=1.29.9",
+            "--set",
+            "custom_tag=edge",
+        ],
+    );
+    assert_ok(&o);
+    assert!(t
+        .path()
+        .join("o3/ubuntu-k3s-1.29.9-v4.5.0-edge.oci.tar")
+        .is_file());
+}
+
+#[test]
+fn a_token_in_an_overlay_is_refused_naming_the_file() {
+    let t = tempfile::tempdir().unwrap();
+    let ov = t.path().join("ov/oem");
+    fs::create_dir_all(&ov).unwrap();
+    fs::write(
+        ov.join("README"),
+        "# Set edgeHostToken in the site user-data, never here.\nedgeHostToken:\n",
+    )
+    .unwrap();
+    fs::write(
+        ov.join("userdata.yaml"),
+        "#cloud-config\nstylus:\n  site:\n    edgeHostToken: aUAxxxxxxxxx0ChYCrO\n",
+    )
+    .unwrap();
+    let def = write_definition(
+        t.path(),
+        "tok",
+        &demo_base(),
+        &format!("overlays:\n  rootfs: [{}]\n", t.path().join("ov").display()),
+    );
+    let out = t.path().join("build");
+    let o = build(&def, &out, &[]);
+    let source = ov.join("userdata.yaml").display().to_string();
+    assert_fails(&o, 8, &[&source, "edgeHostToken"]);
+    assert!(
+        !stderr(&o).contains(".edgeforge-work"),
+        "names the overlay file, not the work copy"
+    );
+    assert!(
+        !stderr(&o).contains("aUAxxxxxxxxx0ChYCrO"),
+        "the token itself is never printed"
+    );
+    assert_eq!(entries(&out), Vec::<String>::new());
+}
+
+#[test]
+fn layer_command_writes_sorted_normalized_entries() {
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    fs::create_dir_all(src.join("b/dir")).unwrap();
+    fs::write(src.join("b/dir/z"), "z").unwrap();
+    fs::write(src.join("a"), "a").unwrap();
+    let out = t.path().join("layer.tar.gz");
+    let o = edgeforge(&[
+        "layer",
+        src.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--destination",
+        "/opt/x",
+    ]);
+    assert_ok(&o);
+    let bytes = fs::read(&out).unwrap();
+    assert!(stdout(&o).contains(&format!("digest sha256:{}", sha256_hex(&bytes))));
+    assert_eq!(&bytes[4..8], &[0, 0, 0, 0], "no gzip timestamp");
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(&bytes[..]));
+    let mut names = vec![];
+    for e in archive.entries().unwrap() {
+        let e = e.unwrap();
+        let h = e.header();
+        assert_eq!((h.uid().unwrap(), h.gid().unwrap()), (0, 0));
+        assert!(h.mtime().unwrap() <= EPOCH.parse().unwrap());
+        names.push(e.path().unwrap().to_string_lossy().into_owned());
+    }
+    assert_eq!(
+        names,
+        [
+            "opt/",
+            "opt/x/",
+            "opt/x/a",
+            "opt/x/b/",
+            "opt/x/b/dir/",
+            "opt/x/b/dir/z"
+        ]
+    );
+}

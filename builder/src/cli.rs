@@ -21,7 +21,13 @@ pub struct Cli {
     #[arg(short, long, global = true)]
     pub quiet: bool,
     /// Timestamp (seconds since 1970) used for every mtime and `created` field.
-    #[arg(long, global = true, env = "SOURCE_DATE_EPOCH", default_value_t = 0, value_name = "SECONDS")]
+    #[arg(
+        long,
+        global = true,
+        env = "SOURCE_DATE_EPOCH",
+        default_value_t = 0,
+        value_name = "SECONDS"
+    )]
     pub source_date_epoch: u64,
     #[command(subcommand)]
     pub command: Command,

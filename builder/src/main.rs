@@ -17,7 +17,13 @@ use clap::Parser;
 
 fn main() {
     let cli = cli::Cli::parse();
-    log::set_level(if cli.quiet { 0 } else if cli.verbose { 2 } else { 1 });
+    log::set_level(if cli.quiet {
+        0
+    } else if cli.verbose {
+        2
+    } else {
+        1
+    });
     if let Err(e) = commands::run(cli) {
         eprintln!("edgeforge: error: {e:#}");
         std::process::exit(error::category_of(&e).exit_code());

@@ -38,12 +38,20 @@ struct NewLayer {
     created_by: String,
 }
 
-pub fn build(l: &LoadedDefinition, variants: &[Variant], s: &BuildSettings) -> anyhow::Result<Vec<ProviderImage>> {
+pub fn build(
+    l: &LoadedDefinition,
+    variants: &[Variant],
+    s: &BuildSettings,
+) -> anyhow::Result<Vec<ProviderImage>> {
     let def = &l.def;
-    fs::create_dir_all(&s.out_dir).with_context(|| format!("creating output folder {}", s.out_dir.display()))?;
+    fs::create_dir_all(&s.out_dir)
+        .with_context(|| format!("creating output folder {}", s.out_dir.display()))?;
     let base = SourceImage::open(&def.base_image, &l.dir, def.arch.as_str())?;
     if !base.config.is_object() {
-        return Err(fail(Category::BadImage, format!("the config of {} is not a JSON object", base.origin)));
+        return Err(fail(
+            Category::BadImage,
+            format!("the config of {} is not a JSON object", base.origin),
+        ));
     }
     info!("base image {} ({} layers)", base.origin, base.layers.len());
     let work = tempfile::Builder::new()
@@ -56,15 +64,26 @@ pub fn build(l: &LoadedDefinition, variants: &[Variant], s: &BuildSettings) -> a
         let src = l.resolve(&c.source);
         let dest = c.destination.as_deref().unwrap_or("/");
         let rel = Path::new(dest.trim_start_matches('/'));
-        let blob = write_layer(&work.path().join(format!("component-{i}.tar.gz")), s.epoch, |w| {
-            if src.is_dir() {
-                layer::add_tree(w, &src, rel, s.epoch)
-            } else {
-                layer::add_tarball(w, &src, rel, s.epoch)
-            }
-        })
+        let blob = write_layer(
+            &work.path().join(format!("component-{i}.tar.gz")),
+            s.epoch,
+            |w| {
+                if src.is_dir() {
+                    layer::add_tree(w, &src, rel, s.epoch, &|p| {
+                        src.join(p).display().to_string()
+                    })
+                } else {
+                    layer::add_tarball(w, &src, rel, s.epoch)
+                }
+            },
+        )
         .with_context(|| format!("building the layer of components[{i}] ({})", src.display()))?;
-        info!("layer components[{i}] {} -> {} ({} bytes)", src.display(), blob.descriptor.digest, blob.descriptor.size);
+        info!(
+            "layer components[{i}] {} -> {} ({} bytes)",
+            src.display(),
+            blob.descriptor.digest,
+            blob.descriptor.size
+        );
         shared.push(NewLayer {
             blob,
             created_by: format!("edgeforge: component {} at {dest}", c.source.display()),
@@ -81,9 +100,20 @@ pub fn build(l: &LoadedDefinition, variants: &[Variant], s: &BuildSettings) -> a
             layers.push(o);
         }
         let archive = s.out_dir.join(format!("{}.oci.tar", variant.name));
-        let (image, file) = write_archive(l, &base, &layers, variant, revision.as_deref(), &archive, s.epoch)
-            .with_context(|| format!("writing provider image {}", archive.display()))?;
-        info!("provider image {} ({})", variant.reference, image.manifest_digest);
+        let (image, file) = write_archive(
+            l,
+            &base,
+            &layers,
+            variant,
+            revision.as_deref(),
+            &archive,
+            s.epoch,
+        )
+        .with_context(|| format!("writing provider image {}", archive.display()))?;
+        info!(
+            "provider image {} ({})",
+            variant.reference, image.manifest_digest
+        );
         pending.push((file, image.sha256, archive.clone()));
         images.push(image);
     }
@@ -95,33 +125,59 @@ pub fn build(l: &LoadedDefinition, variants: &[Variant], s: &BuildSettings) -> a
     Ok(images)
 }
 
-fn write_layer(path: &Path, epoch: u64, fill: impl FnOnce(&mut LayerWriter) -> anyhow::Result<()>) -> anyhow::Result<LayerBlob> {
+fn write_layer(
+    path: &Path,
+    epoch: u64,
+    fill: impl FnOnce(&mut LayerWriter) -> anyhow::Result<()>,
+) -> anyhow::Result<LayerBlob> {
     let mut w = LayerWriter::create(path, epoch)?;
     fill(&mut w)?;
     w.finish()
 }
 
 /// Renders the rootfs overlays for `variant` and packs them as one layer.
-fn overlay_layer(l: &LoadedDefinition, variant: &Variant, work: &Path, epoch: u64) -> anyhow::Result<Option<NewLayer>> {
+fn overlay_layer(
+    l: &LoadedDefinition,
+    variant: &Variant,
+    work: &Path,
+    epoch: u64,
+) -> anyhow::Result<Option<NewLayer>> {
     let trees: Vec<PathBuf> = l.def.overlays.rootfs.iter().map(|t| l.resolve(t)).collect();
     if trees.is_empty() {
         return Ok(None);
     }
     let rendered = work.join(format!("{}-rootfs", variant.name));
     let mut renderer = renderer_for(l, variant, epoch)?;
-    renderer.render_trees(&trees, &rendered)?;
-    let blob = write_layer(&work.join(format!("{}-overlay.tar.gz", variant.name)), epoch, |w| {
-        layer::add_tree(w, &rendered, Path::new(""), epoch)
-    })
+    let origins = renderer.render_trees(&trees, &rendered)?;
+    let origin = |p: &Path| {
+        origins
+            .get(p)
+            .unwrap_or(&rendered.join(p))
+            .display()
+            .to_string()
+    };
+    let blob = write_layer(
+        &work.join(format!("{}-overlay.tar.gz", variant.name)),
+        epoch,
+        |w| layer::add_tree(w, &rendered, Path::new(""), epoch, &origin),
+    )
     .with_context(|| format!("building the rootfs overlay layer of {}", variant.name))?;
-    verbose!("layer overlays.rootfs -> {} ({} bytes)", blob.descriptor.digest, blob.descriptor.size);
+    verbose!(
+        "layer overlays.rootfs -> {} ({} bytes)",
+        blob.descriptor.digest,
+        blob.descriptor.size
+    );
     Ok(Some(NewLayer {
         blob,
         created_by: "edgeforge: rendered overlays.rootfs".into(),
     }))
 }
 
-pub fn renderer_for(l: &LoadedDefinition, variant: &Variant, epoch: u64) -> anyhow::Result<Renderer> {
+pub fn renderer_for(
+    l: &LoadedDefinition,
+    variant: &Variant,
+    epoch: u64,
+) -> anyhow::Result<Renderer> {
     let ctx = render::context_for(&l.def, variant, epoch)?;
     let templates = l.def.templates.as_ref().map(|t| l.resolve(t));
     Renderer::new(templates.as_deref(), ctx)
@@ -143,7 +199,8 @@ fn write_archive(
         blob.finish()?;
     }
     for layer in layers {
-        let f = fs::File::open(&layer.blob.path).with_context(|| format!("reading {}", layer.blob.path.display()))?;
+        let f = fs::File::open(&layer.blob.path)
+            .with_context(|| format!("reading {}", layer.blob.path.display()))?;
         w.add_blob(&layer.blob.descriptor, f)?;
     }
     let config = image_config(l, base, layers, variant, revision, epoch);
@@ -152,12 +209,22 @@ fn write_archive(
         schema_version: 2,
         media_type: Some(spec::MEDIA_MANIFEST.into()),
         config: config_desc,
-        layers: base.layers.iter().cloned().chain(layers.iter().map(|n| n.blob.descriptor.clone())).collect(),
+        layers: base
+            .layers
+            .iter()
+            .cloned()
+            .chain(layers.iter().map(|n| n.blob.descriptor.clone()))
+            .collect(),
         annotations: Default::default(),
     };
     let mut manifest_desc = w.add_json(spec::MEDIA_MANIFEST, &manifest)?;
-    manifest_desc.annotations.insert(spec::ANNOTATION_REF_NAME.into(), variant.tag.clone());
-    manifest_desc.annotations.insert(spec::ANNOTATION_IMAGE_NAME.into(), variant.reference.clone());
+    manifest_desc
+        .annotations
+        .insert(spec::ANNOTATION_REF_NAME.into(), variant.tag.clone());
+    manifest_desc.annotations.insert(
+        spec::ANNOTATION_IMAGE_NAME.into(),
+        variant.reference.clone(),
+    );
     manifest_desc.platform = Some(Platform {
         architecture: l.def.arch.as_str().into(),
         os: "linux".into(),
@@ -184,7 +251,14 @@ fn write_archive(
 
 /// The base config with our layers, history, labels and the definition's
 /// architecture. Everything else (Env, Entrypoint, ...) is kept from the base.
-fn image_config(l: &LoadedDefinition, base: &SourceImage, layers: &[&NewLayer], variant: &Variant, revision: Option<&str>, epoch: u64) -> Value {
+fn image_config(
+    l: &LoadedDefinition,
+    base: &SourceImage,
+    layers: &[&NewLayer],
+    variant: &Variant,
+    revision: Option<&str>,
+    epoch: u64,
+) -> Value {
     let def = &l.def;
     let created = spec::rfc3339(epoch);
     let mut c = base.config.clone();
@@ -206,8 +280,14 @@ fn image_config(l: &LoadedDefinition, base: &SourceImage, layers: &[&NewLayer], 
         );
     }
     for n in layers {
-        c["rootfs"]["diff_ids"].as_array_mut().expect("set above").push(json!(n.blob.diff_id));
-        c["history"].as_array_mut().expect("set above").push(json!({"created": created, "created_by": n.created_by}));
+        c["rootfs"]["diff_ids"]
+            .as_array_mut()
+            .expect("set above")
+            .push(json!(n.blob.diff_id));
+        c["history"]
+            .as_array_mut()
+            .expect("set above")
+            .push(json!({"created": created, "created_by": n.created_by}));
     }
     if !c["config"].is_object() {
         c["config"] = json!({});
@@ -223,8 +303,14 @@ fn image_config(l: &LoadedDefinition, base: &SourceImage, layers: &[&NewLayer], 
     put("org.opencontainers.image.created", &created);
     put("io.edgeforge.os.distribution", &def.os.distribution);
     put("io.edgeforge.os.version", &def.os.version);
-    put("io.edgeforge.kubernetes.distribution", variant.kubernetes_distribution.as_str());
-    put("io.edgeforge.kubernetes.version", &variant.kubernetes_version);
+    put(
+        "io.edgeforge.kubernetes.distribution",
+        variant.kubernetes_distribution.as_str(),
+    );
+    put(
+        "io.edgeforge.kubernetes.version",
+        &variant.kubernetes_version,
+    );
     put("io.edgeforge.agent.version", &def.agent.version);
     put("io.edgeforge.fips", if def.fips { "true" } else { "false" });
     if let Some(r) = revision {
@@ -239,14 +325,25 @@ fn image_config(l: &LoadedDefinition, base: &SourceImage, layers: &[&NewLayer], 
 /// The commit of the definition's checkout, when it is one.
 fn git_revision(dir: &Path) -> Option<String> {
     let sh = xshell::Shell::new().ok()?;
-    let rev = xshell::cmd!(sh, "git -C {dir} rev-parse HEAD").quiet().ignore_stderr().read().ok()?;
+    let rev = xshell::cmd!(sh, "git -C {dir} rev-parse HEAD")
+        .quiet()
+        .ignore_stderr()
+        .read()
+        .ok()?;
     (!rev.is_empty()).then_some(rev)
 }
 
 /// `<artifact>.sha256` in `sha256sum -c` format.
 pub fn write_checksum_file(artifact: &Path, sha: &Sha256Digest) -> anyhow::Result<()> {
-    let name = artifact.file_name().expect("artifacts have file names").to_string_lossy();
+    let name = artifact
+        .file_name()
+        .expect("artifacts have file names")
+        .to_string_lossy();
     let mut target = artifact.as_os_str().to_owned();
     target.push(".sha256");
-    AtomicFile::write(Path::new(&target), format!("{sha}  {name}\n").as_bytes(), 0o644)
+    AtomicFile::write(
+        Path::new(&target),
+        format!("{sha}  {name}\n").as_bytes(),
+        0o644,
+    )
 }

@@ -11,7 +11,12 @@ pub fn entry_path(raw: &Path) -> Result<Option<PathBuf>, String> {
         match c {
             Component::Normal(p) => out.push(p),
             Component::CurDir => {}
-            Component::ParentDir => return Err(format!("`{}` climbs out of the root with `..`", raw.display())),
+            Component::ParentDir => {
+                return Err(format!(
+                    "`{}` climbs out of the root with `..`",
+                    raw.display()
+                ))
+            }
             Component::RootDir | Component::Prefix(_) => {
                 return Err(format!("`{}` is an absolute path", raw.display()))
             }
@@ -49,7 +54,10 @@ mod tests {
 
     #[test]
     fn entry_paths() {
-        assert_eq!(entry_path(Path::new("./etc/hosts")).unwrap(), Some(PathBuf::from("etc/hosts")));
+        assert_eq!(
+            entry_path(Path::new("./etc/hosts")).unwrap(),
+            Some(PathBuf::from("etc/hosts"))
+        );
         assert_eq!(entry_path(Path::new("./")).unwrap(), None);
         assert!(entry_path(Path::new("../evil")).is_err());
         assert!(entry_path(Path::new("a/../../evil")).is_err());
@@ -58,10 +66,22 @@ mod tests {
 
     #[test]
     fn symlinks() {
-        assert!(symlink_stays_inside(Path::new("usr/bin/sh"), Path::new("busybox")));
-        assert!(symlink_stays_inside(Path::new("usr/bin/sh"), Path::new("../../bin/busybox")));
-        assert!(!symlink_stays_inside(Path::new("usr/bin/sh"), Path::new("../../../etc")));
+        assert!(symlink_stays_inside(
+            Path::new("usr/bin/sh"),
+            Path::new("busybox")
+        ));
+        assert!(symlink_stays_inside(
+            Path::new("usr/bin/sh"),
+            Path::new("../../bin/busybox")
+        ));
+        assert!(!symlink_stays_inside(
+            Path::new("usr/bin/sh"),
+            Path::new("../../../etc")
+        ));
         assert!(!symlink_stays_inside(Path::new("link"), Path::new("..")));
-        assert!(symlink_stays_inside(Path::new("bin"), Path::new("/usr/bin")));
+        assert!(symlink_stays_inside(
+            Path::new("bin"),
+            Path::new("/usr/bin")
+        ));
     }
 }

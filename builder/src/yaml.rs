@@ -57,8 +57,12 @@ impl Document {
     /// Deserializes the (overridden) document; errors cannot carry a line since
     /// the values may come from the command line, so they name `origin`.
     pub fn into_typed<T: DeserializeOwned>(self, origin: &str) -> anyhow::Result<T> {
-        serde_yaml::from_value(self.0)
-            .map_err(|e| fail(Category::InvalidInput, format!("{origin}: {}", hint(&e.to_string()))))
+        serde_yaml::from_value(self.0).map_err(|e| {
+            fail(
+                Category::InvalidInput,
+                format!("{origin}: {}", hint(&e.to_string())),
+            )
+        })
     }
 }
 
@@ -83,7 +87,9 @@ fn hint(msg: &str) -> String {
         Some(i) => &msg[..i],
         None => msg,
     };
-    if msg.contains("invalid type: floating point") || msg.contains("invalid type: integer") {
+    if (msg.contains("invalid type: floating point") || msg.contains("invalid type: integer"))
+        && !msg.contains("quote")
+    {
         format!("{msg} (quote version numbers: \"1.30\")")
     } else if msg.contains("unknown field") {
         format!("{msg}; check the spelling against images/README.md")
@@ -113,7 +119,9 @@ pub fn line_of(text: &str, path: &[&str]) -> Option<usize> {
                 break;
             }
             let top_level_ok = parent_indent.is_some() || indent == 0;
-            if top_level_ok && (trimmed.starts_with(&needle) || trimmed.starts_with(&format!("\"{key}\":"))) {
+            if top_level_ok
+                && (trimmed.starts_with(&needle) || trimmed.starts_with(&format!("\"{key}\":")))
+            {
                 hit = Some((i, indent));
                 break;
             }

@@ -8,7 +8,13 @@ use crate::layer::{self, LayerWriter};
 
 pub fn run(a: LayerArgs, epoch: u64) -> anyhow::Result<()> {
     if !a.destination.starts_with('/') || a.destination.split('/').any(|s| s == "..") {
-        return Err(fail(Category::Usage, format!("--destination `{}` must be an absolute path without `..`", a.destination)));
+        return Err(fail(
+            Category::Usage,
+            format!(
+                "--destination `{}` must be an absolute path without `..`",
+                a.destination
+            ),
+        ));
     }
     let dest = Path::new(a.destination.trim_start_matches('/'));
     let dir = match a.out.parent() {
@@ -23,12 +29,21 @@ pub fn run(a: LayerArgs, epoch: u64) -> anyhow::Result<()> {
         .into_temp_path();
     let mut w = LayerWriter::create(&temp, epoch)?;
     if a.source.is_dir() {
-        layer::add_tree(&mut w, &a.source, dest, epoch)?;
+        layer::add_tree(&mut w, &a.source, dest, epoch, &|p| {
+            a.source.join(p).display().to_string()
+        })?;
     } else {
         layer::add_tarball(&mut w, &a.source, dest, epoch)?;
     }
     let blob = w.finish()?;
-    temp.persist(&a.out).with_context(|| format!("renaming into {}", a.out.display()))?;
-    println!("{}\tdigest {}\tdiff_id {}\tsize {}", a.out.display(), blob.descriptor.digest, blob.diff_id, blob.descriptor.size);
+    temp.persist(&a.out)
+        .with_context(|| format!("renaming into {}", a.out.display()))?;
+    println!(
+        "{}\tdigest {}\tdiff_id {}\tsize {}",
+        a.out.display(),
+        blob.descriptor.digest,
+        blob.diff_id,
+        blob.descriptor.size
+    );
     Ok(())
 }

@@ -4,7 +4,10 @@ use crate::provider::{self, BuildSettings};
 
 pub fn run(a: ProviderImageArgs, epoch: u64) -> anyhow::Result<()> {
     let l = LoadedDefinition::load(&a.def.definition, &a.def.sets)?;
-    let settings = BuildSettings { out_dir: a.out, epoch };
+    let settings = BuildSettings {
+        out_dir: a.out,
+        epoch,
+    };
     for image in provider::build(&l, &l.variants(), &settings)? {
         println!(
             "{}\t{}\tsha256:{}\t{} bytes\tmanifest {}",

@@ -15,13 +15,17 @@ pub fn run(a: RenderArgs, epoch: u64) -> anyhow::Result<()> {
             fs::remove_dir_all(&dest).with_context(|| format!("replacing {}", dest.display()))?;
         }
         let mut renderer = renderer_for(&l, &variant, epoch)?;
-        for (kind, trees) in [("rootfs", &l.def.overlays.rootfs), ("iso", &l.def.overlays.iso)] {
+        for (kind, trees) in [
+            ("rootfs", &l.def.overlays.rootfs),
+            ("iso", &l.def.overlays.iso),
+        ] {
             let trees: Vec<_> = trees.iter().map(|t| l.resolve(t)).collect();
             renderer.render_trees(&trees, &dest.join(kind))?;
         }
         let ctx = context_for(&l.def, &variant, epoch)?.into_json();
         let json = serde_json::to_string_pretty(&ctx)?;
-        fs::write(dest.join("context.json"), json + "\n").with_context(|| format!("writing {}/context.json", dest.display()))?;
+        fs::write(dest.join("context.json"), json + "\n")
+            .with_context(|| format!("writing {}/context.json", dest.display()))?;
         println!("{}", dest.display());
     }
     Ok(())

@@ -9,7 +9,13 @@ use crate::oci::{flatten, source::SourceImage};
 
 pub fn run(a: UnpackArgs) -> anyhow::Result<()> {
     if a.out.exists() {
-        return Err(fail(Category::Usage, format!("{} already exists; unpack creates a new folder", a.out.display())));
+        return Err(fail(
+            Category::Usage,
+            format!(
+                "{} already exists; unpack creates a new folder",
+                a.out.display()
+            ),
+        ));
     }
     let image = SourceImage::open(&a.image, std::path::Path::new("."), &a.arch)?;
     let mut partial = a.out.as_os_str().to_owned();

@@ -42,7 +42,11 @@ impl LoadedDefinition {
                 })?;
                 doc.set(k.trim(), v)?;
             }
-            let origin = format!("{} with --set {}", path.display(), overrides.join(" --set "));
+            let origin = format!(
+                "{} with --set {}",
+                path.display(),
+                overrides.join(" --set ")
+            );
             def = doc.into_typed(&origin)?;
         }
         let dir = match path.parent() {

@@ -113,11 +113,62 @@ impl KubernetesDistribution {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(untagged)]
 pub enum OneOrMany {
     One(String),
     Many(Vec<String>),
+}
+
+/// Hand-written so a bare number (`1.30`, which YAML reads as 1.3) gets a
+/// message saying to quote it, at the value's own line.
+impl<'de> Deserialize<'de> for OneOrMany {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = OneOrMany;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a version string like \"1.30.5\" or a list of them")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<OneOrMany, E> {
+                Ok(OneOrMany::One(v.into()))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<OneOrMany, E> {
+                Err(E::custom(format!(
+                    "the number {v} is not a version (quote version numbers: \"1.30.5\")"
+                )))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<OneOrMany, E> {
+                self.visit_f64(v as f64)
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<OneOrMany, E> {
+                self.visit_f64(v as f64)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<OneOrMany, A::Error> {
+                let mut out = Vec::new();
+                while let Some(v) = seq.next_element::<VersionString>()? {
+                    out.push(v.0);
+                }
+                Ok(OneOrMany::Many(out))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// One list element of `kubernetes.version`, refusing numbers the same way.
+struct VersionString(String);
+
+impl<'de> Deserialize<'de> for VersionString {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match OneOrMany::deserialize(d)? {
+            OneOrMany::One(s) => Ok(VersionString(s)),
+            OneOrMany::Many(_) => Err(serde::de::Error::custom("a list inside the version list")),
+        }
+    }
 }
 
 impl OneOrMany {

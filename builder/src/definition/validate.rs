@@ -13,18 +13,32 @@ pub fn validate(l: &LoadedDefinition) -> anyhow::Result<()> {
         ));
     }
     let dist = d.kubernetes.distribution;
-    if d.fips && !matches!(dist, KubernetesDistribution::KubeadmFips | KubernetesDistribution::Rke2) {
+    if d.fips
+        && !matches!(
+            dist,
+            KubernetesDistribution::KubeadmFips | KubernetesDistribution::Rke2
+        )
+    {
         return Err(l.field_error(
             "kubernetes.distribution",
-            format!("`{}` has no FIPS build; with fips: true use kubeadm-fips or rke2", dist.as_str()),
+            format!(
+                "`{}` has no FIPS build; with fips: true use kubeadm-fips or rke2",
+                dist.as_str()
+            ),
         ));
     }
     if dist == KubernetesDistribution::KubeadmFips && !d.fips {
-        return Err(l.field_error("fips", "kubernetes.distribution kubeadm-fips needs fips: true"));
+        return Err(l.field_error(
+            "fips",
+            "kubernetes.distribution kubeadm-fips needs fips: true",
+        ));
     }
     let versions = d.kubernetes.version.as_slice();
     if versions.is_empty() {
-        return Err(l.field_error("kubernetes.version", "give at least one version, like \"1.30.5\""));
+        return Err(l.field_error(
+            "kubernetes.version",
+            "give at least one version, like \"1.30.5\"",
+        ));
     }
     for v in versions {
         if !is_semver_triplet(v) {
@@ -34,34 +48,82 @@ pub fn validate(l: &LoadedDefinition) -> anyhow::Result<()> {
             ));
         }
     }
-    if let Some(dup) = versions.iter().enumerate().find(|(i, v)| versions[..*i].contains(v)) {
+    if let Some(dup) = versions
+        .iter()
+        .enumerate()
+        .find(|(i, v)| versions[..*i].contains(v))
+    {
         return Err(l.field_error("kubernetes.version", format!("`{}` is listed twice", dup.1)));
     }
     let agent = &d.agent.version;
     if !(agent.starts_with('v') && is_semver_triplet(&agent[1..])) {
         return Err(l.field_error("agent.version", format!("`{agent}` is not like v4.5.0")));
     }
-    for (field, value) in [("os.distribution", &d.os.distribution), ("os.version", &d.os.version)] {
-        if value.is_empty() || !value.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) {
-            return Err(l.field_error(field, format!("`{value}` must be letters, digits, `.`, `_` or `-`")));
+    for (field, value) in [
+        ("os.distribution", &d.os.distribution),
+        ("os.version", &d.os.version),
+    ] {
+        if value.is_empty()
+            || !value
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+        {
+            return Err(l.field_error(
+                field,
+                format!("`{value}` must be letters, digits, `.`, `_` or `-`"),
+            ));
         }
     }
-    if d.registry.is_empty() || d.registry.contains("://") || d.registry.ends_with('/') || d.registry.chars().any(|c| c.is_whitespace() || c.is_ascii_uppercase()) {
-        return Err(l.field_error("registry", format!("`{}` is not a registry host (like ttl.sh or registry.local:5000)", d.registry)));
+    if d.registry.is_empty()
+        || d.registry.contains("://")
+        || d.registry.ends_with('/')
+        || d.registry
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_ascii_uppercase())
+    {
+        return Err(l.field_error(
+            "registry",
+            format!(
+                "`{}` is not a registry host (like ttl.sh or registry.local:5000)",
+                d.registry
+            ),
+        ));
     }
     if d.repository.is_empty()
-        || !d.repository.split('/').all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c)))
+        || !d.repository.split('/').all(|p| {
+            !p.is_empty()
+                && p.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c))
+        })
     {
-        return Err(l.field_error("repository", format!("`{}` must be lowercase path components like edge/ubuntu", d.repository)));
+        return Err(l.field_error(
+            "repository",
+            format!(
+                "`{}` must be lowercase path components like edge/ubuntu",
+                d.repository
+            ),
+        ));
     }
     if let Some(custom) = &d.custom_tag {
-        if !custom.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) {
-            return Err(l.field_error("custom_tag", format!("`{custom}` may hold only letters, digits, `.`, `_` and `-`")));
+        if !custom
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+        {
+            return Err(l.field_error(
+                "custom_tag",
+                format!("`{custom}` may hold only letters, digits, `.`, `_` and `-`"),
+            ));
         }
     }
     for variant in l.variants() {
         if variant.tag.len() > 128 {
-            return Err(l.field_error("custom_tag", format!("the tag `{}` is longer than the 128 characters OCI allows", variant.tag)));
+            return Err(l.field_error(
+                "custom_tag",
+                format!(
+                    "the tag `{}` is longer than the 128 characters OCI allows",
+                    variant.tag
+                ),
+            ));
         }
     }
     if d.iso_name.is_empty() || d.iso_name.contains('/') {
@@ -73,7 +135,10 @@ pub fn validate(l: &LoadedDefinition) -> anyhow::Result<()> {
     for (i, c) in d.components.iter().enumerate() {
         let p = l.resolve(&c.source);
         if !p.exists() {
-            return Err(l.field_error("components", format!("components[{i}].source {} does not exist", p.display())));
+            return Err(l.field_error(
+                "components",
+                format!("components[{i}].source {} does not exist", p.display()),
+            ));
         }
         if let Some(dest) = &c.destination {
             if !dest.starts_with('/') || dest.split('/').any(|s| s == "..") {
@@ -81,7 +146,10 @@ pub fn validate(l: &LoadedDefinition) -> anyhow::Result<()> {
             }
         }
     }
-    for (field, trees) in [("overlays.rootfs", &d.overlays.rootfs), ("overlays.iso", &d.overlays.iso)] {
+    for (field, trees) in [
+        ("overlays.rootfs", &d.overlays.rootfs),
+        ("overlays.iso", &d.overlays.iso),
+    ] {
         for t in trees {
             require_dir(l, field, &l.resolve(t))?;
         }
@@ -99,5 +167,8 @@ fn require_dir(l: &LoadedDefinition, field: &str, p: &std::path::Path) -> anyhow
 
 fn is_semver_triplet(v: &str) -> bool {
     let parts: Vec<&str> = v.split('.').collect();
-    parts.len() == 3 && parts.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+    parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
 }

@@ -48,7 +48,11 @@ impl<W: Write> HashingWriter<W> {
 
     /// The digest and byte count of everything written, and the inner writer.
     pub fn finish(self) -> (Sha256Digest, u64, W) {
-        (Sha256Digest(self.hasher.finalize().into()), self.written, self.inner)
+        (
+            Sha256Digest(self.hasher.finalize().into()),
+            self.written,
+            self.inner,
+        )
     }
 }
 
@@ -113,6 +117,9 @@ mod tests {
         let mut r = HashingReader::new(&data[..]);
         let mut first = [0u8; 10];
         r.read_exact(&mut first).unwrap();
-        assert_eq!(r.finish().unwrap(), (Sha256Digest::of(&data), data.len() as u64));
+        assert_eq!(
+            r.finish().unwrap(),
+            (Sha256Digest::of(&data), data.len() as u64)
+        );
     }
 }

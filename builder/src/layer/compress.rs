@@ -6,5 +6,7 @@ use std::io::Write;
 pub type Compressor<W> = flate2::write::GzEncoder<W>;
 
 pub fn gzip<W: Write>(inner: W) -> Compressor<W> {
-    flate2::GzBuilder::new().mtime(0).write(inner, flate2::Compression::new(6))
+    flate2::GzBuilder::new()
+        .mtime(0)
+        .write(inner, flate2::Compression::new(6))
 }

@@ -24,7 +24,8 @@ impl TokenGuard {
         // joined with the head of this one.
         let had_tail = !self.tail.is_empty();
         if had_tail {
-            self.tail.extend_from_slice(&chunk[..chunk.len().min(WINDOW)]);
+            self.tail
+                .extend_from_slice(&chunk[..chunk.len().min(WINDOW)]);
             self.found = scan(&self.tail);
         }
         self.found = self.found || scan(chunk);

@@ -20,21 +20,41 @@ fn add_parents(w: &mut LayerWriter, dest: &Path, epoch: u64) -> anyhow::Result<(
     let mut p = PathBuf::new();
     for c in dest.components() {
         p.push(c);
-        w.dir(&p, &Meta { mode: 0o755, mtime: epoch })?;
+        w.dir(
+            &p,
+            &Meta {
+                mode: 0o755,
+                mtime: epoch,
+            },
+        )?;
     }
     Ok(())
 }
 
 /// Adds the content of folder `root` at `dest` (relative to the image root).
-pub fn add_tree(w: &mut LayerWriter, root: &Path, dest: &Path, epoch: u64) -> anyhow::Result<()> {
+/// `origin` names the file a path (relative to `root`) came from, for errors.
+pub fn add_tree(
+    w: &mut LayerWriter,
+    root: &Path,
+    dest: &Path,
+    epoch: u64,
+    origin: &dyn Fn(&Path) -> String,
+) -> anyhow::Result<()> {
     add_parents(w, dest, epoch)?;
-    let walk = walkdir::WalkDir::new(root).min_depth(1).follow_links(false).sort_by_file_name();
+    let walk = walkdir::WalkDir::new(root)
+        .min_depth(1)
+        .follow_links(false)
+        .sort_by_file_name();
     for entry in walk {
         let entry = entry.with_context(|| format!("walking {}", root.display()))?;
         let src = entry.path();
-        let rel = src.strip_prefix(root).expect("walkdir yields paths under its root");
+        let rel = src
+            .strip_prefix(root)
+            .expect("walkdir yields paths under its root");
         let name = dest.join(rel);
-        let md = entry.metadata().with_context(|| format!("reading {}", src.display()))?;
+        let md = entry
+            .metadata()
+            .with_context(|| format!("reading {}", src.display()))?;
         let meta = Meta {
             mode: md.permissions().mode(),
             mtime: md.mtime().max(0) as u64,
@@ -44,18 +64,26 @@ pub fn add_tree(w: &mut LayerWriter, root: &Path, dest: &Path, epoch: u64) -> an
             w.dir(&name, &meta)?;
         } else if ft.is_file() {
             let f = File::open(src).with_context(|| format!("reading {}", src.display()))?;
-            w.file(&name, &meta, md.len(), f, &src.display().to_string())?;
+            w.file(&name, &meta, md.len(), f, &origin(rel))?;
         } else if ft.is_symlink() {
-            let target = std::fs::read_link(src).with_context(|| format!("reading link {}", src.display()))?;
+            let target = std::fs::read_link(src)
+                .with_context(|| format!("reading link {}", src.display()))?;
             if !safe_path::symlink_stays_inside(&name, &target) {
                 return Err(fail(
                     Category::BadImage,
-                    format!("{}: symlink to `{}` points outside the image root", src.display(), target.display()),
+                    format!(
+                        "{}: symlink to `{}` points outside the image root",
+                        origin(rel),
+                        target.display()
+                    ),
                 ));
             }
             w.symlink(&name, &target, &meta)?;
         } else {
-            verbose!("skipping {} (socket, device or FIFO in a folder source)", src.display());
+            verbose!(
+                "skipping {} (socket, device or FIFO in a folder source)",
+                src.display()
+            );
         }
     }
     Ok(())
@@ -63,10 +91,14 @@ pub fn add_tree(w: &mut LayerWriter, root: &Path, dest: &Path, epoch: u64) -> an
 
 /// Opens a possibly compressed tar, detecting gzip and zstd by magic bytes.
 fn open_tar(path: &Path) -> anyhow::Result<tar::Archive<Box<dyn Read>>> {
-    let mut f = BufReader::new(File::open(path).with_context(|| format!("opening {}", path.display()))?);
+    let mut f =
+        BufReader::new(File::open(path).with_context(|| format!("opening {}", path.display()))?);
     let magic = {
         use std::io::BufRead;
-        f.fill_buf().with_context(|| format!("reading {}", path.display()))?.get(..4).map(<[u8]>::to_vec)
+        f.fill_buf()
+            .with_context(|| format!("reading {}", path.display()))?
+            .get(..4)
+            .map(<[u8]>::to_vec)
     };
     let reader: Box<dyn Read> = match magic.as_deref() {
         Some([0x1f, 0x8b, ..]) => Box::new(flate2::read::MultiGzDecoder::new(f)),
@@ -78,14 +110,36 @@ fn open_tar(path: &Path) -> anyhow::Result<tar::Archive<Box<dyn Read>>> {
 
 /// Adds the entries of tarball `path` at `dest`. Entries climbing out of the
 /// root (`..`, absolute names, symlinks or hard links pointing outside) are refused.
-pub fn add_tarball(w: &mut LayerWriter, path: &Path, dest: &Path, epoch: u64) -> anyhow::Result<()> {
+pub fn add_tarball(
+    w: &mut LayerWriter,
+    path: &Path,
+    dest: &Path,
+    epoch: u64,
+) -> anyhow::Result<()> {
     add_parents(w, dest, epoch)?;
     let mut archive = open_tar(path)?;
-    let unsafe_entry = |what: String| fail(Category::BadImage, format!("{}: {what}; the tarball is unsafe to unpack, fix how it is made", path.display()));
-    for entry in archive.entries().with_context(|| format!("reading {}", path.display()))? {
-        let mut entry = entry.with_context(|| format!("reading {} as a tar archive", path.display()))?;
-        let raw = entry.path().with_context(|| format!("reading an entry name in {}", path.display()))?.into_owned();
-        let Some(rel) = safe_path::entry_path(&raw).map_err(|e| unsafe_entry(format!("entry {e}")))? else {
+    let unsafe_entry = |what: String| {
+        fail(
+            Category::BadImage,
+            format!(
+                "{}: {what}; the tarball is unsafe to unpack, fix how it is made",
+                path.display()
+            ),
+        )
+    };
+    for entry in archive
+        .entries()
+        .with_context(|| format!("reading {}", path.display()))?
+    {
+        let mut entry =
+            entry.with_context(|| format!("reading {} as a tar archive", path.display()))?;
+        let raw = entry
+            .path()
+            .with_context(|| format!("reading an entry name in {}", path.display()))?
+            .into_owned();
+        let Some(rel) =
+            safe_path::entry_path(&raw).map_err(|e| unsafe_entry(format!("entry {e}")))?
+        else {
             continue;
         };
         let name = dest.join(&rel);
@@ -105,7 +159,11 @@ pub fn add_tarball(w: &mut LayerWriter, path: &Path, dest: &Path, epoch: u64) ->
             tar::EntryType::Symlink => {
                 let target = entry.link_name()?.unwrap_or_default().into_owned();
                 if !safe_path::symlink_stays_inside(&rel, &target) {
-                    return Err(unsafe_entry(format!("symlink `{}` -> `{}` points outside the root", raw.display(), target.display())));
+                    return Err(unsafe_entry(format!(
+                        "symlink `{}` -> `{}` points outside the root",
+                        raw.display(),
+                        target.display()
+                    )));
                 }
                 w.symlink(&name, &target, &meta)?;
             }
@@ -113,11 +171,16 @@ pub fn add_tarball(w: &mut LayerWriter, path: &Path, dest: &Path, epoch: u64) ->
                 let target = entry.link_name()?.unwrap_or_default().into_owned();
                 let target = safe_path::entry_path(&target)
                     .map_err(|e| unsafe_entry(format!("hard link `{}` -> {e}", raw.display())))?
-                    .ok_or_else(|| unsafe_entry(format!("hard link `{}` points at the root", raw.display())))?;
+                    .ok_or_else(|| {
+                        unsafe_entry(format!("hard link `{}` points at the root", raw.display()))
+                    })?;
                 w.hardlink(&name, &dest.join(target), &meta)?;
             }
             tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
-                let dev = (h.device_major()?.unwrap_or(0), h.device_minor()?.unwrap_or(0));
+                let dev = (
+                    h.device_major()?.unwrap_or(0),
+                    h.device_minor()?.unwrap_or(0),
+                );
                 w.special(&name, kind, &meta, dev)?;
             }
             other => verbose!("skipping {source}: entry type {other:?}"),

@@ -55,7 +55,10 @@ pub struct Meta {
 impl LayerWriter {
     pub fn create(path: &Path, epoch: u64) -> anyhow::Result<Self> {
         let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
-        let sink = HashingWriter::new(gzip(HashingWriter::new(BufWriter::with_capacity(1 << 20, file))));
+        let sink = HashingWriter::new(gzip(HashingWriter::new(BufWriter::with_capacity(
+            1 << 20,
+            file,
+        ))));
         let mut tar = tar::Builder::new(sink);
         tar.mode(tar::HeaderMode::Complete);
         Ok(LayerWriter {
@@ -78,18 +81,31 @@ impl LayerWriter {
     }
 
     fn ctx(&self, name: &Path) -> String {
-        format!("writing {} into layer {}", name.display(), self.path.display())
+        format!(
+            "writing {} into layer {}",
+            name.display(),
+            self.path.display()
+        )
     }
 
     pub fn dir(&mut self, name: &Path, meta: &Meta) -> anyhow::Result<()> {
         let mut h = self.header(tar::EntryType::Directory, meta, 0);
         let ctx = self.ctx(name);
-        self.tar.append_data(&mut h, format!("{}/", name.display()), io::empty()).context(ctx)
+        self.tar
+            .append_data(&mut h, format!("{}/", name.display()), io::empty())
+            .context(ctx)
     }
 
     /// Adds a regular file of `size` bytes. `source` names where it came from,
     /// for the error if it carries a registration token.
-    pub fn file(&mut self, name: &Path, meta: &Meta, size: u64, data: impl Read, source: &str) -> anyhow::Result<()> {
+    pub fn file(
+        &mut self,
+        name: &Path,
+        meta: &Meta,
+        size: u64,
+        data: impl Read,
+        source: &str,
+    ) -> anyhow::Result<()> {
         let mut h = self.header(tar::EntryType::Regular, meta, size);
         let ctx = self.ctx(name);
         let guarded = Guarded {
@@ -109,7 +125,14 @@ impl LayerWriter {
     }
 
     pub fn symlink(&mut self, name: &Path, target: &Path, meta: &Meta) -> anyhow::Result<()> {
-        let mut h = self.header(tar::EntryType::Symlink, &Meta { mode: 0o777, ..*meta }, 0);
+        let mut h = self.header(
+            tar::EntryType::Symlink,
+            &Meta {
+                mode: 0o777,
+                ..*meta
+            },
+            0,
+        );
         let ctx = self.ctx(name);
         self.tar.append_link(&mut h, name, target).context(ctx)
     }
@@ -121,7 +144,13 @@ impl LayerWriter {
     }
 
     /// Device nodes and FIFOs, kept as they come from a tarball.
-    pub fn special(&mut self, name: &Path, kind: tar::EntryType, meta: &Meta, dev: (u32, u32)) -> anyhow::Result<()> {
+    pub fn special(
+        &mut self,
+        name: &Path,
+        kind: tar::EntryType,
+        meta: &Meta,
+        dev: (u32, u32),
+    ) -> anyhow::Result<()> {
         let mut h = self.header(kind, meta, 0);
         h.set_device_major(dev.0)?;
         h.set_device_minor(dev.1)?;
@@ -135,7 +164,10 @@ impl LayerWriter {
         let (diff_id, _, gz) = uncompressed.finish();
         let compressed = gz.finish().context(ctx.clone())?;
         let (digest, size, buffered) = compressed.finish();
-        buffered.into_inner().map_err(|e| e.into_error()).context(ctx)?;
+        buffered
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .context(ctx)?;
         Ok(LayerBlob {
             descriptor: Descriptor::new(MEDIA_LAYER_GZIP, Digest(digest), size),
             diff_id: Digest(diff_id),

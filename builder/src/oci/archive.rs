@@ -65,15 +65,25 @@ impl ArchiveWriter {
             return Ok(false);
         }
         let mut h = self.header(tar::EntryType::Regular, 0o644, desc.size);
-        self.tar.append_data(&mut h, desc.digest.blob_path(), data)?;
+        self.tar
+            .append_data(&mut h, desc.digest.blob_path(), data)?;
         Ok(true)
     }
 
     /// Adds a JSON document as a blob and returns its descriptor.
-    pub fn add_json(&mut self, media_type: &str, value: &impl serde::Serialize) -> anyhow::Result<Descriptor> {
+    pub fn add_json(
+        &mut self,
+        media_type: &str,
+        value: &impl serde::Serialize,
+    ) -> anyhow::Result<Descriptor> {
         let bytes = serde_json::to_vec(value)?;
-        let desc = Descriptor::new(media_type, Digest(Sha256Digest::of(&bytes)), bytes.len() as u64);
-        self.add_blob(&desc, &bytes[..]).with_context(|| format!("writing {}", self.path))?;
+        let desc = Descriptor::new(
+            media_type,
+            Digest(Sha256Digest::of(&bytes)),
+            bytes.len() as u64,
+        );
+        self.add_blob(&desc, &bytes[..])
+            .with_context(|| format!("writing {}", self.path))?;
         Ok(desc)
     }
 
@@ -83,9 +93,15 @@ impl ArchiveWriter {
         let bytes = serde_json::to_vec(index)?;
         self.file("index.json", &bytes)?;
         let path = self.path;
-        let hashing = self.tar.into_inner().with_context(|| format!("writing {path}"))?;
+        let hashing = self
+            .tar
+            .into_inner()
+            .with_context(|| format!("writing {path}"))?;
         let (digest, size, buffered) = hashing.finish();
-        let mut file = buffered.into_inner().map_err(|e| e.into_error()).with_context(|| format!("writing {path}"))?;
+        let mut file = buffered
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .with_context(|| format!("writing {path}"))?;
         file.flush()?;
         Ok((digest, size, file))
     }

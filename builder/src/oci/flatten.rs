@@ -37,15 +37,18 @@ pub fn flatten(image: &SourceImage, dest: &Path) -> anyhow::Result<Stats> {
     for (i, desc) in image.layers.iter().enumerate() {
         let mut blob = image.open_layer(i)?;
         let ctx = || format!("applying layer {} of {}", desc.digest, image.origin);
-        {
+        let applied = (|| {
             let reader: Box<dyn Read> = match layer_compression(&desc.media_type) {
                 Some(Compression::Gzip) => Box::new(flate2::read::MultiGzDecoder::new(&mut blob)),
                 Some(Compression::Zstd) => Box::new(zstd::Decoder::new(&mut blob)?),
                 _ => Box::new(&mut blob),
             };
-            apply_layer(reader, dest, owner, &mut stats).with_context(ctx)?;
-        }
+            apply_layer(reader, dest, owner, &mut stats)
+        })();
+        // A corrupt blob usually fails decompression first; the digest check
+        // says what is really wrong, so it takes precedence.
         blob.finish().with_context(ctx)?;
+        applied.with_context(ctx)?;
         stats.layers += 1;
     }
     Ok(stats)
@@ -58,7 +61,12 @@ fn is_root() -> bool {
     fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
 }
 
-fn apply_layer(reader: impl Read, dest: &Path, owner: bool, stats: &mut Stats) -> anyhow::Result<()> {
+fn apply_layer(
+    reader: impl Read,
+    dest: &Path,
+    owner: bool,
+    stats: &mut Stats,
+) -> anyhow::Result<()> {
     let mut archive = tar::Archive::new(reader);
     // Paths this layer wrote: an opaque whiteout clears only lower layers.
     let mut written: HashSet<PathBuf> = HashSet::new();
@@ -68,10 +76,18 @@ fn apply_layer(reader: impl Read, dest: &Path, owner: bool, stats: &mut Stats) -
         let rel = match safe_path::entry_path(&raw) {
             Ok(Some(rel)) => rel,
             Ok(None) => continue,
-            Err(e) => return Err(fail(Category::BadImage, format!("layer entry {e}; the image is unsafe to unpack"))),
+            Err(e) => {
+                return Err(fail(
+                    Category::BadImage,
+                    format!("layer entry {e}; the image is unsafe to unpack"),
+                ))
+            }
         };
         stats.entries += 1;
-        let file_name = rel.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let file_name = rel
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let parent_rel = rel.parent().unwrap_or(Path::new(""));
         if file_name == OPAQUE {
             let dir = checked_parent(dest, parent_rel)?;
@@ -81,7 +97,10 @@ fn apply_layer(reader: impl Read, dest: &Path, owner: bool, stats: &mut Stats) -
         }
         if let Some(hidden) = file_name.strip_prefix(WHITEOUT_PREFIX) {
             if hidden.is_empty() || hidden == "." || hidden == ".." {
-                return Err(fail(Category::BadImage, format!("whiteout `{}` names no file", raw.display())));
+                return Err(fail(
+                    Category::BadImage,
+                    format!("whiteout `{}` names no file", raw.display()),
+                ));
             }
             let parent = checked_parent(dest, parent_rel)?;
             remove_any(&parent.join(hidden))?;
@@ -107,7 +126,8 @@ fn apply_layer(reader: impl Read, dest: &Path, owner: bool, stats: &mut Stats) -
             }
             tar::EntryType::Regular | tar::EntryType::Continuous => {
                 remove_any(&target)?;
-                let mut f = fs::File::create(&target).with_context(|| format!("creating {}", target.display()))?;
+                let mut f = fs::File::create(&target)
+                    .with_context(|| format!("creating {}", target.display()))?;
                 io::copy(&mut entry, &mut f)?;
                 f.set_permissions(fs::Permissions::from_mode(mode))?;
             }
@@ -119,15 +139,30 @@ fn apply_layer(reader: impl Read, dest: &Path, owner: bool, stats: &mut Stats) -
             tar::EntryType::Link => {
                 let link = entry.link_name()?.unwrap_or_default().into_owned();
                 let link_rel = safe_path::entry_path(&link)
-                    .map_err(|e| fail(Category::BadImage, format!("hard link `{}` -> {e}", raw.display())))?
-                    .ok_or_else(|| fail(Category::BadImage, format!("hard link `{}` points at the root", raw.display())))?;
+                    .map_err(|e| {
+                        fail(
+                            Category::BadImage,
+                            format!("hard link `{}` -> {e}", raw.display()),
+                        )
+                    })?
+                    .ok_or_else(|| {
+                        fail(
+                            Category::BadImage,
+                            format!("hard link `{}` points at the root", raw.display()),
+                        )
+                    })?;
                 let link_parent = checked_parent(dest, link_rel.parent().unwrap_or(Path::new("")))?;
                 let source = link_parent.join(link_rel.file_name().expect("normalized"));
                 if fs::symlink_metadata(&source).is_ok_and(|m| m.file_type().is_symlink()) {
-                    return Err(fail(Category::BadImage, format!("hard link `{}` points at a symlink", raw.display())));
+                    return Err(fail(
+                        Category::BadImage,
+                        format!("hard link `{}` points at a symlink", raw.display()),
+                    ));
                 }
                 remove_any(&target)?;
-                fs::hard_link(&source, &target).with_context(|| format!("linking {} to {}", target.display(), source.display()))?;
+                fs::hard_link(&source, &target).with_context(|| {
+                    format!("linking {} to {}", target.display(), source.display())
+                })?;
             }
             _ => {
                 // Device nodes cannot be made without privileges and the live
@@ -138,7 +173,11 @@ fn apply_layer(reader: impl Read, dest: &Path, owner: bool, stats: &mut Stats) -
             }
         }
         if owner && kind != tar::EntryType::Link {
-            std::os::unix::fs::lchown(&target, Some(header.uid()? as u32), Some(header.gid()? as u32))?;
+            std::os::unix::fs::lchown(
+                &target,
+                Some(header.uid()? as u32),
+                Some(header.gid()? as u32),
+            )?;
         }
         written.insert(rel);
     }

@@ -46,7 +46,10 @@ impl BlobStore {
             }
             BlobStore::Tar { path, entries } => {
                 let (offset, len) = *entries.get(name).ok_or_else(|| {
-                    io::Error::new(io::ErrorKind::NotFound, format!("{name} is not in the archive"))
+                    io::Error::new(
+                        io::ErrorKind::NotFound,
+                        format!("{name} is not in the archive"),
+                    )
                 })?;
                 let mut f = File::open(path)?;
                 f.seek(SeekFrom::Start(offset))?;
@@ -65,7 +68,10 @@ impl BlobStore {
     fn read_small(&self, name: &str) -> io::Result<Vec<u8>> {
         let (r, len) = self.open(name)?;
         if len > MAX_METADATA {
-            return Err(io_failure(Category::BadImage, format!("{name} is {len} bytes, too large for image metadata")));
+            return Err(io_failure(
+                Category::BadImage,
+                format!("{name} is {len} bytes, too large for image metadata"),
+            ));
         }
         let mut buf = Vec::with_capacity(len as usize);
         r.take(MAX_METADATA).read_to_end(&mut buf)?;
@@ -78,10 +84,18 @@ fn index_tar(path: &Path) -> anyhow::Result<HashMap<String, (u64, u64)>> {
     let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let mut archive = tar::Archive::new(io::BufReader::new(file));
     let mut entries = HashMap::new();
-    for entry in archive.entries_with_seek().with_context(|| format!("reading {}", path.display()))? {
-        let entry = entry.with_context(|| format!("reading {} as a tar archive", path.display()))?;
+    for entry in archive
+        .entries_with_seek()
+        .with_context(|| format!("reading {}", path.display()))?
+    {
+        let entry =
+            entry.with_context(|| format!("reading {} as a tar archive", path.display()))?;
         if entry.header().entry_type().is_file() {
-            let name = entry.path()?.to_string_lossy().trim_start_matches("./").to_string();
+            let name = entry
+                .path()?
+                .to_string_lossy()
+                .trim_start_matches("./")
+                .to_string();
             entries.insert(name, (entry.raw_file_position(), entry.size()));
         }
     }
@@ -164,13 +178,20 @@ impl SourceImage {
         if found_arch != arch {
             return Err(fail(
                 Category::InvalidInput,
-                format!("{} is built for `{found_arch}`, the definition asks for `{arch}`", image.origin),
+                format!(
+                    "{} is built for `{found_arch}`, the definition asks for `{arch}`",
+                    image.origin
+                ),
             ));
         }
         Ok(image)
     }
 
-    fn read_json<T: serde::de::DeserializeOwned>(store: &BlobStore, origin: &str, desc: &Descriptor) -> anyhow::Result<T> {
+    fn read_json<T: serde::de::DeserializeOwned>(
+        store: &BlobStore,
+        origin: &str,
+        desc: &Descriptor,
+    ) -> anyhow::Result<T> {
         let bytes = store
             .read_small(&desc.digest.blob_path())
             .with_context(|| format!("reading {} from {origin}", desc.digest))?;
@@ -181,13 +202,24 @@ impl SourceImage {
                 format!("blob {} of {origin} is corrupt: its content hashes to {found}; re-export the image and try again", desc.digest),
             ));
         }
-        serde_json::from_slice(&bytes).map_err(|e| fail(Category::BadImage, format!("blob {} of {origin} is not valid JSON: {e}", desc.digest)))
+        serde_json::from_slice(&bytes).map_err(|e| {
+            fail(
+                Category::BadImage,
+                format!("blob {} of {origin} is not valid JSON: {e}", desc.digest),
+            )
+        })
     }
 
     fn open_oci(store: BlobStore, origin: String, arch: &str) -> anyhow::Result<SourceImage> {
-        let index_bytes = store.read_small("index.json").with_context(|| format!("reading index.json of {origin}"))?;
-        let index: Index = serde_json::from_slice(&index_bytes)
-            .map_err(|e| fail(Category::BadImage, format!("index.json of {origin} is invalid: {e}")))?;
+        let index_bytes = store
+            .read_small("index.json")
+            .with_context(|| format!("reading index.json of {origin}"))?;
+        let index: Index = serde_json::from_slice(&index_bytes).map_err(|e| {
+            fail(
+                Category::BadImage,
+                format!("index.json of {origin} is invalid: {e}"),
+            )
+        })?;
         let mut queue = index.manifests;
         let mut candidates = Vec::new();
         while let Some(d) = queue.pop() {
@@ -195,13 +227,16 @@ impl SourceImage {
                 let nested: Index = Self::read_json(&store, &origin, &d)?;
                 queue.extend(nested.manifests);
             } else if d.is_manifest() {
-                let platform_ok = d.platform.as_ref().is_none_or(|p| p.architecture == arch && p.os == "linux");
+                let platform_ok = d
+                    .platform
+                    .as_ref()
+                    .is_none_or(|p| p.architecture == arch && p.os == "linux");
                 if platform_ok {
                     candidates.push(d);
                 }
             }
         }
-        candidates.sort_by(|a, b| a.digest.cmp(&b.digest));
+        candidates.sort_by_key(|d| d.digest);
         candidates.dedup_by(|a, b| a.digest == b.digest);
         let desc = match candidates.len() {
             1 => candidates.remove(0),
@@ -218,12 +253,24 @@ impl SourceImage {
         let mut layers = manifest.layers;
         for l in &mut layers {
             let c = spec::layer_compression(&l.media_type).ok_or_else(|| {
-                fail(Category::BadImage, format!("layer {} of {origin} has the unsupported media type {}", l.digest, l.media_type))
+                fail(
+                    Category::BadImage,
+                    format!(
+                        "layer {} of {origin} has the unsupported media type {}",
+                        l.digest, l.media_type
+                    ),
+                )
             })?;
             l.media_type = spec::oci_layer_media_type(c).into();
         }
         let layer_paths = layers.iter().map(|l| l.digest.blob_path()).collect();
-        Ok(SourceImage { store, origin, layers, layer_paths, config })
+        Ok(SourceImage {
+            store,
+            origin,
+            layers,
+            layer_paths,
+            config,
+        })
     }
 
     fn open_docker(store: BlobStore, origin: String) -> anyhow::Result<SourceImage> {
@@ -233,40 +280,76 @@ impl SourceImage {
             config: String,
             layers: Vec<String>,
         }
-        let bytes = store.read_small("manifest.json").with_context(|| format!("reading manifest.json of {origin}"))?;
-        let mut entries: Vec<Entry> = serde_json::from_slice(&bytes)
-            .map_err(|e| fail(Category::BadImage, format!("manifest.json of {origin} is invalid: {e}")))?;
+        let bytes = store
+            .read_small("manifest.json")
+            .with_context(|| format!("reading manifest.json of {origin}"))?;
+        let mut entries: Vec<Entry> = serde_json::from_slice(&bytes).map_err(|e| {
+            fail(
+                Category::BadImage,
+                format!("manifest.json of {origin} is invalid: {e}"),
+            )
+        })?;
         if entries.len() != 1 {
             return Err(fail(
                 Category::InvalidInput,
-                format!("{origin} holds {} images; a base docker-archive must hold exactly one", entries.len()),
+                format!(
+                    "{origin} holds {} images; a base docker-archive must hold exactly one",
+                    entries.len()
+                ),
             ));
         }
         let entry = entries.remove(0);
-        let config_bytes = store.read_small(&entry.config).with_context(|| format!("reading {} of {origin}", entry.config))?;
+        let config_bytes = store
+            .read_small(&entry.config)
+            .with_context(|| format!("reading {} of {origin}", entry.config))?;
         // Docker names the config after its digest; check it when it does.
-        let stem = entry.config.trim_start_matches("blobs/sha256/").trim_end_matches(".json");
+        let stem = entry
+            .config
+            .trim_start_matches("blobs/sha256/")
+            .trim_end_matches(".json");
         if let Ok(named) = format!("sha256:{stem}").parse::<Digest>() {
             let found = Digest(crate::io::Sha256Digest::of(&config_bytes));
             if found != named {
-                return Err(fail(Category::BadImage, format!("config {} of {origin} is corrupt: its content hashes to {found}", entry.config)));
+                return Err(fail(
+                    Category::BadImage,
+                    format!(
+                        "config {} of {origin} is corrupt: its content hashes to {found}",
+                        entry.config
+                    ),
+                ));
             }
         }
-        let config: serde_json::Value = serde_json::from_slice(&config_bytes)
-            .map_err(|e| fail(Category::BadImage, format!("config {} of {origin} is invalid: {e}", entry.config)))?;
+        let config: serde_json::Value = serde_json::from_slice(&config_bytes).map_err(|e| {
+            fail(
+                Category::BadImage,
+                format!("config {} of {origin} is invalid: {e}", entry.config),
+            )
+        })?;
         let diff_ids: Vec<Digest> = serde_json::from_value(config["rootfs"]["diff_ids"].clone())
-            .map_err(|e| fail(Category::BadImage, format!("config of {origin} has no valid rootfs.diff_ids: {e}")))?;
+            .map_err(|e| {
+                fail(
+                    Category::BadImage,
+                    format!("config of {origin} has no valid rootfs.diff_ids: {e}"),
+                )
+            })?;
         if diff_ids.len() != entry.layers.len() {
             return Err(fail(
                 Category::BadImage,
-                format!("{origin}: manifest.json lists {} layers, the config {}", entry.layers.len(), diff_ids.len()),
+                format!(
+                    "{origin}: manifest.json lists {} layers, the config {}",
+                    entry.layers.len(),
+                    diff_ids.len()
+                ),
             ));
         }
         let mut layers = Vec::new();
         for (path, diff_id) in entry.layers.iter().zip(diff_ids) {
-            let (mut r, size) = store.open(path).with_context(|| format!("opening layer {path} of {origin}"))?;
+            let (mut r, size) = store
+                .open(path)
+                .with_context(|| format!("opening layer {path} of {origin}"))?;
             let mut magic = [0u8; 2];
-            r.read_exact(&mut magic).with_context(|| format!("reading layer {path} of {origin}"))?;
+            r.read_exact(&mut magic)
+                .with_context(|| format!("reading layer {path} of {origin}"))?;
             if magic == [0x1f, 0x8b] {
                 return Err(fail(
                     Category::InvalidInput,
@@ -276,7 +359,13 @@ impl SourceImage {
             // Uncompressed: the blob digest is the diff_id.
             layers.push(Descriptor::new(MEDIA_LAYER_TAR, diff_id, size));
         }
-        Ok(SourceImage { store, origin, layers, layer_paths: entry.layers, config })
+        Ok(SourceImage {
+            store,
+            origin,
+            layers,
+            layer_paths: entry.layers,
+            config,
+        })
     }
 
     /// Opens layer `i`; call [`VerifiedBlob::finish`] after use.
@@ -289,7 +378,10 @@ impl SourceImage {
         if len != desc.size {
             return Err(fail(
                 Category::BadImage,
-                format!("layer {} of {} is {len} bytes, its manifest says {}; re-export the image", desc.digest, self.origin, desc.size),
+                format!(
+                    "layer {} of {} is {len} bytes, its manifest says {}; re-export the image",
+                    desc.digest, self.origin, desc.size
+                ),
             ));
         }
         Ok(VerifiedBlob {

@@ -45,8 +45,14 @@ impl FromStr for Digest {
         let hex = s
             .strip_prefix("sha256:")
             .ok_or_else(|| format!("`{s}` is not a sha256 digest"))?;
-        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
-            return Err(format!("`{s}` is not a sha256 digest (64 lowercase hex digits)"));
+        if hex.len() != 64
+            || !hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            return Err(format!(
+                "`{s}` is not a sha256 digest (64 lowercase hex digits)"
+            ));
         }
         let mut out = [0u8; 32];
         for (i, o) in out.iter_mut().enumerate() {
@@ -143,8 +149,12 @@ pub enum Compression {
 pub fn layer_compression(media_type: &str) -> Option<Compression> {
     match media_type {
         MEDIA_LAYER_TAR | "application/vnd.docker.image.rootfs.diff.tar" => Some(Compression::None),
-        MEDIA_LAYER_GZIP | "application/vnd.docker.image.rootfs.diff.tar.gzip" => Some(Compression::Gzip),
-        MEDIA_LAYER_ZSTD | "application/vnd.docker.image.rootfs.diff.tar.zstd" => Some(Compression::Zstd),
+        MEDIA_LAYER_GZIP | "application/vnd.docker.image.rootfs.diff.tar.gzip" => {
+            Some(Compression::Gzip)
+        }
+        MEDIA_LAYER_ZSTD | "application/vnd.docker.image.rootfs.diff.tar.zstd" => {
+            Some(Compression::Zstd)
+        }
         _ => None,
     }
 }

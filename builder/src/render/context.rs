@@ -61,7 +61,11 @@ fn family(distribution: &str) -> &'static str {
 }
 
 /// The Tera context for `variant` of `def`.
-pub fn context_for(def: &ImageDefinition, variant: &Variant, epoch: u64) -> anyhow::Result<tera::Context> {
+pub fn context_for(
+    def: &ImageDefinition,
+    variant: &Variant,
+    epoch: u64,
+) -> anyhow::Result<tera::Context> {
     let ctx = RenderContext {
         os: Os {
             distribution: &def.os.distribution,
@@ -72,7 +76,11 @@ pub fn context_for(def: &ImageDefinition, variant: &Variant, epoch: u64) -> anyh
         kubernetes: Kubernetes {
             distribution: variant.kubernetes_distribution.as_str(),
             version: &variant.kubernetes_version,
-            package_version: format!("{}{}", variant.kubernetes_version, variant.kubernetes_distribution.package_suffix()),
+            package_version: format!(
+                "{}{}",
+                variant.kubernetes_version,
+                variant.kubernetes_distribution.package_suffix()
+            ),
         },
         agent: &def.agent,
         registry: &def.registry,

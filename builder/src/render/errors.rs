@@ -16,7 +16,9 @@ pub fn template_error(path: &Path, text: &str, e: &tera::Error) -> anyhow::Error
     }
     let innermost = messages.last().cloned().unwrap_or_default();
     if let Some(var) = between(&innermost, "Variable `", "` not found") {
-        let line = line_using(text, var).map(|l| format!(":{l}")).unwrap_or_default();
+        let line = line_using(text, var)
+            .map(|l| format!(":{l}"))
+            .unwrap_or_default();
         return fail(
             Category::Template,
             format!(
@@ -26,11 +28,25 @@ pub fn template_error(path: &Path, text: &str, e: &tera::Error) -> anyhow::Error
         );
     }
     // Parse errors carry " --> LINE:COL" in the message.
-    let line = messages.iter().find_map(|m| between(m, "--> ", ":").map(str::to_string));
+    let line = messages
+        .iter()
+        .find_map(|m| between(m, "--> ", ":").map(str::to_string));
     let loc = line.map(|l| format!(":{l}")).unwrap_or_default();
-    let detail = messages.iter().skip(1).map(|m| m.trim()).collect::<Vec<_>>().join(": ");
-    let detail = if detail.is_empty() { messages[0].clone() } else { detail };
-    fail(Category::Template, format!("{}{loc}: {detail}", path.display()))
+    let detail = messages
+        .iter()
+        .skip(1)
+        .map(|m| m.trim())
+        .collect::<Vec<_>>()
+        .join(": ");
+    let detail = if detail.is_empty() {
+        messages[0].clone()
+    } else {
+        detail
+    };
+    fail(
+        Category::Template,
+        format!("{}{loc}: {detail}", path.display()),
+    )
 }
 
 fn between<'a>(s: &'a str, start: &str, end: &str) -> Option<&'a str> {

@@ -31,7 +31,12 @@ impl Renderer {
                 if !entry.file_type().is_file() {
                     continue;
                 }
-                let name = entry.path().strip_prefix(dir).expect("under dir").to_string_lossy().into_owned();
+                let name = entry
+                    .path()
+                    .strip_prefix(dir)
+                    .expect("under dir")
+                    .to_string_lossy()
+                    .into_owned();
                 let text = read_text(entry.path())?;
                 tera.add_raw_template(&name, &text)
                     .map_err(|e| errors::template_error(entry.path(), &text, &e))?;
@@ -47,7 +52,10 @@ impl Renderer {
         self.tera
             .add_raw_template(&name, &text)
             .map_err(|e| errors::template_error(path, &text, &e))?;
-        let out = self.tera.render(&name, &self.context).map_err(|e| errors::template_error(path, &text, &e));
+        let out = self
+            .tera
+            .render(&name, &self.context)
+            .map_err(|e| errors::template_error(path, &text, &e));
         // The template stays loaded otherwise; drop it so names never clash.
         self.tera.templates.remove(&name);
         out
@@ -55,9 +63,15 @@ impl Renderer {
 
     /// Copies `trees` in order into `dest` (later trees win), rendering files
     /// ending `.tera` (written without the suffix, keeping the mode) and
-    /// keeping modes and symlinks of everything else.
-    pub fn render_trees(&mut self, trees: &[impl AsRef<Path>], dest: &Path) -> anyhow::Result<()> {
+    /// keeping modes and symlinks of everything else. Returns which source
+    /// file each written path (relative to `dest`) came from.
+    pub fn render_trees(
+        &mut self,
+        trees: &[impl AsRef<Path>],
+        dest: &Path,
+    ) -> anyhow::Result<Origins> {
         fs::create_dir_all(dest).with_context(|| format!("creating {}", dest.display()))?;
+        let mut origins = Origins::new();
         for tree in trees {
             let tree = tree.as_ref();
             for entry in walkdir::WalkDir::new(tree).min_depth(1).sort_by_file_name() {
@@ -65,39 +79,56 @@ impl Renderer {
                 let src = entry.path();
                 let rel = src.strip_prefix(tree).expect("under tree");
                 let ft = entry.file_type();
-                let md = entry.metadata().with_context(|| format!("reading {}", src.display()))?;
+                let md = entry
+                    .metadata()
+                    .with_context(|| format!("reading {}", src.display()))?;
                 if ft.is_dir() {
                     let out = dest.join(rel);
                     if fs::symlink_metadata(&out).is_ok_and(|m| !m.is_dir()) {
                         remove(&out)?;
                     }
-                    fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+                    fs::create_dir_all(&out)
+                        .with_context(|| format!("creating {}", out.display()))?;
                     fs::set_permissions(&out, md.permissions())?;
                 } else if ft.is_symlink() {
                     let out = dest.join(rel);
                     remove(&out)?;
-                    let target = fs::read_link(src).with_context(|| format!("reading link {}", src.display()))?;
-                    symlink(&target, &out).with_context(|| format!("creating link {}", out.display()))?;
+                    let target = fs::read_link(src)
+                        .with_context(|| format!("reading link {}", src.display()))?;
+                    symlink(&target, &out)
+                        .with_context(|| format!("creating link {}", out.display()))?;
                 } else if let Some(stem) = rel.to_str().and_then(|r| r.strip_suffix(".tera")) {
+                    origins.insert(stem.into(), src.to_path_buf());
                     let out = dest.join(stem);
                     let text = self.render_file(src)?;
                     remove(&out)?;
                     fs::write(&out, text).with_context(|| format!("writing {}", out.display()))?;
                     fs::set_permissions(&out, fs::Permissions::from_mode(md.permissions().mode()))?;
                 } else {
+                    origins.insert(rel.to_path_buf(), src.to_path_buf());
                     let out = dest.join(rel);
                     remove(&out)?;
-                    fs::copy(src, &out).with_context(|| format!("copying {} to {}", src.display(), out.display()))?;
+                    fs::copy(src, &out).with_context(|| {
+                        format!("copying {} to {}", src.display(), out.display())
+                    })?;
                 }
             }
         }
-        Ok(())
+        Ok(origins)
     }
 }
 
+/// Rendered path (relative) -> the overlay file it came from.
+pub type Origins = std::collections::HashMap<std::path::PathBuf, std::path::PathBuf>;
+
 fn read_text(path: &Path) -> anyhow::Result<String> {
     let bytes = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    String::from_utf8(bytes).map_err(|_| fail(Category::Template, format!("{}: a template must be UTF-8 text", path.display())))
+    String::from_utf8(bytes).map_err(|_| {
+        fail(
+            Category::Template,
+            format!("{}: a template must be UTF-8 text", path.display()),
+        )
+    })
 }
 
 fn remove(p: &Path) -> anyhow::Result<()> {

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The whole test suite on a fresh machine: host packages, lint gates, tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-host-tools.sh
+bash scripts/make-demo-base.sh
+cargo fmt --all -- --check
+cargo clippy --all-targets --locked -- -D warnings
+cargo test --locked
