@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Makes the small Kairos-style demo base image as an OCI layout, from Debian's
-# busybox-static, with no registry involved. Deterministic: the same packages
-# give the same digests.
+# Makes the small Kairos-style demo base image as an OCI layout, from Debian
+# packages (busybox-static; the kernel of linux-image-amd64, downloaded and
+# unpacked, not installed), with no registry involved. /boot holds the kernel
+# and a busybox initramfs (scripts/demo-base/init) that mounts the live medium
+# and reports the embedded user-data's sha256. Deterministic: the same
+# packages give the same digests.
 #   scripts/make-demo-base.sh [OUT_DIR]     (default: .cache/demo-base)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -18,8 +21,40 @@ fi
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+
+# The kernel: Debian's package, unpacked (cached beside the output).
+debs=$here/.cache/debs
+mkdir -p "$debs"
+kpkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ { print $2; exit }')
+if [ -z "$kpkg" ]; then
+  echo "make-demo-base: apt knows no linux-image-amd64; run apt-get update (scripts/install-host-tools.sh does)" >&2
+  exit 4
+fi
+if ! ls "$debs/${kpkg}_"*.deb >/dev/null 2>&1; then
+  (cd "$debs" && apt-get download -q "$kpkg" 2>&1 | grep -v '^W: Download is performed unsandboxed' || true)
+fi
+deb=$(ls "$debs/${kpkg}_"*.deb | head -n1)
+dpkg-deb -x "$deb" "$work/kernel"
+kver=$(ls "$work/kernel/lib/modules")
+# In load order: CD (sr_mod) and disk (sd_mod, for USB-stick style boots) over ATA.
+modules="scsi_common scsi_mod cdrom sr_mod crct10dif_common crct10dif_generic crc-t10dif crc64 crc64_rocksoft_generic crc64-rocksoft t10-pi sd_mod libata ata_piix libahci ahci isofs loop squashfs"
+
+# The initramfs: busybox, the modules to reach a CD and a squashfs, /init.
+initramfs=$work/initramfs
+mkdir -p "$initramfs"/{bin,dev,proc,sys,lib/modules}
+cp "$busybox" "$initramfs/bin/busybox"
+for applet in sh mount umount insmod findfs grep cut tr sha256sum sleep sync poweroff echo mkdir cat ls; do
+  ln -s busybox "$initramfs/bin/$applet"
+done
+for m in $modules; do
+  cp "$(find "$work/kernel/lib/modules/$kver" -name "$m.ko")" "$initramfs/lib/modules/"
+done
+echo "$modules" | tr ' ' '\n' > "$initramfs/lib/modules/load-order"
+install -m 0755 "$here/scripts/demo-base/init" "$initramfs/init"
+find "$initramfs" -exec touch -h -d @0 {} +
+
 root=$work/rootfs
-mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,etc/kairos,dev,proc,sys,tmp,run,var/log,root,boot,system/oem,oem,usr/local}
+mkdir -p "$root"/{lib/modules,bin,sbin,usr/bin,usr/sbin,etc/kairos,dev,proc,sys,tmp,run,var/log,root,boot,system/oem,oem,usr/local}
 chmod 1777 "$root/tmp"
 chmod 0700 "$root/root"
 cp "$busybox" "$root/bin/busybox"
@@ -54,6 +89,18 @@ REL
 echo "root:x:0:0:root:/root:/bin/sh" > "$root/etc/passwd"
 echo "root:x:0:" > "$root/etc/group"
 echo "demo-base" > "$root/etc/hostname"
+# Kairos layout: /boot/vmlinuz and /boot/initrd (symlinks to the versioned
+# files), exactly one kernel under /lib/modules.
+cp "$work/kernel/boot/vmlinuz-$kver" "$root/boot/vmlinuz-$kver"
+(cd "$initramfs" && find . | LC_ALL=C sort | cpio --quiet -o -H newc --reproducible) | gzip -n -9 > "$root/boot/initrd-$kver"
+ln -s "vmlinuz-$kver" "$root/boot/vmlinuz"
+ln -s "initrd-$kver" "$root/boot/initrd"
+for m in $modules; do
+  src=$(find "$work/kernel/lib/modules/$kver" -name "$m.ko")
+  dst=$root/lib/modules/$kver/${src#"$work/kernel/lib/modules/$kver/"}
+  mkdir -p "$(dirname "$dst")"
+  cp "$src" "$dst"
+done
 
 layout=$work/layout
 mkdir -p "$layout/blobs/sha256"

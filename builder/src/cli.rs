@@ -37,6 +37,10 @@ pub struct Cli {
 pub enum Command {
     /// Build the provider image(s) of a definition: one OCI archive per Kubernetes version.
     ProviderImage(ProviderImageArgs),
+    /// Build the installer ISO of a definition from its provider image (or a rootfs folder) and the site's user-data.
+    Iso(IsoArgs),
+    /// Build the provider image(s), the installer ISO(s) and SHA256SUMS in one run.
+    Build(BuildArgs),
     /// Write the rendered overlay trees and the template context of each variant, to see exactly what goes in.
     Render(RenderArgs),
     /// Write one deterministic gzip layer from a folder or tarball and print its digests.
@@ -60,6 +64,36 @@ pub struct DefinitionArgs {
 pub struct ProviderImageArgs {
     #[command(flatten)]
     pub def: DefinitionArgs,
+    /// Output folder.
+    #[arg(short, long, default_value = "build", value_name = "DIR")]
+    pub out: PathBuf,
+}
+
+#[derive(Args)]
+pub struct IsoArgs {
+    #[command(flatten)]
+    pub def: DefinitionArgs,
+    /// The site's user-data (`#cloud-config`), embedded at /config.yaml.
+    #[arg(long, value_name = "FILE")]
+    pub user_data: PathBuf,
+    /// The provider image archive [default: OUT/<repo>-<tag>.oci.tar, as `provider-image` writes it].
+    #[arg(long, value_name = "FILE", conflicts_with = "rootfs")]
+    pub provider_image: Option<PathBuf>,
+    /// An already flattened root filesystem to use instead of a provider image.
+    #[arg(long, value_name = "DIR")]
+    pub rootfs: Option<PathBuf>,
+    /// Output folder.
+    #[arg(short, long, default_value = "build", value_name = "DIR")]
+    pub out: PathBuf,
+}
+
+#[derive(Args)]
+pub struct BuildArgs {
+    #[command(flatten)]
+    pub def: DefinitionArgs,
+    /// The site's user-data (`#cloud-config`), embedded at /config.yaml.
+    #[arg(long, value_name = "FILE")]
+    pub user_data: PathBuf,
     /// Output folder.
     #[arg(short, long, default_value = "build", value_name = "DIR")]
     pub out: PathBuf,

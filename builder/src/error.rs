@@ -12,11 +12,12 @@ use std::fmt;
 pub enum Category {
     /// A host tool or an internal step failed.
     Build,
-    /// The command line is wrong. (Exit code 4, a missing host tool, belongs
-    /// to the stages that run host tools.)
+    /// The command line is wrong.
     Usage,
     /// An image definition, user-data or other input file is invalid.
     InvalidInput,
+    /// A host tool is not installed.
+    MissingTool,
     /// Reading or writing a file failed.
     Io,
     /// A template could not be parsed or rendered.
@@ -33,6 +34,7 @@ impl Category {
             Category::Build => 1,
             Category::Usage => 2,
             Category::InvalidInput => 3,
+            Category::MissingTool => 4,
             Category::Io => 5,
             Category::Template => 6,
             Category::BadImage => 7,

@@ -1,16 +1,21 @@
 //! edgeforge: builds edge appliance provider images and installer ISOs.
 
+mod checksums;
 mod cli;
 mod commands;
 mod definition;
 mod error;
+mod host_tools;
 mod io;
+mod iso;
 mod layer;
 mod log;
+mod mask;
 mod oci;
 mod provider;
 mod render;
 mod safe_path;
+mod user_data;
 mod yaml;
 
 use clap::Parser;

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde_json::{json, Value};
 
+use crate::checksums;
 use crate::definition::{LoadedDefinition, Variant};
 use crate::error::{fail, Category};
 use crate::io::{AtomicFile, Sha256Digest};
@@ -120,8 +121,13 @@ pub fn build(
     // Final names only once every variant is complete.
     for (file, sha, archive) in pending {
         file.commit()?;
-        write_checksum_file(&archive, &sha)?;
+        checksums::write_sidecar(&archive, &sha)?;
     }
+    let sums: Vec<_> = images
+        .iter()
+        .map(|i| (file_name(&i.archive), i.sha256))
+        .collect();
+    checksums::record(&s.out_dir, &sums)?;
     Ok(images)
 }
 
@@ -333,17 +339,9 @@ fn git_revision(dir: &Path) -> Option<String> {
     (!rev.is_empty()).then_some(rev)
 }
 
-/// `<artifact>.sha256` in `sha256sum -c` format.
-pub fn write_checksum_file(artifact: &Path, sha: &Sha256Digest) -> anyhow::Result<()> {
-    let name = artifact
-        .file_name()
+pub fn file_name(p: &Path) -> String {
+    p.file_name()
         .expect("artifacts have file names")
-        .to_string_lossy();
-    let mut target = artifact.as_os_str().to_owned();
-    target.push(".sha256");
-    AtomicFile::write(
-        Path::new(&target),
-        format!("{sha}  {name}\n").as_bytes(),
-        0o644,
-    )
+        .to_string_lossy()
+        .into_owned()
 }

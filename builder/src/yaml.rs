@@ -16,16 +16,28 @@ pub fn parse<T: DeserializeOwned>(path: &Path, text: &str) -> anyhow::Result<T> 
     serde_yaml::from_str(text).map_err(|e| located_error(path, text, &e))
 }
 
+/// Checks that `text` is a YAML document whose top level is a mapping.
+pub fn check_mapping(path: &Path, text: &str) -> anyhow::Result<()> {
+    match parse::<serde_yaml::Value>(path, text)? {
+        serde_yaml::Value::Mapping(_) => Ok(()),
+        _ => Err(fail(
+            Category::InvalidInput,
+            format!("{}: the document must be a mapping of keys", path.display()),
+        )),
+    }
+}
+
 pub fn parse_document(path: &Path, text: &str) -> anyhow::Result<Document> {
     parse(path, text).map(Document)
 }
 
 impl Document {
     /// Sets a dotted `key` (`kubernetes.version`) to `value`, parsed as a YAML
-    /// scalar or flow collection. Bare numbers stay strings: no field of an image
-    /// definition is numeric, and `1.30` must not turn into `1.3`.
+    /// scalar or flow collection. Non-integer numbers stay strings: `1.30` is a
+    /// version, and must not turn into `1.3`.
     pub fn set(&mut self, key: &str, value: &str) -> anyhow::Result<()> {
         let parsed: serde_yaml::Value = match serde_yaml::from_str(value) {
+            Ok(serde_yaml::Value::Number(n)) if !n.is_f64() => serde_yaml::Value::Number(n),
             Ok(serde_yaml::Value::Number(_)) | Err(_) => serde_yaml::Value::String(value.into()),
             Ok(v) => v,
         };
@@ -75,7 +87,7 @@ fn located_error(path: &Path, text: &str, e: &serde_yaml::Error) -> anyhow::Erro
     let quoted = e
         .location()
         .and_then(|l| text.lines().nth(l.line().saturating_sub(1)))
-        .map(|line| format!("\n    {}", line.trim_end()))
+        .map(|line| format!("\n    {}", crate::mask::line(line.trim_end())))
         .unwrap_or_default();
     fail(Category::InvalidInput, format!("{loc}: {msg}{quoted}"))
 }
@@ -157,9 +169,11 @@ mod tests {
         let mut d = parse_document(Path::new("x"), "a: 1\n").unwrap();
         d.set("k.version", "1.30").unwrap();
         d.set("flag", "true").unwrap();
+        d.set("n", "5").unwrap();
         let v: serde_yaml::Value = d.into_typed("test").unwrap();
         assert_eq!(v["k"]["version"], serde_yaml::Value::String("1.30".into()));
         assert_eq!(v["flag"], serde_yaml::Value::Bool(true));
+        assert_eq!(v["n"], serde_yaml::Value::Number(5.into()));
     }
 
     #[test]

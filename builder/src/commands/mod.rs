@@ -1,5 +1,7 @@
 //! Thin handlers: parse arguments into domain calls and print results.
 
+mod build;
+mod iso;
 mod layer;
 mod provider_image;
 mod render;
@@ -11,6 +13,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     let epoch = cli.source_date_epoch;
     match cli.command {
         Command::ProviderImage(a) => provider_image::run(a, epoch),
+        Command::Iso(a) => iso::run(a, epoch),
+        Command::Build(a) => build::run(a, epoch),
         Command::Render(a) => render::run(a, epoch),
         Command::Layer(a) => layer::run(a, epoch),
         Command::Unpack(a) => unpack::run(a),

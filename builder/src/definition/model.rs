@@ -36,6 +36,8 @@ pub struct ImageDefinition {
     pub overlays: Overlays,
     #[serde(default)]
     pub proxy: Proxy,
+    #[serde(default)]
+    pub iso: IsoOptions,
     /// Extra OCI config labels.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
@@ -205,6 +207,42 @@ pub struct Overlays {
     /// Trees copied into the installer ISO root.
     #[serde(default)]
     pub iso: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IsoOptions {
+    /// Appended to the kernel command line of every boot entry.
+    #[serde(default)]
+    pub extra_cmdline: String,
+    /// Seconds the GRUB menu waits before the default (install) entry.
+    #[serde(default = "default_timeout")]
+    pub timeout: u32,
+    /// rootfs.squashfs compression.
+    #[serde(default)]
+    pub compression: crate::iso::Compression,
+    /// Content-signing public key file, placed at `/.edge_custom_config.yaml`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edge_custom_config: Option<PathBuf>,
+    /// Cluster definition file, placed in `/opt/spectrocloud/clusterconfig/`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_definition: Option<PathBuf>,
+}
+
+fn default_timeout() -> u32 {
+    5
+}
+
+impl Default for IsoOptions {
+    fn default() -> Self {
+        IsoOptions {
+            extra_cmdline: String::new(),
+            timeout: default_timeout(),
+            compression: Default::default(),
+            edge_custom_config: None,
+            cluster_definition: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -146,6 +146,27 @@ pub fn validate(l: &LoadedDefinition) -> anyhow::Result<()> {
             }
         }
     }
+    for (field, file) in [
+        ("iso.edge_custom_config", &d.iso.edge_custom_config),
+        ("iso.cluster_definition", &d.iso.cluster_definition),
+    ] {
+        if let Some(f) = file {
+            if !l.resolve(f).is_file() {
+                return Err(
+                    l.field_error(field, format!("{} is not a file", l.resolve(f).display()))
+                );
+            }
+        }
+    }
+    if d.iso
+        .extra_cmdline
+        .contains(['\n', '\r', '"', ';', '{', '}'])
+    {
+        return Err(l.field_error(
+            "iso.extra_cmdline",
+            "must be one line of kernel arguments without quotes, `;` or braces",
+        ));
+    }
     for (field, trees) in [
         ("overlays.rootfs", &d.overlays.rootfs),
         ("overlays.iso", &d.overlays.iso),

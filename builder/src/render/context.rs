@@ -19,6 +19,7 @@ struct RenderContext<'a> {
     iso_name: &'a str,
     fips: bool,
     proxy: &'a crate::definition::Proxy,
+    iso: &'a crate::definition::IsoOptions,
     image: Image<'a>,
     /// The provider image tag, also used as the OS release version.
     version: &'a str,
@@ -89,6 +90,7 @@ pub fn context_for(
         iso_name: &def.iso_name,
         fips: def.fips,
         proxy: &def.proxy,
+        iso: &def.iso,
         image: Image {
             tag: &variant.tag,
             reference: &variant.reference,

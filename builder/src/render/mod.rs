@@ -4,9 +4,10 @@
 mod context;
 mod errors;
 
+use std::collections::HashMap;
 use std::fs;
 use std::os::unix::fs::{symlink, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 
@@ -14,50 +15,98 @@ pub use context::context_for;
 
 use crate::error::{fail, Category};
 
+/// The repository's templates, compiled in so the binary works on its own;
+/// a definition's `templates:` folder overrides them by name.
+const BUILTIN: [(&str, &str); 5] = [
+    (
+        "grub.cfg.tera",
+        include_str!("../../../templates/grub.cfg.tera"),
+    ),
+    (
+        "grub-stub.cfg.tera",
+        include_str!("../../../templates/grub-stub.cfg.tera"),
+    ),
+    (
+        "grub-early.cfg.tera",
+        include_str!("../../../templates/grub-early.cfg.tera"),
+    ),
+    (
+        "kairos-release.tera",
+        include_str!("../../../templates/kairos-release.tera"),
+    ),
+    (
+        "os-release.tera",
+        include_str!("../../../templates/os-release.tera"),
+    ),
+];
+
 pub struct Renderer {
     tera: tera::Tera,
     context: tera::Context,
+    /// Template name -> (file it came from, its text), for error locations.
+    sources: HashMap<String, (PathBuf, String)>,
 }
 
 impl Renderer {
-    /// Loads every file of `templates` (named by relative path) so overlays can
+    /// Loads the built-in templates, then every file of `templates` (named by
+    /// relative path, overriding a built-in of the same name) so overlays can
     /// include them; templates are parsed up front so syntax errors come first.
     pub fn new(templates: Option<&Path>, context: tera::Context) -> anyhow::Result<Self> {
-        let mut tera = tera::Tera::default();
-        tera.autoescape_on(vec![]);
+        let mut r = Renderer {
+            tera: tera::Tera::default(),
+            context,
+            sources: HashMap::new(),
+        };
+        r.tera.autoescape_on(vec![]);
+        for (name, text) in BUILTIN {
+            r.add(
+                name,
+                PathBuf::from(format!("(built-in) templates/{name}")),
+                text.to_string(),
+            )?;
+        }
         if let Some(dir) = templates {
             for entry in walkdir::WalkDir::new(dir).sort_by_file_name() {
                 let entry = entry.with_context(|| format!("walking {}", dir.display()))?;
-                if !entry.file_type().is_file() {
-                    continue;
+                if entry.file_type().is_file() {
+                    let name = entry
+                        .path()
+                        .strip_prefix(dir)
+                        .expect("under dir")
+                        .to_string_lossy()
+                        .into_owned();
+                    let text = read_text(entry.path())?;
+                    r.add(&name, entry.path().to_path_buf(), text)?;
                 }
-                let name = entry
-                    .path()
-                    .strip_prefix(dir)
-                    .expect("under dir")
-                    .to_string_lossy()
-                    .into_owned();
-                let text = read_text(entry.path())?;
-                tera.add_raw_template(&name, &text)
-                    .map_err(|e| errors::template_error(entry.path(), &text, &e))?;
             }
         }
-        Ok(Renderer { tera, context })
+        Ok(r)
     }
 
-    /// Renders one template given by path.
-    pub fn render_file(&mut self, path: &Path) -> anyhow::Result<String> {
-        let text = read_text(path)?;
-        let name = format!("file:{}", path.display());
+    fn add(&mut self, name: &str, path: PathBuf, text: String) -> anyhow::Result<()> {
         self.tera
-            .add_raw_template(&name, &text)
-            .map_err(|e| errors::template_error(path, &text, &e))?;
-        let out = self
-            .tera
-            .render(&name, &self.context)
-            .map_err(|e| errors::template_error(path, &text, &e));
-        // The template stays loaded otherwise; drop it so names never clash.
+            .add_raw_template(name, &text)
+            .map_err(|e| errors::template_error(&path, &text, &e))?;
+        self.sources.insert(name.to_string(), (path, text));
+        Ok(())
+    }
+
+    /// Renders a loaded template by name (`grub.cfg.tera`).
+    pub fn render_named(&self, name: &str) -> anyhow::Result<String> {
+        self.tera.render(name, &self.context).map_err(|e| {
+            let (path, text) = &self.sources[name];
+            errors::template_error(path, text, &e)
+        })
+    }
+
+    /// Renders one template file (an overlay's `.tera`).
+    pub fn render_file(&mut self, path: &Path) -> anyhow::Result<String> {
+        let name = format!("file:{}", path.display());
+        self.add(&name, path.to_path_buf(), read_text(path)?)?;
+        let out = self.render_named(&name);
+        // Overlay files are not includable; drop them so names never clash.
         self.tera.templates.remove(&name);
+        self.sources.remove(&name);
         out
     }
 
@@ -119,7 +168,7 @@ impl Renderer {
 }
 
 /// Rendered path (relative) -> the overlay file it came from.
-pub type Origins = std::collections::HashMap<std::path::PathBuf, std::path::PathBuf>;
+pub type Origins = HashMap<PathBuf, PathBuf>;
 
 fn read_text(path: &Path) -> anyhow::Result<String> {
     let bytes = fs::read(path).with_context(|| format!("reading {}", path.display()))?;

@@ -1,0 +1,45 @@
+use crate::checksums;
+use crate::cli::BuildArgs;
+use crate::definition::LoadedDefinition;
+use crate::iso::{self, RootfsSource};
+use crate::log::info;
+use crate::provider::{self, file_name, BuildSettings};
+use crate::user_data::UserData;
+
+pub fn run(a: BuildArgs, epoch: u64) -> anyhow::Result<()> {
+    let l = LoadedDefinition::load(&a.def.definition, &a.def.sets)?;
+    // Checked before the provider image so a bad document fails in seconds.
+    let user_data = UserData::load(&a.user_data)?;
+    info!(
+        "user-data {} (sha256 {})",
+        user_data.path.display(),
+        user_data.sha256
+    );
+    let settings = BuildSettings {
+        out_dir: a.out.clone(),
+        epoch,
+    };
+    let images = provider::build(&l, &l.variants(), &settings)?;
+    for image in &images {
+        println!(
+            "{}\tsha256:{}\t{} bytes\t{}",
+            image.archive.display(),
+            image.sha256,
+            image.size,
+            image.variant.reference
+        );
+    }
+    for image in &images {
+        let source = RootfsSource::ProviderImage(image.archive.clone());
+        let artifact = iso::build(&l, &image.variant, &source, &user_data, &settings)?;
+        checksums::record(&a.out, &[(file_name(&artifact.path), artifact.sha256)])?;
+        println!(
+            "{}\tsha256:{}\t{} bytes",
+            artifact.path.display(),
+            artifact.sha256,
+            artifact.size
+        );
+    }
+    println!("{}", a.out.join(checksums::SUMS).display());
+    Ok(())
+}

@@ -1,0 +1,163 @@
+//! The host tools edgeforge drives (all from Debian packages): checking they
+//! are there, and running them through xshell with their exact command line
+//! logged at `--verbose`. Secrets never go on a command line: tools get paths.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+
+use anyhow::Context;
+use xshell::{Cmd, Shell};
+
+use crate::error::{fail, Category};
+use crate::log::verbose;
+
+/// A program or data folder and the Debian package that provides it.
+pub struct Requirement {
+    pub what: &'static str,
+    pub package: &'static str,
+    kind: Kind,
+}
+
+enum Kind {
+    Program,
+    Folder,
+}
+
+pub const XORRISO: Requirement = program("xorriso", "xorriso");
+pub const MKSQUASHFS: Requirement = program("mksquashfs", "squashfs-tools");
+pub const MFORMAT: Requirement = program("mformat", "mtools");
+pub const MMD: Requirement = program("mmd", "mtools");
+pub const MCOPY: Requirement = program("mcopy", "mtools");
+pub const GRUB_MKIMAGE: Requirement = program("grub-mkimage", "grub-common");
+pub const GRUB_PC: Requirement = folder("/usr/lib/grub/i386-pc", "grub-pc-bin");
+pub const GRUB_EFI: Requirement = folder("/usr/lib/grub/x86_64-efi", "grub-efi-amd64-bin");
+
+const fn program(what: &'static str, package: &'static str) -> Requirement {
+    Requirement {
+        what,
+        package,
+        kind: Kind::Program,
+    }
+}
+
+const fn folder(what: &'static str, package: &'static str) -> Requirement {
+    Requirement {
+        what,
+        package,
+        kind: Kind::Folder,
+    }
+}
+
+impl Requirement {
+    fn present(&self) -> bool {
+        match self.kind {
+            Kind::Folder => Path::new(self.what).is_dir(),
+            Kind::Program => find_program(self.what).is_some(),
+        }
+    }
+}
+
+fn find_program(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+/// Fails listing every missing requirement with its package, so one
+/// `apt-get install` fixes them all.
+pub fn require(reqs: &[&Requirement]) -> anyhow::Result<()> {
+    let missing: Vec<&&Requirement> = reqs.iter().filter(|r| !r.present()).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let mut packages: Vec<&str> = missing.iter().map(|r| r.package).collect();
+    packages.dedup();
+    let list = missing
+        .iter()
+        .map(|r| format!("{} (Debian package {})", r.what, r.package))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Err(fail(
+        Category::MissingTool,
+        format!("missing host tools: {list}; install them with `apt-get install {}` or scripts/install-host-tools.sh", packages.join(" ")),
+    ))
+}
+
+pub fn shell() -> anyhow::Result<Shell> {
+    Shell::new().context("starting a shell for host tools")
+}
+
+/// Runs a command to completion; a failure carries the tail of its stderr.
+pub fn run(cmd: Cmd<'_>) -> anyhow::Result<()> {
+    verbose!("$ {cmd}");
+    let shown = cmd.to_string();
+    let out = cmd
+        .quiet()
+        .ignore_status()
+        .output()
+        .with_context(|| format!("running {shown}"))?;
+    if !out.status.success() {
+        return Err(tool_failed(
+            &shown,
+            out.status,
+            &String::from_utf8_lossy(&out.stderr),
+        ));
+    }
+    Ok(())
+}
+
+/// Starts a command whose stdout the caller consumes (for hashing a stream
+/// while writing it); stderr is collected on a thread for [`finish`].
+pub fn spawn_stdout(cmd: Cmd<'_>) -> anyhow::Result<Running> {
+    verbose!("$ {cmd}");
+    let shown = cmd.to_string();
+    let mut command: std::process::Command = cmd.into();
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("starting {shown}"))?;
+    let mut stderr = child.stderr.take().expect("piped");
+    let errors = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    Ok(Running {
+        child,
+        errors,
+        shown,
+    })
+}
+
+pub struct Running {
+    pub child: Child,
+    errors: std::thread::JoinHandle<String>,
+    shown: String,
+}
+
+impl Running {
+    pub fn finish(mut self) -> anyhow::Result<()> {
+        let status = self
+            .child
+            .wait()
+            .with_context(|| format!("waiting for {}", self.shown))?;
+        let errors = self.errors.join().unwrap_or_default();
+        if !status.success() {
+            return Err(tool_failed(&self.shown, status, &errors));
+        }
+        Ok(())
+    }
+}
+
+fn tool_failed(shown: &str, status: std::process::ExitStatus, stderr: &str) -> anyhow::Error {
+    let tail: Vec<&str> = stderr.lines().rev().take(12).collect();
+    let tail: Vec<&str> = tail.into_iter().rev().collect();
+    fail(
+        Category::Build,
+        format!("`{shown}` failed ({status}):\n{}", tail.join("\n")),
+    )
+}

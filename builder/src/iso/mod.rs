@@ -1,0 +1,189 @@
+//! The installer ISO stage: the provider image's flattened root filesystem
+//! becomes `rootfs.squashfs`, with the kernel, initrd, GRUB for BIOS and UEFI,
+//! the user-data at `/config.yaml`, and the rendered `overlays.iso`, written
+//! by xorriso in the layout strict UEFI firmware and USB sticks boot.
+
+mod efi;
+mod grub;
+mod kernel;
+mod squashfs;
+mod xorriso;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+use crate::checksums;
+use crate::definition::{LoadedDefinition, Variant};
+use crate::error::{fail, Category};
+use crate::host_tools::{self, Requirement};
+use crate::io::Sha256Digest;
+use crate::log::info;
+use crate::oci::{flatten, source::SourceImage};
+use crate::provider::{renderer_for, BuildSettings};
+use crate::user_data::UserData;
+
+pub use squashfs::Compression;
+
+/// Where the root filesystem comes from.
+pub enum RootfsSource {
+    /// A provider image archive, flattened first.
+    ProviderImage(PathBuf),
+    /// An already flattened root filesystem folder.
+    Folder(PathBuf),
+}
+
+pub struct IsoArtifact {
+    pub path: PathBuf,
+    pub sha256: Sha256Digest,
+    pub size: u64,
+}
+
+const TOOLS: [&Requirement; 8] = [
+    &host_tools::XORRISO,
+    &host_tools::MKSQUASHFS,
+    &host_tools::MFORMAT,
+    &host_tools::MMD,
+    &host_tools::MCOPY,
+    &host_tools::GRUB_MKIMAGE,
+    &host_tools::GRUB_PC,
+    &host_tools::GRUB_EFI,
+];
+
+/// The ISO file for `variant`: `<iso_name>.iso`, or `<iso_name>-<tag>.iso`
+/// when the definition builds several variants.
+pub fn iso_path(l: &LoadedDefinition, variant: &Variant, out_dir: &Path) -> PathBuf {
+    if l.variants().len() > 1 {
+        out_dir.join(format!("{}-{}.iso", l.def.iso_name, variant.tag))
+    } else {
+        out_dir.join(format!("{}.iso", l.def.iso_name))
+    }
+}
+
+pub fn build(
+    l: &LoadedDefinition,
+    variant: &Variant,
+    source: &RootfsSource,
+    user_data: &UserData,
+    s: &BuildSettings,
+) -> anyhow::Result<IsoArtifact> {
+    if l.def.arch.as_str() != "amd64" {
+        return Err(l.field_error(
+            "arch",
+            "installer ISOs are built for amd64 only (BIOS + UEFI x86_64 GRUB)",
+        ));
+    }
+    host_tools::require(&TOOLS)?;
+    let target = iso_path(l, variant, &s.out_dir);
+    probe_writable(&s.out_dir)?;
+    let work = tempfile::Builder::new()
+        .prefix(".edgeforge-work-")
+        .tempdir_in(&s.out_dir)
+        .with_context(|| format!("creating a work folder in {}", s.out_dir.display()))?;
+    let sh = host_tools::shell()?;
+
+    let rootfs = match source {
+        RootfsSource::Folder(dir) => dir.clone(),
+        RootfsSource::ProviderImage(archive) => {
+            let image = SourceImage::open(
+                &format!("oci-archive:{}", archive.display()),
+                Path::new("."),
+                l.def.arch.as_str(),
+            )?;
+            let dir = work.path().join("rootfs");
+            let stats = flatten::flatten(&image, &dir)?;
+            info!(
+                "flattened {} ({} layers, {} entries)",
+                archive.display(),
+                stats.layers,
+                stats.entries
+            );
+            dir
+        }
+    };
+    let boot = kernel::find(&rootfs)?;
+
+    let stage = work.path().join("iso");
+    let mut renderer = renderer_for(l, variant, s.epoch)?;
+    let iso_trees: Vec<PathBuf> = l.def.overlays.iso.iter().map(|t| l.resolve(t)).collect();
+    renderer.render_trees(&iso_trees, &stage)?;
+
+    fs::create_dir_all(stage.join("boot")).context("creating the ISO staging tree")?;
+    link_or_copy(&boot.kernel, &stage.join("boot/kernel"))?;
+    link_or_copy(&boot.initrd, &stage.join("boot/initrd"))?;
+    let configs = grub::write_configs(&mut renderer, &stage, work.path())?;
+    grub::bios_image(&sh, &configs.early, &stage.join("boot"))?;
+    let loaders = efi::loaders(&sh, &rootfs, &configs.early, work.path())?;
+    info!("EFI loader: {}", loaders.describe());
+    efi::fat_image(
+        &sh,
+        &loaders,
+        &configs.stub,
+        &stage.join("boot/uefi.img"),
+        work.path(),
+        s.epoch,
+    )?;
+
+    user_data.write_to(&stage.join("config.yaml"))?;
+    if let Some(p) = &l.def.iso.edge_custom_config {
+        copy_file(&l.resolve(p), &stage.join(".edge_custom_config.yaml"))?;
+    }
+    if let Some(p) = &l.def.iso.cluster_definition {
+        let src = l.resolve(p);
+        let name = src.file_name().expect("validated as a file");
+        let dir = stage.join("opt/spectrocloud/clusterconfig");
+        fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        copy_file(&src, &dir.join(name))?;
+    }
+
+    let compression = l.def.iso.compression;
+    info!("rootfs.squashfs ({compression})");
+    squashfs::make(
+        &sh,
+        &rootfs,
+        &stage.join("rootfs.squashfs"),
+        compression,
+        s.epoch,
+    )?;
+
+    info!("writing {}", target.display());
+    let (sha256, size, file) = xorriso::write(&sh, &stage, &target, s.epoch)?;
+    file.commit()?;
+    checksums::write_sidecar(&target, &sha256)?;
+    Ok(IsoArtifact {
+        path: target,
+        sha256,
+        size,
+    })
+}
+
+/// Fails early, before minutes of work, when the output folder is not writable.
+fn probe_writable(dir: &Path) -> anyhow::Result<()> {
+    fs::create_dir_all(dir)
+        .and_then(|_| tempfile::tempfile_in(dir).map(drop))
+        .map_err(|e| {
+            fail(
+                Category::Io,
+                format!(
+                    "output folder {} is not writable ({e}); choose another with --out",
+                    dir.display()
+                ),
+            )
+        })
+}
+
+fn link_or_copy(from: &Path, to: &Path) -> anyhow::Result<()> {
+    if fs::hard_link(from, to).is_err() {
+        copy_file(from, to)?;
+    }
+    Ok(())
+}
+
+fn copy_file(from: &Path, to: &Path) -> anyhow::Result<()> {
+    fs::copy(from, to)
+        .with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
+    fs::set_permissions(to, fs::Permissions::from_mode(0o644))?;
+    Ok(())
+}

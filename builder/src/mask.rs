@@ -1,0 +1,41 @@
+//! Masking secrets in text shown to people: a line assigning a registration
+//! token or a password shows its value as `****`.
+
+/// Keys whose values are secrets (compared case-insensitively, by suffix so
+/// `edgeHostToken`, `password`, `passwd` and `registrationToken` all match).
+const SECRET_KEYS: [&str; 4] = ["token", "password", "passwd", "secret"];
+
+/// Masks the value of a `key: value` (YAML) or `"key": value` line whose key
+/// names a secret.
+pub fn line(line: &str) -> String {
+    let Some((key, value)) = line.split_once(':') else {
+        return line.to_string();
+    };
+    let k = key
+        .trim()
+        .trim_start_matches("- ")
+        .trim_matches(['"', '\''])
+        .to_ascii_lowercase();
+    if value.trim().is_empty() || !SECRET_KEYS.iter().any(|s| k.ends_with(s)) {
+        return line.to_string();
+    }
+    format!("{key}: ****")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn masks_secret_values_only() {
+        assert_eq!(
+            super::line("    edgeHostToken: abc123"),
+            "    edgeHostToken: ****"
+        );
+        assert_eq!(
+            super::line("  \"password\": \"x\","),
+            "  \"password\": ****"
+        );
+        assert_eq!(super::line("  - passwd: hunter2"), "  - passwd: ****");
+        assert_eq!(super::line("  name: edge-1"), "  name: edge-1");
+        assert_eq!(super::line("  tokens:"), "  tokens:");
+    }
+}
