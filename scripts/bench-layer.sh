@@ -44,6 +44,7 @@ os.rename(tmp, root)
 print(f"{n} files")
 PY
 fi
+[ "$rounds" -gt 0 ] || exit 0
 cargo build --release --locked -q
 bin=target/release/edgeforge
 

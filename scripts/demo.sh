@@ -1,18 +1,19 @@
 #!/usr/bin/env bash
 # The main job end to end on the shipped demo definition (images/demo.yaml):
-# installs host packages, makes the demo base image, builds edgeforge and the
-# provider image, and prints where the artifacts and checksums are.
+# installs host packages, makes the demo base image, builds edgeforge, then the
+# provider image and the installer ISO with the demo user-data embedded, and
+# prints where the artifacts and checksums are.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-host-tools.sh
 bash scripts/make-demo-base.sh
 cargo build --release --locked
 export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || echo 0)}
-./target/release/edgeforge provider-image images/demo.yaml --out build
+./target/release/edgeforge build images/demo.yaml --user-data images/demo-user-data.yaml --out build
 echo
 echo "artifacts in $(pwd)/build:"
-for f in build/*.oci.tar; do
-  echo "  $f"
-  echo "  $f.sha256: $(cut -d' ' -f1 "$f.sha256")"
-done
-echo "check them with: (cd build && sha256sum -c *.sha256)"
+while read -r sum name; do
+  echo "  build/$name  sha256:$sum"
+done < build/SHA256SUMS
+echo "checksums: $(pwd)/build/SHA256SUMS and build/*.sha256 (check: cd build && sha256sum -c SHA256SUMS)"
+echo "boot it: scripts/boot-test.sh build/palette-edge-installer.iso $(sha256sum images/demo-user-data.yaml | cut -d' ' -f1)"

@@ -25,7 +25,11 @@ trap 'rm -rf "$work"' EXIT
 # The kernel: Debian's package, unpacked (cached beside the output).
 debs=$here/.cache/debs
 mkdir -p "$debs"
-kpkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ { print $2; exit }')
+kernel_package() { apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ { print $2; exit }'; }
+kpkg=$(kernel_package)
+if [ -z "$kpkg" ] && [ "$(id -u)" -eq 0 ]; then
+  apt-get update -qq && kpkg=$(kernel_package)
+fi
 if [ -z "$kpkg" ]; then
   echo "make-demo-base: apt knows no linux-image-amd64; run apt-get update (scripts/install-host-tools.sh does)" >&2
   exit 4

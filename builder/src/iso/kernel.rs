@@ -99,13 +99,12 @@ fn resolve(rootfs: &Path, rel: &Path) -> anyhow::Result<PathBuf> {
         for c in target.components() {
             match c {
                 Component::Normal(p) => next.push(p),
-                Component::ParentDir => {
-                    if !next.pop() {
-                        return Err(fail(
-                            Category::BadImage,
-                            format!("/{} points outside the root filesystem", rel.display()),
-                        ));
-                    }
+                // The guard pops; only a `..` above the root reaches the arm.
+                Component::ParentDir if !next.pop() => {
+                    return Err(fail(
+                        Category::BadImage,
+                        format!("/{} points outside the root filesystem", rel.display()),
+                    ));
                 }
                 _ => {}
             }

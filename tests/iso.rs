@@ -1,0 +1,411 @@
+//! The installer ISO: its tree read back with xorriso, the user-data byte for
+//! byte, the boot records, the FAT image, reproducibility, checksums, boots
+//! under SeaBIOS and OVMF (CD and USB-disk), and each refusal.
+
+mod support;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use support::*;
+
+const TOKEN: &str = "tOkEn-3c1f9a7e55aa";
+
+fn user_data(dir: &Path) -> PathBuf {
+    let p = dir.join("user-data.yaml");
+    fs::write(
+        &p,
+        format!("#cloud-config\nstylus:\n  site:\n    paletteEndpoint: api.spectrocloud.com\n    edgeHostToken: {TOKEN}\n    name: edge-test-1\ninstall:\n  poweroff: true\n"),
+    )
+    .unwrap();
+    p
+}
+
+/// The demo definition with a fast GRUB menu, an extra cmdline and the extras.
+fn definition(dir: &Path) -> PathBuf {
+    let root = repo_root();
+    fs::write(
+        dir.join("signing.yaml"),
+        "publicKey: |\n  -----BEGIN PUBLIC KEY-----\n",
+    )
+    .unwrap();
+    fs::write(dir.join("cluster.tgz"), "cluster definition").unwrap();
+    write_definition(
+        dir,
+        "iso",
+        &demo_base(),
+        &format!(
+            "overlays:\n  rootfs: [{}]\n  iso: [{}]\niso:\n  timeout: 0\n  extra_cmdline: edgeforge.test=1\n  edge_custom_config: signing.yaml\n  cluster_definition: cluster.tgz\n",
+            root.join("overlays/rootfs").display(),
+            root.join("overlays/iso").display()
+        ),
+    )
+}
+
+fn build(def: &Path, ud: &Path, out: &Path) -> std::process::Output {
+    edgeforge(&[
+        "-v",
+        "build",
+        def.to_str().unwrap(),
+        "--user-data",
+        ud.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ])
+}
+
+fn xorriso(iso: &Path, args: &[&str]) -> String {
+    let mut all = vec!["-indev", iso.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let o = Command::new("xorriso")
+        .args(&all)
+        .output()
+        .expect("xorriso (scripts/install-host-tools.sh)");
+    assert!(
+        o.status.success(),
+        "xorriso {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr)
+}
+
+fn extract(iso: &Path, path: &str, to: &Path) -> Vec<u8> {
+    xorriso(
+        iso,
+        &["-osirrox", "on", "-extract", path, to.to_str().unwrap()],
+    );
+    fs::read(to).unwrap()
+}
+
+#[test]
+fn iso_has_the_kairos_layout_boot_records_and_the_user_data() {
+    let t = tempfile::tempdir().unwrap();
+    let def = definition(t.path());
+    let ud = user_data(t.path());
+    let out = t.path().join("build");
+    let o = build(&def, &ud, &out);
+    assert_ok(&o);
+    let iso = out.join("palette-edge-installer.iso");
+    assert!(stdout(&o).contains(iso.to_str().unwrap()));
+    for output in [stdout(&o), stderr(&o)] {
+        assert!(
+            !output.contains(TOKEN),
+            "the token is never printed, even at -v"
+        );
+    }
+
+    let listing = xorriso(&iso, &["-find", "/", "-exec", "lsdl"]);
+    for path in [
+        "/rootfs.squashfs",
+        "/config.yaml",
+        "/boot/kernel",
+        "/boot/initrd",
+        "/boot/grub2/grub.cfg",
+        "/boot/grub/grub.cfg",
+        "/EFI/BOOT/grub.cfg",
+        "/boot/uefi.img",
+        "/boot/eltorito.img",
+        "/boot/boot_hybrid.img",
+        "/edge-installer.txt",
+        "/.edge_custom_config.yaml",
+        "/opt/spectrocloud/clusterconfig/cluster.tgz",
+    ] {
+        assert!(
+            listing.contains(&format!("'{path}'")),
+            "{path} missing from:\n{listing}"
+        );
+    }
+    assert!(
+        !listing.contains("boot.catalog"),
+        "the boot catalog is hidden"
+    );
+
+    assert_eq!(
+        extract(&iso, "/config.yaml", &t.path().join("config.yaml")),
+        fs::read(&ud).unwrap()
+    );
+    let menu = String::from_utf8(extract(
+        &iso,
+        "/boot/grub2/grub.cfg",
+        &t.path().join("grub.cfg"),
+    ))
+    .unwrap();
+    assert!(
+        menu.contains("root=live:CDLABEL=COS_LIVE rd.live.dir=/ rd.live.squashimg=rootfs.squashfs"),
+        "{menu}"
+    );
+    assert!(menu.contains("install-mode edgeforge.test=1"), "{menu}");
+    for id in [
+        "--id install",
+        "--id manual",
+        "--id interactive",
+        "--id debug",
+    ] {
+        assert!(menu.contains(id), "{id}");
+    }
+    let stub = String::from_utf8(extract(
+        &iso,
+        "/EFI/BOOT/grub.cfg",
+        &t.path().join("stub.cfg"),
+    ))
+    .unwrap();
+    assert!(
+        stub.contains("search --no-floppy --file --set=root /boot/kernel"),
+        "{stub}"
+    );
+    let installer_txt = String::from_utf8(extract(
+        &iso,
+        "/edge-installer.txt",
+        &t.path().join("i.txt"),
+    ))
+    .unwrap();
+    assert!(
+        installer_txt.contains("ttl.sh/ubuntu:k3s-1.30.5-v4.5.0-test"),
+        "rendered overlays.iso"
+    );
+
+    let pvd = xorriso(&iso, &["-pvd_info"]);
+    assert!(pvd.contains("Volume Id    : COS_LIVE"), "{pvd}");
+    let torito = xorriso(&iso, &["-report_el_torito", "plain"]);
+    assert!(
+        torito.contains("BIOS") && torito.contains("UEFI"),
+        "{torito}"
+    );
+    assert!(torito.contains("/boot/eltorito.img"), "{torito}");
+    let system = xorriso(&iso, &["-report_system_area", "plain"]);
+    // The EFI System Partition type C12A7328-F81F-11D2-BA4B-00A0C93EC93B, in on-disk byte order.
+    assert!(
+        system.contains("GPT type GUID      :   2  28732ac11ff8d211ba4b00a0c93ec93b"),
+        "FAT image appended as GPT partition 2:\n{system}"
+    );
+    assert!(
+        system.contains("protective-msdos-label grub2-mbr"),
+        "hybrid MBR:\n{system}"
+    );
+    let toc = xorriso(&iso, &["-toc"]);
+    assert!(toc.contains("Rock_Ridge Joliet"), "{toc}");
+
+    // The FAT image: label EFI_LIVE, the loader and the stub in both places.
+    let fat = t.path().join("uefi.img");
+    extract(&iso, "/boot/uefi.img", &fat);
+    let info = run_tool("minfo", &["-i", fat.to_str().unwrap(), "::"], t.path());
+    assert!(info.contains("EFI_LIVE"), "{info}");
+    let dir = run_tool(
+        "mdir",
+        &["-i", fat.to_str().unwrap(), "-/", "-b", "::"],
+        t.path(),
+    );
+    for f in [
+        "::/EFI/BOOT/bootx64.efi",
+        "::/EFI/BOOT/grub.cfg",
+        "::/boot/grub/grub.cfg",
+    ] {
+        assert!(dir.contains(f), "{f} missing from the FAT image:\n{dir}");
+    }
+
+    // The squashfs holds the provider image's rootfs.
+    let sq = t.path().join("rootfs.squashfs");
+    extract(&iso, "/rootfs.squashfs", &sq);
+    let files = run_tool("unsquashfs", &["-l", sq.to_str().unwrap()], t.path());
+    assert!(
+        files.contains("squashfs-root/etc/kairos-release")
+            && files.contains("squashfs-root/bin/busybox")
+    );
+
+    // Checksums in sha256sum -c form, over every artifact.
+    run_tool(
+        "sha256sum",
+        &["-c", "palette-edge-installer.iso.sha256"],
+        &out,
+    );
+    let sums = run_tool("sha256sum", &["-c", "SHA256SUMS"], &out);
+    assert!(
+        sums.contains("palette-edge-installer.iso: OK")
+            && sums.contains("ubuntu-k3s-1.30.5-v4.5.0-test.oci.tar: OK"),
+        "{sums}"
+    );
+
+    // The token is in the ISO's /config.yaml and nowhere else edgeforge wrote.
+    for name in entries(&out) {
+        if name != "palette-edge-installer.iso" {
+            let bytes = fs::read(out.join(&name)).unwrap();
+            assert!(
+                !bytes.windows(TOKEN.len()).any(|w| w == TOKEN.as_bytes()),
+                "token found in {name}"
+            );
+        }
+    }
+}
+
+#[test]
+fn iso_boots_under_bios_uefi_and_as_a_usb_disk() {
+    let t = tempfile::tempdir().unwrap();
+    let def = definition(t.path());
+    let ud = user_data(t.path());
+    let out = t.path().join("build");
+    assert_ok(&build(&def, &ud, &out));
+    let want = sha256_hex(&fs::read(&ud).unwrap());
+    let o = Command::new("bash")
+        .arg(repo_root().join("scripts/boot-test.sh"))
+        .arg(out.join("palette-edge-installer.iso"))
+        .arg(&want)
+        .args(["bios", "uefi", "usb"])
+        .output()
+        .unwrap();
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(o.status.success(), "{report}");
+    for mode in ["bios", "uefi", "usb"] {
+        assert!(
+            report.contains(&format!("boot-test {mode}: ok")),
+            "{report}"
+        );
+    }
+    assert!(
+        report.contains("kairos=v4.5.0-k3s-1.30.5"),
+        "the booted system mounted rootfs.squashfs: {report}"
+    );
+}
+
+#[test]
+fn same_inputs_and_epoch_give_byte_identical_isos() {
+    let t = tempfile::tempdir().unwrap();
+    let def = definition(t.path());
+    let ud = user_data(t.path());
+    let (a, b) = (t.path().join("a"), t.path().join("b"));
+    assert_ok(&build(&def, &ud, &a));
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert_ok(&build(&def, &ud, &b));
+    let iso = "palette-edge-installer.iso";
+    assert!(
+        fs::read(a.join(iso)).unwrap() == fs::read(b.join(iso)).unwrap(),
+        "ISOs differ"
+    );
+    assert_eq!(
+        fs::read(a.join("SHA256SUMS")).unwrap(),
+        fs::read(b.join("SHA256SUMS")).unwrap()
+    );
+}
+
+#[test]
+fn refusals_name_the_problem_and_leave_nothing() {
+    let t = tempfile::tempdir().unwrap();
+    let def = definition(t.path());
+    let ud = user_data(t.path());
+
+    // A user-data that is not a #cloud-config document.
+    let bad = t.path().join("bad.yaml");
+    fs::write(&bad, "stylus:\n  site:\n    name: x\n").unwrap();
+    let out = t.path().join("o1");
+    let o = edgeforge(&[
+        "build",
+        def.to_str().unwrap(),
+        "--user-data",
+        bad.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_fails(&o, 3, &[&format!("{}:1", bad.display()), "#cloud-config"]);
+    assert_eq!(entries(&out), Vec::<String>::new());
+
+    // Broken YAML: the line is quoted with the secret masked.
+    fs::write(
+        &bad,
+        format!("#cloud-config\nstylus:\n  site:\n    edgeHostToken: {TOKEN}: oops\n"),
+    )
+    .unwrap();
+    let o = edgeforge(&[
+        "build",
+        def.to_str().unwrap(),
+        "--user-data",
+        bad.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_fails(
+        &o,
+        3,
+        &[&format!("{}:4", bad.display()), "edgeHostToken: ****"],
+    );
+    assert!(!stderr(&o).contains(TOKEN));
+
+    // A rootfs without a kernel.
+    let rootfs = t.path().join("rootfs");
+    fs::create_dir_all(rootfs.join("etc")).unwrap();
+    let out = t.path().join("o2");
+    let o = edgeforge(&[
+        "iso",
+        def.to_str().unwrap(),
+        "--user-data",
+        ud.to_str().unwrap(),
+        "--rootfs",
+        rootfs.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_fails(&o, 3, &["no kernel", "vmlinuz*"]);
+    assert_eq!(entries(&out), Vec::<String>::new());
+
+    // No provider image yet.
+    let o = edgeforge(&[
+        "iso",
+        def.to_str().unwrap(),
+        "--user-data",
+        ud.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_fails(
+        &o,
+        3,
+        &[
+            "ubuntu-k3s-1.30.5-v4.5.0-test.oci.tar does not exist",
+            "edgeforge build",
+        ],
+    );
+
+    // An output folder that cannot be written.
+    let blocker = t.path().join("not-a-folder");
+    fs::write(&blocker, "").unwrap();
+    let o = edgeforge(&[
+        "iso",
+        def.to_str().unwrap(),
+        "--user-data",
+        ud.to_str().unwrap(),
+        "--rootfs",
+        rootfs.to_str().unwrap(),
+        "--out",
+        blocker.join("out").to_str().unwrap(),
+    ]);
+    assert_fails(&o, 5, &["not writable"]);
+
+    // Missing host tools name their Debian packages.
+    let o = Command::new(env!("CARGO_BIN_EXE_edgeforge"))
+        .args([
+            "iso",
+            def.to_str().unwrap(),
+            "--user-data",
+            ud.to_str().unwrap(),
+            "--rootfs",
+            rootfs.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .env("PATH", t.path().join("empty-path"))
+        .output()
+        .unwrap();
+    assert_fails(
+        &o,
+        4,
+        &[
+            "xorriso (Debian package xorriso)",
+            "mksquashfs (Debian package squashfs-tools)",
+            "apt-get install",
+        ],
+    );
+    assert_eq!(entries(&out), Vec::<String>::new());
+}
