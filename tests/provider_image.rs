@@ -62,11 +62,19 @@ fn demo_image_is_accepted_by_skopeo_and_umoci_with_overlay_modes_and_symlinks() 
     assert_ok(&o);
     assert_eq!(
         entries(&out),
-        vec![ARCHIVE.to_string(), format!("{ARCHIVE}.sha256")]
+        vec![
+            "SHA256SUMS".to_string(),
+            ARCHIVE.to_string(),
+            format!("{ARCHIVE}.sha256")
+        ]
     );
     assert!(stdout(&o).contains("ttl.sh/ubuntu:k3s-1.30.5-v4.5.0-test"));
 
     run_tool("sha256sum", &["-c", &format!("{ARCHIVE}.sha256")], &out);
+    assert_eq!(
+        run_tool("sha256sum", &["-c", "SHA256SUMS"], &out),
+        format!("{ARCHIVE}: OK\n")
+    );
 
     let archive = out.join(ARCHIVE);
     let inspect = run_tool(
