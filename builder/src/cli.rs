@@ -41,12 +41,25 @@ pub enum Command {
     Iso(IsoArgs),
     /// Build the provider image(s), the installer ISO(s) and SHA256SUMS in one run.
     Build(BuildArgs),
+    /// Check and render user-data documents.
+    #[command(subcommand)]
+    UserData(UserDataCommand),
     /// Write the rendered overlay trees and the template context of each variant, to see exactly what goes in.
     Render(RenderArgs),
     /// Write one deterministic gzip layer from a folder or tarball and print its digests.
     Layer(LayerArgs),
     /// Flatten an image (OCI layout, oci-archive or docker-archive) into a root filesystem folder.
     Unpack(UnpackArgs),
+}
+
+#[derive(Subcommand)]
+pub enum UserDataCommand {
+    /// Check a user-data document as the Palette edge installer reads it: header, YAML, field types and formats.
+    Validate {
+        /// The user-data file.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
 }
 
 /// The image definition and its overrides.

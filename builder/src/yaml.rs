@@ -16,15 +16,24 @@ pub fn parse<T: DeserializeOwned>(path: &Path, text: &str) -> anyhow::Result<T> 
     serde_yaml::from_str(text).map_err(|e| located_error(path, text, &e))
 }
 
-/// Checks that `text` is a YAML document whose top level is a mapping.
-pub fn check_mapping(path: &Path, text: &str) -> anyhow::Result<()> {
-    match parse::<serde_yaml::Value>(path, text)? {
-        serde_yaml::Value::Mapping(_) => Ok(()),
-        _ => Err(fail(
+/// Parses `text` into a JSON value, for checks that walk a document whose
+/// shape is open (user-data); tabs in indentation get their own message.
+pub fn parse_value(path: &Path, text: &str) -> anyhow::Result<serde_json::Value> {
+    if let Some(i) = text.lines().position(|l| {
+        l.chars()
+            .take_while(|c| c.is_whitespace())
+            .any(|c| c == '\t')
+    }) {
+        return Err(fail(
             Category::InvalidInput,
-            format!("{}: the document must be a mapping of keys", path.display()),
-        )),
+            format!(
+                "{}:{}: a tab in the indentation; YAML indents with spaces only",
+                path.display(),
+                i + 1
+            ),
+        ));
     }
+    parse(path, text)
 }
 
 pub fn parse_document(path: &Path, text: &str) -> anyhow::Result<Document> {
@@ -130,11 +139,14 @@ pub fn line_of(text: &str, path: &[&str]) -> Option<usize> {
             if parent_indent.is_some_and(|p| indent <= p) {
                 break;
             }
-            let top_level_ok = parent_indent.is_some() || indent == 0;
+            // A key that opens a list item (`- users:`) sits at the dash's indent plus two.
+            let key_text = trimmed.trim_start_matches("- ");
+            let key_indent = indent + (trimmed.len() - key_text.len());
+            let top_level_ok = parent_indent.is_some() || key_indent == 0;
             if top_level_ok
-                && (trimmed.starts_with(&needle) || trimmed.starts_with(&format!("\"{key}\":")))
+                && (key_text.starts_with(&needle) || key_text.starts_with(&format!("\"{key}\":")))
             {
-                hit = Some((i, indent));
+                hit = Some((i, key_indent));
                 break;
             }
         }
@@ -156,12 +168,13 @@ mod tests {
 
     #[test]
     fn line_of_finds_nested_keys_in_their_block() {
-        let text = "os:\n  version: a\nkubernetes:\n  distribution: k3s\n  # c\n  version: \"1.30.5\"\nfips: true\n";
+        let text = "os:\n  version: a\nkubernetes:\n  distribution: k3s\n  # c\n  version: \"1.30.5\"\nfips: true\nstages:\n  boot:\n    - users:\n        x: {}\n";
         assert_eq!(line_of(text, &["kubernetes", "version"]), Some(6));
         assert_eq!(line_of(text, &["os", "version"]), Some(2));
         assert_eq!(line_of(text, &["fips"]), Some(7));
         assert_eq!(line_of(text, &["kubernetes", "missing"]), Some(3));
         assert_eq!(line_of(text, &["version"]), None);
+        assert_eq!(line_of(text, &["stages", "boot", "users", "x"]), Some(11));
     }
 
     #[test]

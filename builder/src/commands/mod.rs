@@ -6,6 +6,7 @@ mod layer;
 mod provider_image;
 mod render;
 mod unpack;
+mod user_data;
 
 use crate::cli::{Cli, Command};
 
@@ -18,5 +19,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Render(a) => render::run(a, epoch),
         Command::Layer(a) => layer::run(a, epoch),
         Command::Unpack(a) => unpack::run(a),
+        Command::UserData(c) => user_data::run(c),
     }
 }

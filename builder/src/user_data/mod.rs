@@ -1,0 +1,101 @@
+//! The site's user-data: a `#cloud-config` YAML document embedded at the ISO's
+//! `/config.yaml`. Its content may hold the registration token: it is never
+//! printed, and every copy edgeforge writes is created 0600.
+
+pub mod validate;
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+use crate::error::{fail, Category};
+use crate::io::Sha256Digest;
+use crate::yaml;
+use validate::{Finding, Severity};
+
+/// The Palette agent reads user-data files of up to 1 MB.
+const MAX_SIZE: usize = 1 << 20;
+
+pub struct UserData {
+    pub path: PathBuf,
+    bytes: Vec<u8>,
+    pub sha256: Sha256Digest,
+}
+
+/// Reads and checks a document: size, the `#cloud-config` header, YAML
+/// syntax, then the fields. Returns the bytes and every finding.
+pub fn inspect(path: &Path) -> anyhow::Result<(Vec<u8>, Vec<Finding>)> {
+    let bytes = fs::read(path).with_context(|| format!("reading user-data {}", path.display()))?;
+    let invalid = |msg: String| fail(Category::InvalidInput, format!("{}:{msg}", path.display()));
+    if bytes.len() > MAX_SIZE {
+        return Err(invalid(format!(
+            " {} bytes is more than the 1 MiB the agent reads",
+            bytes.len()
+        )));
+    }
+    let text =
+        std::str::from_utf8(&bytes).map_err(|_| invalid(" user-data must be UTF-8 text".into()))?;
+    let first = text.lines().next().unwrap_or("").trim_end();
+    if first != "#cloud-config" {
+        return Err(invalid(
+            "1: the first line must be `#cloud-config` (the installer ignores other documents)"
+                .into(),
+        ));
+    }
+    let doc = yaml::parse_value(path, text)?;
+    let findings = validate::check(&doc, text);
+    Ok((bytes, findings))
+}
+
+/// `file:line: severity: path: message`, one line per finding.
+pub fn describe(path: &Path, findings: &[Finding]) -> String {
+    findings
+        .iter()
+        .map(|f| format!("{}:{f}", path.display()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+impl UserData {
+    /// Loads a document that passes the checks; warnings go to the log.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let (bytes, findings) = inspect(path)?;
+        let (errors, warnings): (Vec<Finding>, Vec<Finding>) = findings
+            .into_iter()
+            .partition(|f| f.severity == Severity::Error);
+        if !errors.is_empty() {
+            return Err(fail(
+                Category::InvalidInput,
+                format!(
+                    "user-data {} is invalid ({} errors):\n{}",
+                    path.display(),
+                    errors.len(),
+                    describe(path, &errors)
+                ),
+            ));
+        }
+        if !warnings.is_empty() {
+            crate::log::info!("{}", describe(path, &warnings));
+        }
+        Ok(UserData {
+            path: path.to_path_buf(),
+            sha256: Sha256Digest::of(&bytes),
+            bytes,
+        })
+    }
+
+    /// Writes the document to `target`, created 0600.
+    pub fn write_to(&self, target: &Path) -> anyhow::Result<()> {
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(target)
+            .with_context(|| format!("creating {}", target.display()))?;
+        f.write_all(&self.bytes)
+            .with_context(|| format!("writing {}", target.display()))
+    }
+}
