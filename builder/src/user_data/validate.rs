@@ -386,7 +386,7 @@ impl Checker<'_> {
             match k.as_str() {
                 "httpProxy" | "httpsProxy" => {
                     if let Some(s) = self.string(val, &p) {
-                        if !s.is_empty() && !(s.starts_with("http://") || s.starts_with("https://")) {
+                        if !(s.is_empty() || s.starts_with("http://") || s.starts_with("https://")) {
                             let s = s.to_string();
                             self.error(&p, format!("`{s}` must be a URL starting with http:// or https://"));
                         }
