@@ -52,6 +52,30 @@ pub enum Command {
     Unpack(UnpackArgs),
 }
 
+/// Where the user-data comes from: a ready file, or a site rendered through
+/// templates/user-data.tera with the token from the environment or a file.
+#[derive(Args)]
+pub struct UserDataArgs {
+    /// A ready user-data file (`#cloud-config`), embedded at /config.yaml.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["site", "site_values", "token_env", "token_file"])]
+    pub user_data: Option<PathBuf>,
+    /// A site file (name, palette_endpoint, project_name, tags, network, token_env/token_file) to render templates/user-data.tera with.
+    #[arg(long, value_name = "FILE")]
+    pub site: Option<PathBuf>,
+    /// A site value, e.g. --site-value name=store-42 or network.nameserver=10.0.0.1 (repeatable).
+    #[arg(long = "site-value", value_name = "KEY=VALUE")]
+    pub site_values: Vec<String>,
+    /// The environment variable that holds the registration token.
+    #[arg(long, value_name = "VAR", conflicts_with = "token_file")]
+    pub token_env: Option<String>,
+    /// A file (mode 0600) that holds the registration token.
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Refused: a token on the command line ends up in shell history and process listings. Use --token-env or --token-file.
+    #[arg(long, value_name = "VALUE")]
+    pub token: Option<String>,
+}
+
 #[derive(Subcommand)]
 pub enum UserDataCommand {
     /// Check a user-data document as the Palette edge installer reads it: header, YAML, field types and formats.
@@ -59,6 +83,16 @@ pub enum UserDataCommand {
         /// The user-data file.
         #[arg(value_name = "FILE")]
         file: PathBuf,
+    },
+    /// Render templates/user-data.tera for a site; written 0600 with -o, else printed with secrets masked.
+    Render {
+        #[command(flatten)]
+        def: DefinitionArgs,
+        #[command(flatten)]
+        user_data: UserDataArgs,
+        /// The file to write (created 0600).
+        #[arg(short, long, value_name = "FILE")]
+        out: Option<PathBuf>,
     },
 }
 
@@ -86,9 +120,8 @@ pub struct ProviderImageArgs {
 pub struct IsoArgs {
     #[command(flatten)]
     pub def: DefinitionArgs,
-    /// The site's user-data (`#cloud-config`), embedded at /config.yaml.
-    #[arg(long, value_name = "FILE")]
-    pub user_data: PathBuf,
+    #[command(flatten)]
+    pub user_data: UserDataArgs,
     /// The provider image archive [default: OUT/<repo>-<tag>.oci.tar, as `provider-image` writes it].
     #[arg(long, value_name = "FILE", conflicts_with = "rootfs")]
     pub provider_image: Option<PathBuf>,
@@ -104,9 +137,8 @@ pub struct IsoArgs {
 pub struct BuildArgs {
     #[command(flatten)]
     pub def: DefinitionArgs,
-    /// The site's user-data (`#cloud-config`), embedded at /config.yaml.
-    #[arg(long, value_name = "FILE")]
-    pub user_data: PathBuf,
+    #[command(flatten)]
+    pub user_data: UserDataArgs,
     /// Output folder.
     #[arg(short, long, default_value = "build", value_name = "DIR")]
     pub out: PathBuf,

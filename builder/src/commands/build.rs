@@ -2,19 +2,14 @@ use crate::checksums;
 use crate::cli::BuildArgs;
 use crate::definition::LoadedDefinition;
 use crate::iso::{self, RootfsSource};
-use crate::log::info;
 use crate::provider::{self, file_name, BuildSettings};
-use crate::user_data::UserData;
+
+use super::user_data_source;
 
 pub fn run(a: BuildArgs, epoch: u64) -> anyhow::Result<()> {
     let l = LoadedDefinition::load(&a.def.definition, &a.def.sets)?;
     // Checked before the provider image so a bad document fails in seconds.
-    let user_data = UserData::load(&a.user_data)?;
-    info!(
-        "user-data {} (sha256 {})",
-        user_data.path.display(),
-        user_data.sha256
-    );
+    let user_data = user_data_source::resolve(&a.user_data, &l, epoch)?;
     let settings = BuildSettings {
         out_dir: a.out.clone(),
         epoch,

@@ -3,18 +3,13 @@ use crate::cli::IsoArgs;
 use crate::definition::LoadedDefinition;
 use crate::error::{fail, Category};
 use crate::iso::{self, RootfsSource};
-use crate::log::info;
 use crate::provider::{file_name, BuildSettings};
-use crate::user_data::UserData;
+
+use super::user_data_source;
 
 pub fn run(a: IsoArgs, epoch: u64) -> anyhow::Result<()> {
     let l = LoadedDefinition::load(&a.def.definition, &a.def.sets)?;
-    let user_data = UserData::load(&a.user_data)?;
-    info!(
-        "user-data {} (sha256 {})",
-        user_data.path.display(),
-        user_data.sha256
-    );
+    let user_data = user_data_source::resolve(&a.user_data, &l, epoch)?;
     let variants = l.variants();
     if variants.len() > 1 && (a.provider_image.is_some() || a.rootfs.is_some()) {
         return Err(fail(

@@ -7,6 +7,7 @@ mod provider_image;
 mod render;
 mod unpack;
 mod user_data;
+mod user_data_source;
 
 use crate::cli::{Cli, Command};
 
@@ -19,6 +20,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Render(a) => render::run(a, epoch),
         Command::Layer(a) => layer::run(a, epoch),
         Command::Unpack(a) => unpack::run(a),
-        Command::UserData(c) => user_data::run(c),
+        Command::UserData(c) => user_data::run(c, epoch),
     }
 }

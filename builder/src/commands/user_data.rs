@@ -1,8 +1,13 @@
 use crate::cli::UserDataCommand;
+use crate::definition::LoadedDefinition;
 use crate::error::{fail, Category};
+use crate::io::AtomicFile;
+use crate::mask;
 use crate::user_data::{self, validate::Severity};
 
-pub fn run(c: UserDataCommand) -> anyhow::Result<()> {
+use super::user_data_source;
+
+pub fn run(c: UserDataCommand, epoch: u64) -> anyhow::Result<()> {
     match c {
         UserDataCommand::Validate { file } => {
             let (_, findings) = user_data::inspect(&file)?;
@@ -21,6 +26,27 @@ pub fn run(c: UserDataCommand) -> anyhow::Result<()> {
                 ));
             }
             println!("{}: valid ({warnings} warnings)", file.display());
+            Ok(())
+        }
+        UserDataCommand::Render {
+            def,
+            user_data,
+            out,
+        } => {
+            let l = LoadedDefinition::load(&def.definition, &def.sets)?;
+            let ud = user_data_source::resolve(&user_data, &l, epoch)?;
+            match out {
+                Some(path) => {
+                    AtomicFile::write(&path, ud.bytes(), 0o600)?;
+                    println!("{}\tsha256:{}", path.display(), ud.sha256);
+                }
+                None => {
+                    let text = String::from_utf8_lossy(ud.bytes());
+                    for line in text.lines() {
+                        println!("{}", mask::line(line));
+                    }
+                }
+            }
             Ok(())
         }
     }

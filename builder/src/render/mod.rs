@@ -17,7 +17,11 @@ use crate::error::{fail, Category};
 
 /// The repository's templates, compiled in so the binary works on its own;
 /// a definition's `templates:` folder overrides them by name.
-const BUILTIN: [(&str, &str); 5] = [
+const BUILTIN: [(&str, &str); 6] = [
+    (
+        "user-data.tera",
+        include_str!("../../../templates/user-data.tera"),
+    ),
     (
         "grub.cfg.tera",
         include_str!("../../../templates/grub.cfg.tera"),
@@ -88,6 +92,12 @@ impl Renderer {
             .add_raw_template(name, &text)
             .map_err(|e| errors::template_error(&path, &text, &e))?;
         self.sources.insert(name.to_string(), (path, text));
+        Ok(())
+    }
+
+    /// Adds a variable to the context (`site`, `token` for user-data).
+    pub fn insert(&mut self, key: &str, value: &impl serde::Serialize) -> anyhow::Result<()> {
+        self.context.insert(key, &tera::to_value(value)?);
         Ok(())
     }
 

@@ -1,7 +1,11 @@
 //! The site's user-data: a `#cloud-config` YAML document embedded at the ISO's
-//! `/config.yaml`. Its content may hold the registration token: it is never
+//! `/config.yaml`, given as a file or rendered for a site from
+//! `templates/user-data.tera`. It may hold the registration token: it is never
 //! printed, and every copy edgeforge writes is created 0600.
 
+mod render;
+mod site;
+mod token;
 pub mod validate;
 
 use std::fs;
@@ -14,21 +18,31 @@ use anyhow::Context;
 use crate::error::{fail, Category};
 use crate::io::Sha256Digest;
 use crate::yaml;
+pub use render::render;
+pub use site::Site;
+pub use token::{Secret, REFUSED};
 use validate::{Finding, Severity};
 
 /// The Palette agent reads user-data files of up to 1 MB.
-const MAX_SIZE: usize = 1 << 20;
+pub const MAX_SIZE: usize = 1 << 20;
 
 pub struct UserData {
+    /// The file, or a label for a rendered document, for messages.
     pub path: PathBuf,
     bytes: Vec<u8>,
     pub sha256: Sha256Digest,
 }
 
-/// Reads and checks a document: size, the `#cloud-config` header, YAML
-/// syntax, then the fields. Returns the bytes and every finding.
+/// Reads and checks a document file. Returns the bytes and every finding.
 pub fn inspect(path: &Path) -> anyhow::Result<(Vec<u8>, Vec<Finding>)> {
     let bytes = fs::read(path).with_context(|| format!("reading user-data {}", path.display()))?;
+    let findings = inspect_bytes(path, &bytes)?;
+    Ok((bytes, findings))
+}
+
+/// Checks a document: size, the `#cloud-config` header, YAML syntax, then
+/// the fields; `path` names it in messages.
+fn inspect_bytes(path: &Path, bytes: &[u8]) -> anyhow::Result<Vec<Finding>> {
     let invalid = |msg: String| fail(Category::InvalidInput, format!("{}:{msg}", path.display()));
     if bytes.len() > MAX_SIZE {
         return Err(invalid(format!(
@@ -37,7 +51,7 @@ pub fn inspect(path: &Path) -> anyhow::Result<(Vec<u8>, Vec<Finding>)> {
         )));
     }
     let text =
-        std::str::from_utf8(&bytes).map_err(|_| invalid(" user-data must be UTF-8 text".into()))?;
+        std::str::from_utf8(bytes).map_err(|_| invalid(" user-data must be UTF-8 text".into()))?;
     let first = text.lines().next().unwrap_or("").trim_end();
     if first != "#cloud-config" {
         return Err(invalid(
@@ -46,8 +60,7 @@ pub fn inspect(path: &Path) -> anyhow::Result<(Vec<u8>, Vec<Finding>)> {
         ));
     }
     let doc = yaml::parse_value(path, text)?;
-    let findings = validate::check(&doc, text);
-    Ok((bytes, findings))
+    Ok(validate::check(&doc, text))
 }
 
 /// `file:line: severity: path: message`, one line per finding.
@@ -60,9 +73,16 @@ pub fn describe(path: &Path, findings: &[Finding]) -> String {
 }
 
 impl UserData {
-    /// Loads a document that passes the checks; warnings go to the log.
+    /// Loads a document file that passes the checks; warnings go to the log.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
-        let (bytes, findings) = inspect(path)?;
+        let bytes =
+            fs::read(path).with_context(|| format!("reading user-data {}", path.display()))?;
+        Self::from_bytes(path, bytes)
+    }
+
+    /// A document made in memory (rendered for a site); `path` labels it.
+    pub fn from_bytes(path: &Path, bytes: Vec<u8>) -> anyhow::Result<Self> {
+        let findings = inspect_bytes(path, &bytes)?;
         let (errors, warnings): (Vec<Finding>, Vec<Finding>) = findings
             .into_iter()
             .partition(|f| f.severity == Severity::Error);
@@ -85,6 +105,10 @@ impl UserData {
             sha256: Sha256Digest::of(&bytes),
             bytes,
         })
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
     }
 
     /// Writes the document to `target`, created 0600.
