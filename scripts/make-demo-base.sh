@@ -47,7 +47,7 @@ modules="scsi_common scsi_mod cdrom sr_mod crct10dif_common crct10dif_generic cr
 initramfs=$work/initramfs
 mkdir -p "$initramfs"/{bin,dev,proc,sys,lib/modules}
 cp "$busybox" "$initramfs/bin/busybox"
-for applet in sh mount umount insmod findfs grep cut tr sha256sum sleep sync poweroff echo mkdir cat ls; do
+for applet in sh mount umount insmod findfs grep cut tr sha256sum sleep sync poweroff echo mkdir cat ls sed head; do
   ln -s busybox "$initramfs/bin/$applet"
 done
 for m in $modules; do

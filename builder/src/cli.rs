@@ -37,8 +37,15 @@ pub struct Cli {
 pub enum Command {
     /// Build the provider image(s) of a definition: one OCI archive per Kubernetes version.
     ProviderImage(ProviderImageArgs),
-    /// Build the installer ISO of a definition from its provider image (or a rootfs folder) and the site's user-data.
-    Iso(IsoArgs),
+    /// Build the installer ISO of a definition (or show, embed user-data into, an ISO: `iso show`, `iso embed`).
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+    Iso(Box<IsoCommand>),
+    /// Check artifacts against a SHA256SUMS or <artifact>.sha256 file (or a folder's SHA256SUMS).
+    Verify {
+        /// A folder holding SHA256SUMS, or a checksum file.
+        #[arg(value_name = "DIR|SUMS")]
+        path: PathBuf,
+    },
     /// Build the provider image(s), the installer ISO(s) and SHA256SUMS in one run.
     Build(BuildArgs),
     /// Check and render user-data documents.
@@ -117,11 +124,61 @@ pub struct ProviderImageArgs {
 }
 
 #[derive(Args)]
-pub struct IsoArgs {
+pub struct IsoCommand {
+    #[command(subcommand)]
+    pub action: Option<IsoAction>,
     #[command(flatten)]
-    pub def: DefinitionArgs,
+    pub build: IsoArgs,
+}
+
+#[derive(Subcommand)]
+pub enum IsoAction {
+    /// Print an ISO's volume label, boot modes, checksum and embedded user-data (masked unless --reveal).
+    Show {
+        #[arg(value_name = "ISO")]
+        iso: PathBuf,
+        /// Print the user-data with its secrets.
+        #[arg(long)]
+        reveal: bool,
+    },
+    /// Write per-site ISOs from a golden ISO (built with --golden) by replacing its reserved user-data area.
+    Embed(Box<EmbedArgs>),
+}
+
+#[derive(Args)]
+pub struct EmbedArgs {
+    /// The golden ISO.
+    #[arg(value_name = "GOLDEN_ISO")]
+    pub golden: PathBuf,
     #[command(flatten)]
     pub user_data: UserDataArgs,
+    /// A sites file (`sites:` list of name, palette_endpoint, ..., token_env/token_file): one ISO per site.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["user_data", "site", "site_values", "remove", "output"], requires = "out_dir")]
+    pub sites: Option<PathBuf>,
+    /// Empty the reserved area again (the golden state).
+    #[arg(long, conflicts_with_all = ["user_data", "site", "site_values"])]
+    pub remove: bool,
+    /// The ISO to write (one site, or --remove).
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// The folder for per-site ISOs (with --sites).
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct IsoArgs {
+    /// Image definition (images/*.yaml).
+    #[arg(value_name = "IMAGE_YAML")]
+    pub definition: Option<PathBuf>,
+    /// Override a definition field, e.g. --set kubernetes.version=1.30.5 (repeatable; dotted keys).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
+    #[command(flatten)]
+    pub user_data: UserDataArgs,
+    /// Build a golden ISO: /config.yaml is a fixed 64 KiB reserved area (user-data optional) for `iso embed`.
+    #[arg(long)]
+    pub golden: bool,
     /// The provider image archive [default: OUT/<repo>-<tag>.oci.tar, as `provider-image` writes it].
     #[arg(long, value_name = "FILE", conflicts_with = "rootfs")]
     pub provider_image: Option<PathBuf>,
@@ -139,6 +196,9 @@ pub struct BuildArgs {
     pub def: DefinitionArgs,
     #[command(flatten)]
     pub user_data: UserDataArgs,
+    /// Build a golden ISO: /config.yaml is a fixed 64 KiB reserved area (user-data optional) for `iso embed`.
+    #[arg(long)]
+    pub golden: bool,
     /// Output folder.
     #[arg(short, long, default_value = "build", value_name = "DIR")]
     pub out: PathBuf,

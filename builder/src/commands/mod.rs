@@ -2,20 +2,27 @@
 
 mod build;
 mod iso;
+mod iso_inspect;
 mod layer;
 mod provider_image;
 mod render;
 mod unpack;
 mod user_data;
 mod user_data_source;
+mod verify;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, IsoAction};
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     let epoch = cli.source_date_epoch;
     match cli.command {
         Command::ProviderImage(a) => provider_image::run(a, epoch),
-        Command::Iso(a) => iso::run(a, epoch),
+        Command::Iso(c) => match c.action {
+            Some(IsoAction::Show { iso, reveal }) => iso_inspect::show(&iso, reveal),
+            Some(IsoAction::Embed(a)) => iso_inspect::embed(&a),
+            None => iso::run(c.build, epoch),
+        },
+        Command::Verify { path } => verify::run(&path),
         Command::Build(a) => build::run(a, epoch),
         Command::Render(a) => render::run(a, epoch),
         Command::Layer(a) => layer::run(a, epoch),

@@ -3,6 +3,7 @@ use crate::definition::LoadedDefinition;
 use crate::error::{fail, Category};
 use crate::io::AtomicFile;
 use crate::mask;
+use crate::provider::renderer_for;
 use crate::user_data::{self, validate::Severity};
 
 use super::user_data_source;
@@ -34,7 +35,8 @@ pub fn run(c: UserDataCommand, epoch: u64) -> anyhow::Result<()> {
             out,
         } => {
             let l = LoadedDefinition::load(&def.definition, &def.sets)?;
-            let ud = user_data_source::resolve(&user_data, &l, epoch)?;
+            let first = l.variants().remove(0);
+            let ud = user_data_source::require(&user_data, || renderer_for(&l, &first, epoch))?;
             match out {
                 Some(path) => {
                     AtomicFile::write(&path, ud.bytes(), 0o600)?;

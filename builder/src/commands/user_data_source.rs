@@ -4,13 +4,17 @@
 use std::path::PathBuf;
 
 use crate::cli::UserDataArgs;
-use crate::definition::LoadedDefinition;
 use crate::error::{fail, Category};
 use crate::log::info;
-use crate::provider::renderer_for;
+use crate::render::Renderer;
 use crate::user_data::{self, Secret, Site, UserData, REFUSED};
 
-pub fn resolve(a: &UserDataArgs, l: &LoadedDefinition, epoch: u64) -> anyhow::Result<UserData> {
+/// The user-data the arguments name, or `None` when they name none.
+/// `renderer` gives the template's context (the definition's variables).
+pub fn resolve(
+    a: &UserDataArgs,
+    renderer: impl FnOnce() -> anyhow::Result<Renderer>,
+) -> anyhow::Result<Option<UserData>> {
     if a.token.is_some() {
         return Err(fail(Category::Usage, REFUSED));
     }
@@ -18,25 +22,45 @@ pub fn resolve(a: &UserDataArgs, l: &LoadedDefinition, epoch: u64) -> anyhow::Re
         Some(file) => UserData::load(file)?,
         None if a.site.is_some() || !a.site_values.is_empty() => {
             let site = Site::load(a.site.as_deref(), &a.site_values)?;
-            let token = token_for(a, &site)?;
-            let variant = l.variants().remove(0);
-            let mut renderer = renderer_for(l, &variant, epoch)?;
-            let text = user_data::render(&mut renderer, &site, token.as_ref())?;
-            UserData::from_bytes(&rendered_label(&site), text.into_bytes())?
+            render_site(&site, a, &mut renderer()?)?
         }
-        None => {
-            return Err(fail(
-                Category::Usage,
-                "no user-data: give --user-data FILE, or --site FILE / --site-value name=... (with --token-env or --token-file) to render templates/user-data.tera",
-            ))
-        }
+        None => return Ok(None),
     };
     info!("user-data {} (sha256 {})", ud.path.display(), ud.sha256);
-    Ok(ud)
+    Ok(Some(ud))
+}
+
+/// Like [`resolve`], for commands that need user-data.
+pub fn require(
+    a: &UserDataArgs,
+    renderer: impl FnOnce() -> anyhow::Result<Renderer>,
+) -> anyhow::Result<UserData> {
+    resolve(a, renderer)?.ok_or_else(missing)
+}
+
+pub fn missing() -> anyhow::Error {
+    fail(
+        Category::Usage,
+        "no user-data: give --user-data FILE, or --site FILE / --site-value name=... (with --token-env or --token-file) to render templates/user-data.tera; only a --golden ISO may have none",
+    )
+}
+
+/// Renders and checks one site's user-data.
+pub fn render_site(
+    site: &Site,
+    a: &UserDataArgs,
+    renderer: &mut Renderer,
+) -> anyhow::Result<UserData> {
+    let token = token_for(a, site)?;
+    let text = user_data::render(renderer, site, token.as_ref())?;
+    UserData::from_bytes(
+        &PathBuf::from(format!("templates/user-data.tera (site {})", site.name)),
+        text.into_bytes(),
+    )
 }
 
 /// The command line's token source wins over the site file's.
-pub fn token_for(a: &UserDataArgs, site: &Site) -> anyhow::Result<Option<Secret>> {
+fn token_for(a: &UserDataArgs, site: &Site) -> anyhow::Result<Option<Secret>> {
     let env = a.token_env.as_deref().or(site.token_env.as_deref());
     let file = a.token_file.as_deref().or(site.token_file.as_deref());
     match (env, file) {
@@ -44,8 +68,4 @@ pub fn token_for(a: &UserDataArgs, site: &Site) -> anyhow::Result<Option<Secret>
         (None, Some(f)) => Secret::from_file(f).map(Some),
         (None, None) => Ok(None),
     }
-}
-
-pub fn rendered_label(site: &Site) -> PathBuf {
-    PathBuf::from(format!("templates/user-data.tera (site {})", site.name))
 }

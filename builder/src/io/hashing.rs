@@ -46,6 +46,20 @@ impl<W: Write> HashingWriter<W> {
         }
     }
 
+    /// Continues from a hash state of earlier bytes (written elsewhere).
+    pub fn with_state(hasher: Sha256, inner: W) -> Self {
+        HashingWriter {
+            inner,
+            hasher,
+            written: 0,
+        }
+    }
+
+    /// The hash state so far, to continue with [`HashingWriter::with_state`].
+    pub fn into_state(self) -> Sha256 {
+        self.hasher
+    }
+
     /// The digest and byte count of everything written, and the inner writer.
     pub fn finish(self) -> (Sha256Digest, u64, W) {
         (

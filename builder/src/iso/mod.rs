@@ -4,8 +4,11 @@
 //! by xorriso in the layout strict UEFI firmware and USB sticks boot.
 
 mod efi;
+pub mod embed;
 mod grub;
 mod kernel;
+pub mod reader;
+pub mod reserved;
 mod squashfs;
 mod xorriso;
 
@@ -62,11 +65,19 @@ pub fn iso_path(l: &LoadedDefinition, variant: &Variant, out_dir: &Path) -> Path
     }
 }
 
+/// What goes to `/config.yaml`.
+pub enum Config<'a> {
+    /// The user-data as it is.
+    Plain(&'a UserData),
+    /// A golden ISO: a fixed-size reserved area, with or without user-data.
+    Golden(Option<&'a UserData>),
+}
+
 pub fn build(
     l: &LoadedDefinition,
     variant: &Variant,
     source: &RootfsSource,
-    user_data: &UserData,
+    config: &Config,
     s: &BuildSettings,
 ) -> anyhow::Result<IsoArtifact> {
     if l.def.arch.as_str() != "amd64" {
@@ -126,7 +137,14 @@ pub fn build(
         s.epoch,
     )?;
 
-    user_data.write_to(&stage.join("config.yaml"))?;
+    let (config_bytes, carries_user_data) = match config {
+        Config::Plain(ud) => (ud.bytes().to_vec(), true),
+        Config::Golden(ud) => (
+            reserved::fill(ud.map_or(reserved::EMPTY, |u| u.bytes()), reserved::SIZE)?,
+            ud.is_some(),
+        ),
+    };
+    write_private(&stage.join("config.yaml"), &config_bytes)?;
     if let Some(p) = &l.def.iso.edge_custom_config {
         copy_file(&l.resolve(p), &stage.join(".edge_custom_config.yaml"))?;
     }
@@ -149,7 +167,9 @@ pub fn build(
     )?;
 
     info!("writing {}", target.display());
-    let (sha256, size, file) = xorriso::write(&sh, &stage, &target, s.epoch)?;
+    // An image that holds user-data may hold a token: readable by its owner only.
+    let mode = if carries_user_data { 0o600 } else { 0o644 };
+    let (sha256, size, file) = xorriso::write(&sh, &stage, &target, s.epoch, mode)?;
     file.commit()?;
     checksums::write_sidecar(&target, &sha256)?;
     Ok(IsoArtifact {
@@ -172,6 +192,20 @@ fn probe_writable(dir: &Path) -> anyhow::Result<()> {
                 ),
             )
         })
+}
+
+/// Creates `path` with mode 0600 (it may hold a token).
+pub fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    f.write_all(bytes)
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 fn link_or_copy(from: &Path, to: &Path) -> anyhow::Result<()> {

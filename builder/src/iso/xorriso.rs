@@ -1,7 +1,9 @@
 //! The xorriso run: volume `COS_LIVE`, Joliet and Rock Ridge, GRUB's BIOS
 //! El Torito image with the hybrid MBR, and the FAT image appended as GPT
 //! partition 2 for UEFI (the layout strict firmware accepts). xorriso writes
-//! to stdout and the image is hashed on its way to disk.
+//! to stdout and the image is hashed on its way to disk. `/config.yaml` is
+//! placed last, so a per-site copy differs from its golden ISO only near the end. `/config.yaml` is
+//! placed last, so a per-site copy differs from its golden ISO only near the end.
 
 use std::io::{BufWriter, Write};
 use std::path::Path;
@@ -17,6 +19,7 @@ pub fn write(
     stage: &Path,
     target: &Path,
     epoch: u64,
+    mode: u32,
 ) -> anyhow::Result<(Sha256Digest, u64, AtomicFile)> {
     let hybrid = stage.join("boot/boot_hybrid.img");
     let uefi = stage.join("boot/uefi.img");
@@ -26,6 +29,7 @@ pub fn write(
         sh,
         "xorriso -report_about SORRY -outdev - -volid COS_LIVE -joliet on -padding 0 -volume_date all_file_dates {date}
             -map {stage} / -chmod 0755 / --
+            -find /config.yaml -exec sort_weight -1 --
             -boot_image grub bin_path=/boot/eltorito.img
             -boot_image grub grub2_mbr={hybrid}
             -boot_image grub grub2_boot_info=on
@@ -45,7 +49,7 @@ pub fn write(
             -boot_image any mbr_force_bootable=on"
     )
     .env("SOURCE_DATE_EPOCH", &epoch);
-    let file = AtomicFile::create(target, 0o644)?;
+    let file = AtomicFile::create(target, mode)?;
     let mut sink = HashingWriter::new(BufWriter::with_capacity(1 << 20, file));
     let mut running = host_tools::spawn_stdout(cmd)?;
     let mut stdout = running.child.stdout.take().expect("piped");

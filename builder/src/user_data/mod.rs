@@ -1,7 +1,7 @@
 //! The site's user-data: a `#cloud-config` YAML document embedded at the ISO's
 //! `/config.yaml`, given as a file or rendered for a site from
 //! `templates/user-data.tera`. It may hold the registration token: it is never
-//! printed, and every copy edgeforge writes is created 0600.
+//! printed, and every file edgeforge writes it to is created 0600.
 
 mod render;
 mod site;
@@ -9,8 +9,6 @@ mod token;
 pub mod validate;
 
 use std::fs;
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -109,17 +107,5 @@ impl UserData {
 
     pub fn bytes(&self) -> &[u8] {
         &self.bytes
-    }
-
-    /// Writes the document to `target`, created 0600.
-    pub fn write_to(&self, target: &Path) -> anyhow::Result<()> {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(target)
-            .with_context(|| format!("creating {}", target.display()))?;
-        f.write_all(&self.bytes)
-            .with_context(|| format!("writing {}", target.display()))
     }
 }

@@ -1,0 +1,149 @@
+//! `iso show` and `iso embed`: reading and patching built ISOs.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+use super::user_data_source;
+use crate::checksums;
+use crate::cli::EmbedArgs;
+use crate::error::{fail, Category};
+use crate::io::HashingReader;
+use crate::iso::embed::Golden;
+use crate::iso::reader::IsoImage;
+use crate::iso::reserved;
+use crate::mask;
+use crate::provider::file_name;
+use crate::render::Renderer;
+use crate::user_data::{Site, UserData};
+use crate::yaml;
+
+pub fn show(iso: &Path, reveal: bool) -> anyhow::Result<()> {
+    let img = IsoImage::open(iso)?;
+    println!("iso         {} ({} bytes)", iso.display(), img.len);
+    println!("volume      {}", img.volume_id());
+    println!("boot        {}", img.boot_modes()?.join(", "));
+    let (sha, _) = HashingReader::new(File::open(iso)?)
+        .finish()
+        .with_context(|| format!("reading {}", iso.display()))?;
+    let sidecar = PathBuf::from(format!("{}.sha256", iso.display()));
+    let check = match std::fs::read_to_string(&sidecar) {
+        Ok(s) if s.split_whitespace().next() == Some(&sha.to_string()) => {
+            format!("matches {}", sidecar.display())
+        }
+        Ok(_) => format!("DIFFERS from {}", sidecar.display()),
+        Err(_) => format!("no {}", sidecar.display()),
+    };
+    println!("sha256      {sha} ({check})");
+    let Some(extent) = img.find("/config.yaml")? else {
+        println!("user-data   none");
+        return Ok(());
+    };
+    let bytes = img.read(extent.offset, extent.len as usize)?;
+    let user_data = match reserved::user_data_len(&bytes) {
+        Some(n) => {
+            println!("user-data   /config.yaml, {n} bytes, in a {} byte reserved area (golden: `edgeforge iso embed` replaces it)", bytes.len());
+            &bytes[..n]
+        }
+        None => {
+            println!("user-data   /config.yaml, {} bytes", bytes.len());
+            &bytes[..]
+        }
+    };
+    println!(
+        "            sha256 {}",
+        crate::io::Sha256Digest::of(user_data)
+    );
+    println!("---");
+    for line in String::from_utf8_lossy(user_data).lines() {
+        println!(
+            "{}",
+            if reveal {
+                line.to_string()
+            } else {
+                mask::line(line)
+            }
+        );
+    }
+    Ok(())
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SitesFile {
+    sites: Vec<Site>,
+}
+
+pub fn embed(a: &EmbedArgs) -> anyhow::Result<()> {
+    let mut golden = Golden::open(&a.golden)?;
+    let template = || Renderer::new(None, tera::Context::new());
+    if let Some(sites_path) = &a.sites {
+        let out_dir = a
+            .out_dir
+            .as_ref()
+            .expect("clap requires --out-dir with --sites");
+        std::fs::create_dir_all(out_dir)
+            .with_context(|| format!("creating {}", out_dir.display()))?;
+        let text = std::fs::read_to_string(sites_path)
+            .with_context(|| format!("reading {}", sites_path.display()))?;
+        let sites: SitesFile = yaml::parse(sites_path, &text)?;
+        let stem = a
+            .golden
+            .file_stem()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        let mut renderer = template()?;
+        let mut sums = Vec::new();
+        for site in &sites.sites {
+            if site.name.is_empty()
+                || !site
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+            {
+                return Err(fail(Category::InvalidInput, format!("{}: site name `{}` must be letters, digits, `.`, `_` or `-` (it names the ISO)", sites_path.display(), site.name)));
+            }
+            let ud = user_data_source::render_site(site, &a.user_data, &mut renderer)?;
+            let target = out_dir.join(format!("{stem}-{}.iso", site.name));
+            let sha = write_one(&mut golden, &ud, &target)?;
+            sums.push((file_name(&target), sha));
+        }
+        checksums::record(out_dir, &sums)?;
+        return Ok(());
+    }
+    let output = a.output.as_ref().ok_or_else(|| {
+        fail(
+            Category::Usage,
+            "give -o FILE for the new ISO (or --sites FILE --out-dir DIR)",
+        )
+    })?;
+    if a.remove {
+        let sha = golden.write(reserved::EMPTY, output, 0o644)?;
+        checksums::write_sidecar(output, &sha)?;
+        println!(
+            "{}\tsha256:{sha}\t(reserved area emptied)",
+            output.display()
+        );
+        return Ok(());
+    }
+    let ud = user_data_source::require(&a.user_data, template)?;
+    write_one(&mut golden, &ud, output)?;
+    Ok(())
+}
+
+fn write_one(
+    golden: &mut Golden,
+    ud: &UserData,
+    target: &Path,
+) -> anyhow::Result<crate::io::Sha256Digest> {
+    let sha = golden.write(ud.bytes(), target, 0o600)?;
+    checksums::write_sidecar(target, &sha)?;
+    println!(
+        "{}\tsha256:{sha}\tuser-data sha256:{}",
+        target.display(),
+        ud.sha256
+    );
+    Ok(sha)
+}

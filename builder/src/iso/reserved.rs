@@ -1,0 +1,75 @@
+//! The reserved user-data area of a golden ISO: `/config.yaml` is always
+//! exactly [`SIZE`] bytes: the user-data, a marker line recording its length,
+//! then `#` comment lines. Comments keep the YAML meaning; the fixed size
+//! means a per-site ISO changes only the file's data, never a directory
+//! record (ISO 9660, Joliet and Rock Ridge stay consistent).
+
+use crate::error::{fail, Category};
+
+pub const SIZE: usize = 64 * 1024;
+const MARKER: &str = "# edgeforge:reserved-area";
+/// The user-data of a golden ISO built without one, and what `--remove` restores.
+pub const EMPTY: &[u8] = b"#cloud-config\n";
+
+/// The area holding `user_data`.
+pub fn fill(user_data: &[u8], size: usize) -> anyhow::Result<Vec<u8>> {
+    let mut area = user_data.to_vec();
+    if !area.ends_with(b"\n") {
+        area.push(b'\n');
+    }
+    area.extend_from_slice(
+        format!("{MARKER} user-data-bytes={} size={size}\n", user_data.len()).as_bytes(),
+    );
+    if area.len() > size {
+        return Err(fail(
+            Category::InvalidInput,
+            format!("the user-data is {} bytes; the golden ISO's reserved area holds at most {} (of {size}); shorten it or rebuild the golden ISO", user_data.len(), capacity(user_data.len(), size)),
+        ));
+    }
+    while area.len() < size {
+        let n = (size - area.len()).min(80);
+        area.extend(std::iter::repeat_n(b'#', n - 1));
+        area.push(b'\n');
+    }
+    Ok(area)
+}
+
+/// The largest user-data that fits (the marker's digits vary a little).
+fn capacity(_: usize, size: usize) -> usize {
+    size - format!("\n{MARKER} user-data-bytes={size} size={size}\n").len()
+}
+
+/// The user-data length recorded in an area, if `area` is one.
+pub fn user_data_len(area: &[u8]) -> Option<usize> {
+    let text = std::str::from_utf8(area).ok()?;
+    let line = text.lines().find(|l| l.starts_with(MARKER))?;
+    let field = |k: &str| {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(k))
+            .and_then(|v| v.parse::<usize>().ok())
+    };
+    let (len, size) = (field("user-data-bytes=")?, field("size=")?);
+    (size == area.len() && len <= size).then_some(len)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn areas_are_fixed_size_and_record_the_length() {
+        for ud in [&b"#cloud-config\n"[..], b"#cloud-config\nstylus: {}", b""] {
+            let a = fill(ud, 4096).unwrap();
+            assert_eq!(a.len(), 4096);
+            assert_eq!(user_data_len(&a), Some(ud.len()));
+            assert_eq!(&a[..ud.len()], ud);
+            assert!(a.ends_with(b"\n"));
+        }
+        let big = vec![b'a'; 4096];
+        assert!(fill(&big, 4096)
+            .unwrap_err()
+            .to_string()
+            .contains("holds at most"));
+        assert_eq!(user_data_len(b"#cloud-config\nno marker\n"), None);
+    }
+}
