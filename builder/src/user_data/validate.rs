@@ -147,6 +147,9 @@ pub fn check(doc: &Value, text: &str) -> Vec<Finding> {
         findings: Vec::new(),
     };
     let root = FieldPath::default();
+    if doc.is_null() {
+        return c.findings; // a bare `#cloud-config` asks for nothing
+    }
     let Some(top) = c.map(doc, &root) else {
         return c.findings;
     };
