@@ -6,6 +6,7 @@
 #   scripts/bench-embed.sh [SITES]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/bench-lib.sh
 sites=${1:-50}
 bench=$PWD/target/bench/embed
 bash scripts/make-demo-base.sh >/dev/null
@@ -19,7 +20,6 @@ rootfs=$bench/rootfs
 mkdir -p "$rootfs/opt/payload"
 head -c 1100M /dev/urandom > "$rootfs/opt/payload/incompressible.bin"   # keeps the ISO over 1 GiB
 
-secs() { local s e; s=$(date +%s.%N); "$@" >/dev/null 2>&1; e=$(date +%s.%N); awk -v s="$s" -v e="$e" 'BEGIN { printf "%.2f", e - s }'; }
 
 rebuild=$(secs "$bin" iso images/demo.yaml --golden --rootfs "$rootfs" --out "$bench/golden")
 golden=$bench/golden/palette-edge-installer.iso
@@ -43,7 +43,7 @@ rm -f "$bench/one.iso"
 } > "$bench/sites.yaml"
 many=$(BENCH_TOKEN=bench-token secs "$bin" iso embed "$golden" --sites "$bench/sites.yaml" --out-dir "$bench/sites")
 echo "$sites sites: ${many}s ($(awk -v a="$many" -v n="$sites" 'BEGIN { printf "%.2f", a / n }')s per site)"
-echo "ratios: rebuild / one site = $(awk -v a="$rebuild" -v b="$one" 'BEGIN { printf "%.1f", a / b }')x (target >= 50x); one site ${one}s (target < 2s)"
+echo "ratios: rebuild / one site = $(ratio "$rebuild" "$one")x (target >= 50x); one site ${one}s (target < 2s)"
 cp_time=$(secs cp --reflink=never "$golden" "$bench/plain-copy.iso")
 echo "reference: plain cp of the golden ISO ${cp_time}s"
 rm -rf "$bench/sites" "$bench/plain-copy.iso"

@@ -6,6 +6,7 @@
 #   scripts/bench-iso.sh [SIZE_MIB] [ROUNDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/bench-lib.sh
 size_mib=${1:-1024}
 rounds=${2:-2}
 bench=$PWD/target/bench
@@ -24,8 +25,6 @@ cp -al "$bench/tree-$size_mib" "$rootfs/opt/payload"
 ud=$bench/user-data.yaml
 printf '#cloud-config\nstylus:\n  site:\n    name: bench\n' > "$ud"
 
-secs() { local s e; s=$(date +%s.%N); "$@" >/dev/null 2>&1; e=$(date +%s.%N); awk -v s="$s" -v e="$e" 'BEGIN { printf "%.2f", e - s }'; }
-min() { awk -v a="$1" -v b="$2" 'BEGIN { print (a < b) ? a : b }'; }
 
 edgeforge_iso() {
   rm -rf "$bench/ef"
@@ -70,6 +69,6 @@ for i in $(seq "$rounds"); do
   best_bare=$(min "$b" "$best_bare")
   best_ef=$(min "$e" "$best_ef")
 done
-ratio=$(awk -v a="$best_ef" -v b="$best_bare" 'BEGIN { printf "%.3f", a / b }')
+ratio=$(ratio "$best_ef" "$best_bare")
 echo "best: bare ${best_bare}s, edgeforge ${best_ef}s, ratio ${ratio} (target <= 1.05)"
 echo "ISO sizes: bare $(stat -c %s "$bench/bare/out.iso"), edgeforge $(stat -c %s "$bench/ef/palette-edge-installer.iso") bytes"

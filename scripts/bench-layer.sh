@@ -5,6 +5,7 @@
 #   scripts/bench-layer.sh [SIZE_MIB] [ROUNDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/bench-lib.sh
 size_mib=${1:-1024}
 rounds=${2:-3}
 tree=target/bench/tree-$size_mib
@@ -48,8 +49,6 @@ fi
 cargo build --release --locked -q
 bin=target/release/edgeforge
 
-secs() { local s e; s=$(date +%s.%N); "$@" >/dev/null; e=$(date +%s.%N); awk -v s="$s" -v e="$e" 'BEGIN { printf "%.2f", e - s }'; }
-min() { awk -v a="$1" -v b="$2" 'BEGIN { print (a < b) ? a : b }'; }
 best_base=999999; best_ef=999999
 for i in $(seq "$rounds"); do
   sync
@@ -59,7 +58,7 @@ for i in $(seq "$rounds"); do
   best_base=$(min "$b" "$best_base")
   best_ef=$(min "$e" "$best_ef")
 done
-ratio=$(awk -v a="$best_ef" -v b="$best_base" 'BEGIN { printf "%.3f", a / b }')
+ratio=$(ratio "$best_ef" "$best_base")
 echo "best: baseline ${best_base}s, edgeforge ${best_ef}s, ratio ${ratio} (target <= 1.0)"
 echo "sizes: edgeforge $(stat -c %s "$out") bytes; gzip -6 $(tar -C "$tree" -cf - . | gzip -6 | wc -c) bytes"
 rm -f "$out"

@@ -2,20 +2,15 @@ use crate::checksums;
 use crate::cli::BuildArgs;
 use crate::definition::LoadedDefinition;
 use crate::iso::{self, RootfsSource};
-use crate::provider::{self, file_name, renderer_for, BuildSettings};
+use crate::provider::{self, file_name, BuildSettings};
 
 use super::user_data_source;
 
 pub fn run(a: BuildArgs, epoch: u64) -> anyhow::Result<()> {
     let l = LoadedDefinition::load(&a.def.definition, &a.def.sets)?;
     // Checked before the provider image so a bad document fails in seconds.
-    let first = l.variants().remove(0);
-    let user_data = user_data_source::resolve(&a.user_data, || renderer_for(&l, &first, epoch))?;
-    let config = match (&user_data, a.golden) {
-        (Some(ud), false) => iso::Config::Plain(ud),
-        (ud, true) => iso::Config::Golden(ud.as_ref()),
-        (None, false) => return Err(user_data_source::missing()),
-    };
+    let user_data = user_data_source::for_iso(&a.user_data, &l, epoch, a.golden)?;
+    let config = iso::Config::new(user_data.as_ref(), a.golden);
     let settings = BuildSettings {
         out_dir: a.out.clone(),
         epoch,

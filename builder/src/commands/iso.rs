@@ -3,7 +3,7 @@ use crate::cli::IsoArgs;
 use crate::definition::LoadedDefinition;
 use crate::error::{fail, Category};
 use crate::iso::{self, RootfsSource};
-use crate::provider::{file_name, renderer_for, BuildSettings};
+use crate::provider::{file_name, BuildSettings};
 
 use super::user_data_source;
 
@@ -12,13 +12,8 @@ pub fn run(a: IsoArgs, epoch: u64) -> anyhow::Result<()> {
         fail(Category::Usage, "edgeforge iso needs IMAGE_YAML (or a subcommand: `iso show ISO`, `iso embed GOLDEN_ISO ...`)")
     })?;
     let l = LoadedDefinition::load(definition, &a.sets)?;
-    let first = l.variants().remove(0);
-    let user_data = user_data_source::resolve(&a.user_data, || renderer_for(&l, &first, epoch))?;
-    let config = match (&user_data, a.golden) {
-        (Some(ud), false) => iso::Config::Plain(ud),
-        (ud, true) => iso::Config::Golden(ud.as_ref()),
-        (None, false) => return Err(user_data_source::missing()),
-    };
+    let user_data = user_data_source::for_iso(&a.user_data, &l, epoch, a.golden)?;
+    let config = iso::Config::new(user_data.as_ref(), a.golden);
     let variants = l.variants();
     if variants.len() > 1 && (a.provider_image.is_some() || a.rootfs.is_some()) {
         return Err(fail(

@@ -4,8 +4,10 @@
 use std::path::PathBuf;
 
 use crate::cli::UserDataArgs;
+use crate::definition::LoadedDefinition;
 use crate::error::{fail, Category};
 use crate::log::info;
+use crate::provider::renderer_for;
 use crate::render::Renderer;
 use crate::user_data::{self, Secret, Site, UserData, REFUSED};
 
@@ -28,6 +30,21 @@ pub fn resolve(
     };
     info!("user-data {} (sha256 {})", ud.path.display(), ud.sha256);
     Ok(Some(ud))
+}
+
+/// The user-data of an ISO built from `l`: required unless the ISO is golden.
+pub fn for_iso(
+    a: &UserDataArgs,
+    l: &LoadedDefinition,
+    epoch: u64,
+    golden: bool,
+) -> anyhow::Result<Option<UserData>> {
+    let first = l.variants().remove(0);
+    let ud = resolve(a, || renderer_for(l, &first, epoch))?;
+    if ud.is_none() && !golden {
+        return Err(missing());
+    }
+    Ok(ud)
 }
 
 /// Like [`resolve`], for commands that need user-data.

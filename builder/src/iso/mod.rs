@@ -73,6 +73,16 @@ pub enum Config<'a> {
     Golden(Option<&'a UserData>),
 }
 
+impl<'a> Config<'a> {
+    /// A plain ISO needs user-data (checked by the caller); a golden one may have none.
+    pub fn new(user_data: Option<&'a UserData>, golden: bool) -> Config<'a> {
+        match (user_data, golden) {
+            (Some(ud), false) => Config::Plain(ud),
+            (ud, _) => Config::Golden(ud),
+        }
+    }
+}
+
 pub fn build(
     l: &LoadedDefinition,
     variant: &Variant,
