@@ -409,3 +409,70 @@ fn refusals_name_the_problem_and_leave_nothing() {
     );
     assert_eq!(entries(&out), Vec::<String>::new());
 }
+
+#[test]
+fn signed_loaders_from_the_rootfs_go_into_the_fat_image() {
+    let t = tempfile::tempdir().unwrap();
+    let rootfs = t.path().join("rootfs");
+    assert_ok(&edgeforge(&[
+        "unpack",
+        demo_base().to_str().unwrap(),
+        "--out",
+        rootfs.to_str().unwrap(),
+    ]));
+    // Stand-ins for Debian's signed shim and CD GRUB: their bytes must be copied as they are.
+    fs::create_dir_all(rootfs.join("usr/lib/shim")).unwrap();
+    fs::create_dir_all(rootfs.join("usr/lib/grub/x86_64-efi-signed")).unwrap();
+    fs::write(
+        rootfs.join("usr/lib/shim/shimx64.efi.signed"),
+        b"MZ signed shim stand-in",
+    )
+    .unwrap();
+    fs::write(
+        rootfs.join("usr/lib/grub/x86_64-efi-signed/gcdx64.efi.signed"),
+        b"MZ signed gcd stand-in",
+    )
+    .unwrap();
+    let def = definition(t.path());
+    let ud = user_data(t.path());
+    let out = t.path().join("build");
+    let o = edgeforge(&[
+        "iso",
+        def.to_str().unwrap(),
+        "--user-data",
+        ud.to_str().unwrap(),
+        "--rootfs",
+        rootfs.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_ok(&o);
+    assert!(
+        stderr(&o).contains("EFI loader: signed shim"),
+        "{}",
+        stderr(&o)
+    );
+    let fat = t.path().join("uefi.img");
+    extract(
+        &out.join("palette-edge-installer.iso"),
+        "/boot/uefi.img",
+        &fat,
+    );
+    for (name, want) in [
+        ("bootx64.efi", &b"MZ signed shim stand-in"[..]),
+        ("grubx64.efi", b"MZ signed gcd stand-in"),
+    ] {
+        let got = t.path().join(name);
+        run_tool(
+            "mcopy",
+            &[
+                "-i",
+                fat.to_str().unwrap(),
+                &format!("::/EFI/BOOT/{name}"),
+                got.to_str().unwrap(),
+            ],
+            t.path(),
+        );
+        assert_eq!(fs::read(&got).unwrap(), want, "{name}");
+    }
+}
