@@ -9,11 +9,11 @@ bash scripts/install-host-tools.sh
 bash scripts/make-demo-base.sh
 cargo build --release --locked
 export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || echo 0)}
-./target/release/edgeforge build images/demo.yaml --user-data images/demo-user-data.yaml --out build
+./target/release/edgeforge build images/demo.yaml --user-data images/user-data/demo.yaml --out build
 echo
 echo "artifacts in $(pwd)/build:"
 while read -r sum name; do
   echo "  build/$name  sha256:$sum"
 done < build/SHA256SUMS
 echo "checksums: $(pwd)/build/SHA256SUMS and build/*.sha256 (check: cd build && sha256sum -c SHA256SUMS)"
-echo "boot it: scripts/boot-test.sh build/palette-edge-installer.iso $(sha256sum images/demo-user-data.yaml | cut -d' ' -f1)"
+echo "boot it: scripts/boot-test.sh build/palette-edge-installer.iso $(sha256sum images/user-data/demo.yaml | cut -d' ' -f1)"

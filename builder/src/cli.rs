@@ -40,6 +40,14 @@ pub enum Command {
     /// Build the installer ISO of a definition (or show, embed user-data into, an ISO: `iso show`, `iso embed`).
     #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
     Iso(Box<IsoCommand>),
+    /// Expand definitions into their variants (tags, output names, input digests) for CI matrices.
+    Plan {
+        /// Image definitions.
+        #[arg(value_name = "IMAGE_YAML", required = true)]
+        definitions: Vec<PathBuf>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: PlanFormat,
+    },
     /// Check artifacts against a SHA256SUMS or <artifact>.sha256 file (or a folder's SHA256SUMS).
     Verify {
         /// A folder holding SHA256SUMS, or a checksum file.
@@ -57,6 +65,16 @@ pub enum Command {
     Layer(LayerArgs),
     /// Flatten an image (OCI layout, oci-archive or docker-archive) into a root filesystem folder.
     Unpack(UnpackArgs),
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum PlanFormat {
+    /// {"variants": [...]} with every detail.
+    Json,
+    /// {"include": [...]} for a GitHub Actions matrix.
+    Github,
+    /// Aligned columns for people.
+    Table,
 }
 
 /// Where the user-data comes from: a ready file, or a site rendered through
@@ -199,6 +217,9 @@ pub struct BuildArgs {
     /// Build a golden ISO: /config.yaml is a fixed 64 KiB reserved area (user-data optional) for `iso embed`.
     #[arg(long)]
     pub golden: bool,
+    /// Build only this variant (a name `edgeforge plan` lists).
+    #[arg(long, value_name = "NAME")]
+    pub variant: Option<String>,
     /// Output folder.
     #[arg(short, long, default_value = "build", value_name = "DIR")]
     pub out: PathBuf,

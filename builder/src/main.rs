@@ -6,6 +6,7 @@ mod commands;
 mod definition;
 mod error;
 mod host_tools;
+mod inputs;
 mod io;
 mod iso;
 mod layer;

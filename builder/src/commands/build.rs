@@ -1,6 +1,7 @@
 use crate::checksums;
 use crate::cli::BuildArgs;
 use crate::definition::LoadedDefinition;
+use crate::error::{fail, Category};
 use crate::iso::{self, RootfsSource};
 use crate::provider::{self, file_name, BuildSettings};
 
@@ -15,7 +16,22 @@ pub fn run(a: BuildArgs, epoch: u64) -> anyhow::Result<()> {
         out_dir: a.out.clone(),
         epoch,
     };
-    let images = provider::build(&l, &l.variants(), &settings)?;
+    let mut variants = l.variants();
+    if let Some(name) = &a.variant {
+        variants.retain(|v| &v.name == name);
+        if variants.is_empty() {
+            let known: Vec<String> = l.variants().into_iter().map(|v| v.name).collect();
+            return Err(fail(
+                Category::Usage,
+                format!(
+                    "{} has no variant `{name}`; it has: {}",
+                    l.path.display(),
+                    known.join(", ")
+                ),
+            ));
+        }
+    }
+    let images = provider::build(&l, &variants, &settings)?;
     for image in &images {
         println!(
             "{}\tsha256:{}\t{} bytes\t{}",

@@ -4,6 +4,7 @@ mod build;
 mod iso;
 mod iso_inspect;
 mod layer;
+mod plan;
 mod provider_image;
 mod render;
 mod unpack;
@@ -23,6 +24,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             None => iso::run(c.build, epoch),
         },
         Command::Verify { path } => verify::run(&path),
+        Command::Plan {
+            definitions,
+            format,
+        } => plan::run(&definitions, format),
         Command::Build(a) => build::run(a, epoch),
         Command::Render(a) => render::run(a, epoch),
         Command::Layer(a) => layer::run(a, epoch),

@@ -23,6 +23,8 @@ pub struct SourceImage {
     /// What the user named, for messages.
     pub origin: String,
     pub layers: Vec<Descriptor>,
+    /// The manifest's digest (for a docker-archive, its config's).
+    pub manifest_digest: Digest,
     /// Where each layer lives in the store (parallel to `layers`).
     layer_paths: Vec<String>,
     pub config: serde_json::Value,
@@ -268,6 +270,7 @@ impl SourceImage {
             store,
             origin,
             layers,
+            manifest_digest: desc.digest,
             layer_paths,
             config,
         })
@@ -363,6 +366,7 @@ impl SourceImage {
             store,
             origin,
             layers,
+            manifest_digest: Digest(crate::io::Sha256Digest::of(&config_bytes)),
             layer_paths: entry.layers,
             config,
         })

@@ -1,0 +1,88 @@
+//! Digests of a build's inputs (definition, templates, overlays, components,
+//! base image), so a plan names exactly what each variant depends on.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use anyhow::Context;
+use sha2::{Digest, Sha256};
+
+use crate::definition::LoadedDefinition;
+use crate::io::{HashingReader, Sha256Digest};
+use crate::oci::source::SourceImage;
+
+/// SHA-256 of a file, or of a folder as sorted (path, kind, mode, content
+/// digest or link target) records: the same tree gives the same digest
+/// wherever it is checked out, whatever its mtimes.
+pub fn digest_path(path: &Path) -> anyhow::Result<Sha256Digest> {
+    if path.is_file() {
+        return file_digest(path);
+    }
+    let mut h = Sha256::new();
+    for entry in walkdir::WalkDir::new(path).min_depth(1).sort_by_file_name() {
+        let entry = entry.with_context(|| format!("walking {}", path.display()))?;
+        let rel = entry
+            .path()
+            .strip_prefix(path)
+            .expect("under root")
+            .to_string_lossy()
+            .into_owned();
+        let md = entry.path().symlink_metadata()?;
+        let record = if md.file_type().is_symlink() {
+            format!("l {rel} {}\n", std::fs::read_link(entry.path())?.display())
+        } else if md.is_dir() {
+            format!("d {rel} {:o}\n", md.permissions().mode() & 0o7777)
+        } else {
+            format!(
+                "f {rel} {:o} {}\n",
+                md.permissions().mode() & 0o7777,
+                file_digest(entry.path())?
+            )
+        };
+        h.update(record.as_bytes());
+    }
+    Ok(Sha256Digest(h.finalize().into()))
+}
+
+fn file_digest(path: &Path) -> anyhow::Result<Sha256Digest> {
+    let f = File::open(path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(HashingReader::new(f)
+        .finish()
+        .with_context(|| format!("reading {}", path.display()))?
+        .0)
+}
+
+/// Every input of a definition, by name, as `sha256:<hex>`. The base image is
+/// named by its manifest digest, which covers its config and layers.
+pub fn of_definition(l: &LoadedDefinition) -> anyhow::Result<BTreeMap<String, String>> {
+    let d = &l.def;
+    let base = SourceImage::open(&d.base_image, &l.dir, d.arch.as_str())?;
+    let mut m = BTreeMap::from([
+        (
+            "definition".to_string(),
+            format!("sha256:{}", file_digest(&l.path)?),
+        ),
+        ("base_image".to_string(), base.manifest_digest.to_string()),
+    ]);
+    let mut put = |k: String, p: &Path| -> anyhow::Result<()> {
+        m.insert(k, format!("sha256:{}", digest_path(&l.resolve(p))?));
+        Ok(())
+    };
+    if let Some(t) = &d.templates {
+        put("templates".into(), t)?;
+    }
+    for (i, c) in d.components.iter().enumerate() {
+        put(format!("components[{i}]"), &c.source)?;
+    }
+    for (kind, trees) in [
+        ("overlays.rootfs", &d.overlays.rootfs),
+        ("overlays.iso", &d.overlays.iso),
+    ] {
+        for (i, t) in trees.iter().enumerate() {
+            put(format!("{kind}[{i}]"), t)?;
+        }
+    }
+    Ok(m)
+}

@@ -1,0 +1,156 @@
+//! `plan` over the shipped definitions, and `build --variant`.
+
+mod support;
+
+use std::fs;
+
+use support::*;
+
+fn shipped() -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(repo_root().join("images"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.extension().is_some_and(|x| x == "yaml")
+                && !p
+                    .file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .contains("user-data")
+        })
+        .map(|p| p.strip_prefix(repo_root()).unwrap().display().to_string())
+        .collect();
+    v.sort();
+    v
+}
+
+fn tag_follows_rule(tag: &str) -> bool {
+    // <k8s-distribution>-<k8s-version>-<agent-version>[-<custom_tag>]
+    let dists = [
+        "kubeadm-fips",
+        "k3s",
+        "rke2",
+        "kubeadm",
+        "nodeadm",
+        "canonical",
+    ];
+    let Some(rest) = dists
+        .iter()
+        .find_map(|d| tag.strip_prefix(&format!("{d}-")))
+    else {
+        return false;
+    };
+    let parts: Vec<&str> = rest.splitn(3, '-').collect();
+    let semver = |s: &str| {
+        s.split('.').count() == 3
+            && s.split('.')
+                .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+    };
+    parts.len() >= 2 && semver(parts[0]) && parts[1].starts_with('v') && semver(&parts[1][1..])
+}
+
+#[test]
+fn plan_json_lists_every_variant_with_rule_following_tags_and_input_digests() {
+    demo_base();
+    let defs = shipped();
+    assert!(defs.len() >= 4, "{defs:?}");
+    let mut args = vec!["plan", "--format", "json"];
+    args.extend(defs.iter().map(String::as_str));
+    let o = edgeforge(&args);
+    assert_ok(&o);
+    let plan: serde_json::Value =
+        serde_json::from_str(&stdout(&o)).expect("plan --format json is JSON");
+    let variants = plan["variants"].as_array().unwrap();
+    // demo (1) + k3s, rke2, kubeadm (3 versions each).
+    assert_eq!(variants.len(), 10);
+    let mut names = std::collections::HashSet::new();
+    for v in variants {
+        let tag = v["tag"].as_str().unwrap();
+        assert!(tag_follows_rule(tag), "{tag}");
+        assert!(v["reference"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!(":{tag}")));
+        assert!(
+            names.insert(v["variant"].as_str().unwrap().to_string()),
+            "variant names are unique"
+        );
+        assert!(
+            names.insert(v["iso"].as_str().unwrap().to_string()),
+            "ISO names are unique"
+        );
+        let inputs = v["inputs"].as_object().unwrap();
+        for key in [
+            "definition",
+            "base_image",
+            "templates",
+            "overlays.rootfs[0]",
+        ] {
+            let d = inputs[key].as_str().unwrap();
+            assert!(d.starts_with("sha256:") && d.len() == 71, "{key}: {d}");
+        }
+    }
+    let k3s: Vec<&str> = variants
+        .iter()
+        .filter(|v| v["kubernetes"].as_str().unwrap().starts_with("k3s "))
+        .map(|v| v["tag"].as_str().unwrap())
+        .collect();
+    assert!(k3s.contains(&"k3s-1.31.1-v4.5.0"), "{k3s:?}");
+
+    let o = edgeforge(&[
+        "plan",
+        "--format",
+        "github",
+        "images/ubuntu-22.04-rke2.yaml",
+    ]);
+    assert_ok(&o);
+    let gh: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(gh["include"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        stdout(&o).lines().count(),
+        1,
+        "one line for a GitHub output"
+    );
+}
+
+#[test]
+fn build_variant_builds_just_that_variant() {
+    let t = tempfile::tempdir().unwrap();
+    demo_base();
+    let out = t.path().join("out");
+    let ud = repo_root().join("images/user-data/demo.yaml");
+    let o = edgeforge(&[
+        "build",
+        "images/ubuntu-22.04-k3s.yaml",
+        "--variant",
+        "ubuntu-k3s-1.30.5-v4.5.0",
+        "--user-data",
+        ud.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_ok(&o);
+    let files = entries(&out);
+    assert!(
+        files.contains(&"ubuntu-k3s-1.30.5-v4.5.0.oci.tar".to_string()),
+        "{files:?}"
+    );
+    assert!(
+        files
+            .contains(&"palette-edge-installer-ubuntu-22.04-k3s-k3s-1.30.5-v4.5.0.iso".to_string()),
+        "{files:?}"
+    );
+    assert_eq!(files.iter().filter(|f| f.ends_with(".oci.tar")).count(), 1);
+
+    let o = edgeforge(&[
+        "build",
+        "images/ubuntu-22.04-k3s.yaml",
+        "--variant",
+        "nope",
+        "--user-data",
+        ud.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_fails(&o, 2, &["no variant `nope`", "ubuntu-k3s-1.29.9-v4.5.0"]);
+}
