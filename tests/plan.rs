@@ -154,3 +154,38 @@ fn build_variant_builds_just_that_variant() {
     ]);
     assert_fails(&o, 2, &["no variant `nope`", "ubuntu-k3s-1.29.9-v4.5.0"]);
 }
+
+#[test]
+fn doctor_lists_every_tool_with_its_version_or_package() {
+    let o = edgeforge(&["doctor"]);
+    assert_ok(&o);
+    let text = stdout(&o);
+    for tool in [
+        "xorriso",
+        "mksquashfs",
+        "mformat",
+        "grub-mkimage",
+        "skopeo",
+        "umoci",
+        "qemu-system-x86_64",
+    ] {
+        let line = text
+            .lines()
+            .find(|l| l.split_whitespace().nth(1) == Some(tool))
+            .unwrap_or_else(|| panic!("{tool} not listed:\n{text}"));
+        assert!(line.starts_with("ok "), "{line}");
+    }
+    assert!(text.contains("xorriso 1.5"), "versions are shown:\n{text}");
+
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_edgeforge"))
+        .arg("doctor")
+        .env("PATH", "/nonexistent")
+        .output()
+        .unwrap();
+    assert_fails(
+        &o,
+        4,
+        &["apt-get install xorriso squashfs-tools mtools grub-common"],
+    );
+    assert!(stdout(&o).contains("MISSING  xorriso"), "{}", stdout(&o));
+}

@@ -48,6 +48,8 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "table")]
         format: PlanFormat,
     },
+    /// List every host tool edgeforge and its checks use, with versions and the Debian package for each missing one.
+    Doctor,
     /// Check artifacts against a SHA256SUMS or <artifact>.sha256 file (or a folder's SHA256SUMS).
     Verify {
         /// A folder holding SHA256SUMS, or a checksum file.

@@ -20,24 +20,49 @@ pub struct Requirement {
 }
 
 enum Kind {
-    Program,
+    /// A program, and the flag that makes it print its version.
+    Program(&'static str),
     Folder,
 }
 
-pub const XORRISO: Requirement = program("xorriso", "xorriso");
-pub const MKSQUASHFS: Requirement = program("mksquashfs", "squashfs-tools");
-pub const MFORMAT: Requirement = program("mformat", "mtools");
-pub const MMD: Requirement = program("mmd", "mtools");
-pub const MCOPY: Requirement = program("mcopy", "mtools");
-pub const GRUB_MKIMAGE: Requirement = program("grub-mkimage", "grub-common");
+pub const XORRISO: Requirement = program("xorriso", "xorriso", "-version");
+pub const MKSQUASHFS: Requirement = program("mksquashfs", "squashfs-tools", "-version");
+pub const MFORMAT: Requirement = program("mformat", "mtools", "--version");
+pub const MMD: Requirement = program("mmd", "mtools", "--version");
+pub const MCOPY: Requirement = program("mcopy", "mtools", "--version");
+pub const GRUB_MKIMAGE: Requirement = program("grub-mkimage", "grub-common", "--version");
 pub const GRUB_PC: Requirement = folder("/usr/lib/grub/i386-pc", "grub-pc-bin");
 pub const GRUB_EFI: Requirement = folder("/usr/lib/grub/x86_64-efi", "grub-efi-amd64-bin");
 
-const fn program(what: &'static str, package: &'static str) -> Requirement {
+/// What the ISO stage runs.
+pub const BUILD: [&Requirement; 8] = [
+    &XORRISO,
+    &MKSQUASHFS,
+    &MFORMAT,
+    &MMD,
+    &MCOPY,
+    &GRUB_MKIMAGE,
+    &GRUB_PC,
+    &GRUB_EFI,
+];
+/// What the test suite and boot checks use besides.
+pub const CHECKS: [Requirement; 5] = [
+    program("skopeo", "skopeo", "--version"),
+    program("umoci", "umoci", "--version"),
+    program("qemu-system-x86_64", "qemu-system-x86", "--version"),
+    folder("/usr/share/OVMF", "ovmf"),
+    program("unsquashfs", "squashfs-tools", "-version"),
+];
+
+const fn program(
+    what: &'static str,
+    package: &'static str,
+    version_flag: &'static str,
+) -> Requirement {
     Requirement {
         what,
         package,
-        kind: Kind::Program,
+        kind: Kind::Program(version_flag),
     }
 }
 
@@ -53,7 +78,36 @@ impl Requirement {
     fn present(&self) -> bool {
         match self.kind {
             Kind::Folder => Path::new(self.what).is_dir(),
-            Kind::Program => find_program(self.what).is_some(),
+            Kind::Program(_) => find_program(self.what).is_some(),
+        }
+    }
+
+    /// The first line the tool prints about its version, or the folder's
+    /// presence; `None` when missing.
+    pub fn version(&self) -> Option<String> {
+        if !self.present() {
+            return None;
+        }
+        match self.kind {
+            Kind::Folder => Some("present".into()),
+            Kind::Program(flag) => {
+                let out = std::process::Command::new(self.what)
+                    .arg(flag)
+                    .output()
+                    .ok()?;
+                let text = format!(
+                    "{}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                Some(
+                    text.lines()
+                        .find(|l| !l.trim().is_empty())
+                        .unwrap_or("(no version printed)")
+                        .trim()
+                        .to_string(),
+                )
+            }
         }
     }
 }

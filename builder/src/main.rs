@@ -22,6 +22,12 @@ mod yaml;
 use clap::Parser;
 
 fn main() {
+    // Rust ignores SIGPIPE, so `edgeforge plan | head` would panic on a
+    // closed stdout; a command-line tool should just stop, as cat does.
+    // SAFETY: called before any thread starts; SIG_DFL is a valid handler.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = cli::Cli::parse();
     log::set_level(if cli.quiet {
         0

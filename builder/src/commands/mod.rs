@@ -1,6 +1,7 @@
 //! Thin handlers: parse arguments into domain calls and print results.
 
 mod build;
+mod doctor;
 mod iso;
 mod iso_inspect;
 mod layer;
@@ -24,6 +25,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             None => iso::run(c.build, epoch),
         },
         Command::Verify { path } => verify::run(&path),
+        Command::Doctor => doctor::run(),
         Command::Plan {
             definitions,
             format,

@@ -21,7 +21,7 @@ use anyhow::Context;
 use crate::checksums;
 use crate::definition::{LoadedDefinition, Variant};
 use crate::error::{fail, Category};
-use crate::host_tools::{self, Requirement};
+use crate::host_tools;
 use crate::io::Sha256Digest;
 use crate::log::info;
 use crate::oci::{flatten, source::SourceImage};
@@ -43,17 +43,6 @@ pub struct IsoArtifact {
     pub sha256: Sha256Digest,
     pub size: u64,
 }
-
-const TOOLS: [&Requirement; 8] = [
-    &host_tools::XORRISO,
-    &host_tools::MKSQUASHFS,
-    &host_tools::MFORMAT,
-    &host_tools::MMD,
-    &host_tools::MCOPY,
-    &host_tools::GRUB_MKIMAGE,
-    &host_tools::GRUB_PC,
-    &host_tools::GRUB_EFI,
-];
 
 /// The ISO file for `variant`: `<iso_name>.iso`, or `<iso_name>-<tag>.iso`
 /// when the definition builds several variants.
@@ -96,7 +85,7 @@ pub fn build(
             "installer ISOs are built for amd64 only (BIOS + UEFI x86_64 GRUB)",
         ));
     }
-    host_tools::require(&TOOLS)?;
+    host_tools::require(&host_tools::BUILD)?;
     let target = iso_path(l, variant, &s.out_dir);
     probe_writable(&s.out_dir)?;
     let work = tempfile::Builder::new()
