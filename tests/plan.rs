@@ -189,3 +189,128 @@ fn doctor_lists_every_tool_with_its_version_or_package() {
     );
     assert!(stdout(&o).contains("MISSING  xorriso"), "{}", stdout(&o));
 }
+
+#[test]
+fn json_outputs_parse_agree_with_the_artifacts_and_hold_no_token() {
+    let t = tempfile::tempdir().unwrap();
+    demo_base();
+    let token = "json-TOKEN-0c4e11";
+    let site = t.path().join("site.yaml");
+    fs::write(
+        &site,
+        "name: json-site\npalette_endpoint: api.spectrocloud.com\n",
+    )
+    .unwrap();
+    let out = t.path().join("out");
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_edgeforge"))
+            .args(args)
+            .current_dir(repo_root())
+            .env("SOURCE_DATE_EPOCH", EPOCH)
+            .env("T", token)
+            .output()
+            .unwrap()
+    };
+    let o = run(&[
+        "--output",
+        "json",
+        "build",
+        "images/demo.yaml",
+        "--site",
+        site.to_str().unwrap(),
+        "--token-env",
+        "T",
+        "--set",
+        "proxy.http_proxy=http://bob:hunter2@proxy:3128",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_ok(&o);
+    let manifest: serde_json::Value =
+        serde_json::from_str(&stdout(&o)).expect("build --output json is JSON");
+    let on_disk: serde_json::Value =
+        serde_json::from_slice(&fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest, on_disk);
+    assert_eq!(manifest["schema"], "edgeforge.build-manifest/v1");
+    assert_eq!(manifest["source_date_epoch"], EPOCH.parse::<u64>().unwrap());
+    assert!(manifest["tools"]["xorriso"]
+        .as_str()
+        .unwrap()
+        .starts_with("xorriso 1.5"));
+    assert_eq!(
+        manifest["definition"]["proxy"]["http_proxy"],
+        "http://bob:****@proxy:3128"
+    );
+    for key in [
+        "definition",
+        "base_image",
+        "templates",
+        "overlays.rootfs[0]",
+        "overlays.iso[0]",
+    ] {
+        assert!(
+            manifest["inputs"][key]
+                .as_str()
+                .unwrap()
+                .starts_with("sha256:"),
+            "{key}"
+        );
+    }
+    let sums = fs::read_to_string(out.join("SHA256SUMS")).unwrap();
+    let outputs = manifest["outputs"].as_array().unwrap();
+    assert_eq!(outputs.len(), 2);
+    for o in outputs {
+        let name = o["name"].as_str().unwrap();
+        assert!(
+            sums.contains(&format!("{}  {name}", o["sha256"].as_str().unwrap())),
+            "{name}"
+        );
+        assert_eq!(
+            o["size"].as_u64().unwrap(),
+            fs::metadata(out.join(name)).unwrap().len()
+        );
+    }
+
+    let v = run(&["--output", "json", "verify", out.to_str().unwrap()]);
+    assert_ok(&v);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&v)).unwrap();
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["results"].as_array().unwrap().len(), 2);
+
+    let s = run(&[
+        "--output",
+        "json",
+        "iso",
+        "show",
+        out.join("palette-edge-installer.iso").to_str().unwrap(),
+    ]);
+    assert_ok(&s);
+    let shown: serde_json::Value = serde_json::from_str(&stdout(&s)).unwrap();
+    assert_eq!(shown["volume"], "COS_LIVE");
+    assert_eq!(shown["sha256_file"], "matches");
+    assert!(shown["user_data"]["content"]
+        .as_str()
+        .unwrap()
+        .contains("edgeHostToken: ****"));
+
+    let p = run(&["--output", "json", "plan", "images/demo.yaml"]);
+    assert_ok(&p);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&stdout(&p)).unwrap()["variants"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    for r in [&o, &s, &p] {
+        assert!(
+            !stdout(r).contains(token)
+                && !stderr(r).contains(token)
+                && !stdout(r).contains("hunter2")
+        );
+    }
+    assert!(!fs::read_to_string(out.join("manifest.json"))
+        .unwrap()
+        .contains(token));
+}

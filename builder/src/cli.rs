@@ -20,6 +20,9 @@ pub struct Cli {
     /// Print errors only.
     #[arg(short, long, global = true)]
     pub quiet: bool,
+    /// Result format on stdout: text for people, json (a stable schema) for programs.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    pub output: OutputFormat,
     /// Timestamp (seconds since 1970) used for every mtime and `created` field.
     #[arg(
         long,
@@ -67,6 +70,12 @@ pub enum Command {
     Layer(LayerArgs),
     /// Flatten an image (OCI layout, oci-archive or docker-archive) into a root filesystem folder.
     Unpack(UnpackArgs),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]

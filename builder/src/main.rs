@@ -11,6 +11,7 @@ mod io;
 mod iso;
 mod layer;
 mod log;
+mod manifest;
 mod mask;
 mod oci;
 mod provider;

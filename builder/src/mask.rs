@@ -22,6 +22,20 @@ pub fn line(line: &str) -> String {
     format!("{key}: ****")
 }
 
+/// Masks the password of a URL's userinfo (`http://user:****@proxy:3128`).
+pub fn url(u: &str) -> String {
+    let Some((scheme, rest)) = u.split_once("://") else {
+        return u.to_string();
+    };
+    match rest.split_once('@') {
+        Some((userinfo, host)) if userinfo.contains(':') => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{scheme}://{user}:****@{host}")
+        }
+        _ => u.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -37,5 +51,14 @@ mod tests {
         assert_eq!(super::line("  - passwd: hunter2"), "  - passwd: ****");
         assert_eq!(super::line("  name: edge-1"), "  name: edge-1");
         assert_eq!(super::line("  tokens:"), "  tokens:");
+    }
+
+    #[test]
+    fn masks_url_passwords() {
+        assert_eq!(
+            super::url("http://bob:hunter2@proxy:3128"),
+            "http://bob:****@proxy:3128"
+        );
+        assert_eq!(super::url("http://proxy:3128"), "http://proxy:3128");
     }
 }

@@ -1,13 +1,14 @@
 use crate::checksums;
-use crate::cli::BuildArgs;
+use crate::cli::{BuildArgs, OutputFormat};
 use crate::definition::LoadedDefinition;
 use crate::error::{fail, Category};
 use crate::iso::{self, RootfsSource};
+use crate::manifest::{self, Manifest, Output, Source};
 use crate::provider::{self, file_name, BuildSettings};
 
 use super::user_data_source;
 
-pub fn run(a: BuildArgs, epoch: u64) -> anyhow::Result<()> {
+pub fn run(a: BuildArgs, epoch: u64, output: OutputFormat) -> anyhow::Result<()> {
     let l = LoadedDefinition::load(&a.def.definition, &a.def.sets)?;
     // Checked before the provider image so a bad document fails in seconds.
     let user_data = user_data_source::for_iso(&a.user_data, &l, epoch, a.golden)?;
@@ -32,26 +33,49 @@ pub fn run(a: BuildArgs, epoch: u64) -> anyhow::Result<()> {
         }
     }
     let images = provider::build(&l, &variants, &settings)?;
-    for image in &images {
-        println!(
-            "{}\tsha256:{}\t{} bytes\t{}",
-            image.archive.display(),
-            image.sha256,
-            image.size,
-            image.variant.reference
-        );
-    }
+    let mut outputs: Vec<Output> = images
+        .iter()
+        .map(|i| {
+            Output::new(
+                &i.archive,
+                "provider-image",
+                i.size,
+                &i.sha256,
+                Some(i.variant.reference.clone()),
+            )
+        })
+        .collect();
     for image in &images {
         let source = RootfsSource::ProviderImage(image.archive.clone());
         let artifact = iso::build(&l, &image.variant, &source, &config, &settings)?;
         checksums::record(&a.out, &[(file_name(&artifact.path), artifact.sha256)])?;
-        println!(
-            "{}\tsha256:{}\t{} bytes",
-            artifact.path.display(),
-            artifact.sha256,
-            artifact.size
-        );
+        outputs.push(Output::new(
+            &artifact.path,
+            "iso",
+            artifact.size,
+            &artifact.sha256,
+            None,
+        ));
     }
-    println!("{}", a.out.join(checksums::SUMS).display());
+    let source = user_data.as_ref().map(|u| Source {
+        source: u.path.display().to_string(),
+        sha256: format!("sha256:{}", u.sha256),
+    });
+    let manifest = Manifest::new(&l, epoch, source, outputs)?;
+    manifest.write(&a.out)?;
+    if output == OutputFormat::Json {
+        println!("{}", serde_json::to_string_pretty(&manifest)?);
+    } else {
+        for o in &manifest.outputs {
+            println!(
+                "{}	sha256:{}	{} bytes",
+                a.out.join(&o.name).display(),
+                o.sha256,
+                o.size
+            );
+        }
+        println!("{}", a.out.join(checksums::SUMS).display());
+        println!("{}", a.out.join(manifest::FILE).display());
+    }
     Ok(())
 }

@@ -7,9 +7,9 @@ use anyhow::Context;
 
 use super::user_data_source;
 use crate::checksums;
-use crate::cli::EmbedArgs;
+use crate::cli::{EmbedArgs, OutputFormat};
 use crate::error::{fail, Category};
-use crate::io::HashingReader;
+use crate::io::{HashingReader, Sha256Digest};
 use crate::iso::embed::Golden;
 use crate::iso::reader::IsoImage;
 use crate::iso::reserved;
@@ -19,52 +19,95 @@ use crate::render::Renderer;
 use crate::user_data::{Site, UserData};
 use crate::yaml;
 
-pub fn show(iso: &Path, reveal: bool) -> anyhow::Result<()> {
+/// What `iso show` reports (the `--output json` schema).
+#[derive(serde::Serialize)]
+struct Shown {
+    iso: String,
+    size: u64,
+    volume: String,
+    boot: Vec<&'static str>,
+    sha256: String,
+    /// `matches`, `differs` or `absent`, against `<iso>.sha256`.
+    sha256_file: &'static str,
+    user_data: Option<ShownUserData>,
+}
+
+#[derive(serde::Serialize)]
+struct ShownUserData {
+    bytes: usize,
+    sha256: String,
+    /// The reserved area's size on a golden or per-site ISO.
+    reserved_area: Option<usize>,
+    /// Secrets masked unless --reveal.
+    content: String,
+}
+
+pub fn show(iso: &Path, reveal: bool, output: OutputFormat) -> anyhow::Result<()> {
     let img = IsoImage::open(iso)?;
-    println!("iso         {} ({} bytes)", iso.display(), img.len);
-    println!("volume      {}", img.volume_id());
-    println!("boot        {}", img.boot_modes()?.join(", "));
     let (sha, _) = HashingReader::new(File::open(iso)?)
         .finish()
         .with_context(|| format!("reading {}", iso.display()))?;
     let sidecar = PathBuf::from(format!("{}.sha256", iso.display()));
-    let check = match std::fs::read_to_string(&sidecar) {
-        Ok(s) if s.split_whitespace().next() == Some(&sha.to_string()) => {
-            format!("matches {}", sidecar.display())
-        }
-        Ok(_) => format!("DIFFERS from {}", sidecar.display()),
-        Err(_) => format!("no {}", sidecar.display()),
+    let sha256_file = match std::fs::read_to_string(&sidecar) {
+        Ok(s) if s.split_whitespace().next() == Some(&sha.to_string()) => "matches",
+        Ok(_) => "differs",
+        Err(_) => "absent",
     };
-    println!("sha256      {sha} ({check})");
-    let Some(extent) = img.find("/config.yaml")? else {
-        println!("user-data   none");
+    let user_data = match img.find("/config.yaml")? {
+        None => None,
+        Some(extent) => {
+            let bytes = img.read(extent.offset, extent.len as usize)?;
+            let (doc, reserved_area) = match reserved::user_data_len(&bytes) {
+                Some(n) => (&bytes[..n], Some(bytes.len())),
+                None => (&bytes[..], None),
+            };
+            let text = String::from_utf8_lossy(doc);
+            let content = text
+                .lines()
+                .map(|l| if reveal { l.to_string() } else { mask::line(l) })
+                .collect::<Vec<_>>()
+                .join("\n")
+                + "\n";
+            Some(ShownUserData {
+                bytes: doc.len(),
+                sha256: Sha256Digest::of(doc).to_string(),
+                reserved_area,
+                content,
+            })
+        }
+    };
+    let shown = Shown {
+        iso: iso.display().to_string(),
+        size: img.len,
+        volume: img.volume_id(),
+        boot: img.boot_modes()?,
+        sha256: sha.to_string(),
+        sha256_file,
+        user_data,
+    };
+    if output == OutputFormat::Json {
+        println!("{}", serde_json::to_string_pretty(&shown)?);
         return Ok(());
-    };
-    let bytes = img.read(extent.offset, extent.len as usize)?;
-    let user_data = match reserved::user_data_len(&bytes) {
-        Some(n) => {
-            println!("user-data   /config.yaml, {n} bytes, in a {} byte reserved area (golden: `edgeforge iso embed` replaces it)", bytes.len());
-            &bytes[..n]
-        }
-        None => {
-            println!("user-data   /config.yaml, {} bytes", bytes.len());
-            &bytes[..]
-        }
-    };
+    }
+    println!("iso         {} ({} bytes)", shown.iso, shown.size);
+    println!("volume      {}", shown.volume);
+    println!("boot        {}", shown.boot.join(", "));
     println!(
-        "            sha256 {}",
-        crate::io::Sha256Digest::of(user_data)
+        "sha256      {} ({} {})",
+        shown.sha256,
+        shown.sha256_file,
+        sidecar.display()
     );
-    println!("---");
-    for line in String::from_utf8_lossy(user_data).lines() {
-        println!(
-            "{}",
-            if reveal {
-                line.to_string()
-            } else {
-                mask::line(line)
+    match &shown.user_data {
+        None => println!("user-data   none"),
+        Some(u) => {
+            match u.reserved_area {
+                Some(area) => println!("user-data   /config.yaml, {} bytes, in a {area} byte reserved area (golden: `edgeforge iso embed` replaces it)", u.bytes),
+                None => println!("user-data   /config.yaml, {} bytes", u.bytes),
             }
-        );
+            println!("            sha256 {}", u.sha256);
+            print!("---\n{}", u.content);
+        }
     }
     Ok(())
 }

@@ -13,24 +13,32 @@ mod user_data;
 mod user_data_source;
 mod verify;
 
-use crate::cli::{Cli, Command, IsoAction};
+use crate::cli::{Cli, Command, IsoAction, OutputFormat, PlanFormat};
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     let epoch = cli.source_date_epoch;
     match cli.command {
         Command::ProviderImage(a) => provider_image::run(a, epoch),
         Command::Iso(c) => match c.action {
-            Some(IsoAction::Show { iso, reveal }) => iso_inspect::show(&iso, reveal),
+            Some(IsoAction::Show { iso, reveal }) => iso_inspect::show(&iso, reveal, cli.output),
             Some(IsoAction::Embed(a)) => iso_inspect::embed(&a),
             None => iso::run(c.build, epoch),
         },
-        Command::Verify { path } => verify::run(&path),
+        Command::Verify { path } => verify::run(&path, cli.output),
         Command::Doctor => doctor::run(),
+        // `--output json` on plan is `--format json`.
         Command::Plan {
             definitions,
             format,
-        } => plan::run(&definitions, format),
-        Command::Build(a) => build::run(a, epoch),
+        } => {
+            let format = if cli.output == OutputFormat::Json {
+                PlanFormat::Json
+            } else {
+                format
+            };
+            plan::run(&definitions, format)
+        }
+        Command::Build(a) => build::run(a, epoch, cli.output),
         Command::Render(a) => render::run(a, epoch),
         Command::Layer(a) => layer::run(a, epoch),
         Command::Unpack(a) => unpack::run(a),

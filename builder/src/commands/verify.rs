@@ -2,11 +2,12 @@ use std::fs::File;
 use std::path::Path;
 
 use crate::checksums::SUMS;
+use crate::cli::OutputFormat;
 use crate::error::{fail, Category};
 use crate::io::HashingReader;
 
 /// Checks every artifact a checksum file lists, as `sha256sum -c` would.
-pub fn run(path: &Path) -> anyhow::Result<()> {
+pub fn run(path: &Path, output: OutputFormat) -> anyhow::Result<()> {
     let sums = if path.is_dir() {
         path.join(SUMS)
     } else {
@@ -16,6 +17,7 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(&sums)
         .map_err(|e| fail(Category::Io, format!("reading {}: {e}", sums.display())))?;
     let (mut bad, mut total) = (0, 0);
+    let mut results = Vec::new();
     for (n, line) in text
         .lines()
         .enumerate()
@@ -39,7 +41,18 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
         if status != "OK" {
             bad += 1;
         }
-        println!("{name}: {status}");
+        if output == OutputFormat::Text {
+            println!("{name}: {status}");
+        }
+        results.push(serde_json::json!({"name": name, "status": status}));
+    }
+    if output == OutputFormat::Json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({"sums": sums.display().to_string(), "ok": bad == 0, "results": results})
+            )?
+        );
     }
     if bad > 0 {
         return Err(fail(

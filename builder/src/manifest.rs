@@ -1,0 +1,98 @@
+//! `manifest.json`: what a build read and wrote: every input with its
+//! digest, every output with size and sha256, tool versions, the epoch, and
+//! the resolved definition with secrets masked. Stable schema
+//! (`edgeforge.build-manifest/v1`); no wall-clock time, so it is reproducible.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::definition::LoadedDefinition;
+use crate::host_tools;
+use crate::io::{AtomicFile, Sha256Digest};
+use crate::mask;
+
+pub const FILE: &str = "manifest.json";
+
+#[derive(Serialize)]
+pub struct Manifest {
+    pub schema: &'static str,
+    pub edgeforge: &'static str,
+    pub source_date_epoch: u64,
+    pub definition: serde_json::Value,
+    pub inputs: BTreeMap<String, String>,
+    /// The user-data's source and sha256, never its content.
+    pub user_data: Option<Source>,
+    pub tools: BTreeMap<&'static str, String>,
+    pub outputs: Vec<Output>,
+}
+
+#[derive(Serialize)]
+pub struct Source {
+    pub source: String,
+    pub sha256: String,
+}
+
+#[derive(Serialize)]
+pub struct Output {
+    pub name: String,
+    pub kind: &'static str,
+    pub size: u64,
+    pub sha256: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+}
+
+impl Output {
+    pub fn new(
+        path: &Path,
+        kind: &'static str,
+        size: u64,
+        sha: &Sha256Digest,
+        reference: Option<String>,
+    ) -> Output {
+        Output {
+            name: crate::provider::file_name(path),
+            kind,
+            size,
+            sha256: sha.to_string(),
+            reference,
+        }
+    }
+}
+
+impl Manifest {
+    pub fn new(
+        l: &LoadedDefinition,
+        epoch: u64,
+        user_data: Option<Source>,
+        outputs: Vec<Output>,
+    ) -> anyhow::Result<Manifest> {
+        let mut definition = serde_json::to_value(&l.def)?;
+        for key in ["http_proxy", "https_proxy"] {
+            if let Some(serde_json::Value::String(u)) = definition["proxy"].get(key) {
+                definition["proxy"][key] = serde_json::Value::String(mask::url(u));
+            }
+        }
+        let tools = host_tools::BUILD
+            .iter()
+            .filter_map(|r| Some((r.what, r.version()?)))
+            .collect();
+        Ok(Manifest {
+            schema: "edgeforge.build-manifest/v1",
+            edgeforge: env!("CARGO_PKG_VERSION"),
+            source_date_epoch: epoch,
+            definition,
+            inputs: crate::inputs::of_definition(l)?,
+            user_data,
+            tools,
+            outputs,
+        })
+    }
+
+    pub fn write(&self, out_dir: &Path) -> anyhow::Result<()> {
+        let text = serde_json::to_string_pretty(self)? + "\n";
+        AtomicFile::write(&out_dir.join(FILE), text.as_bytes(), 0o644)
+    }
+}
