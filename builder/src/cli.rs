@@ -182,14 +182,14 @@ pub struct EmbedArgs {
     #[command(flatten)]
     pub user_data: UserDataArgs,
     /// A sites file (`sites:` list of name, palette_endpoint, ..., token_env/token_file): one ISO per site.
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["user_data", "site", "site_values", "remove", "output"], requires = "out_dir")]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["user_data", "site", "site_values", "remove", "out"], requires = "out_dir")]
     pub sites: Option<PathBuf>,
     /// Empty the reserved area again (the golden state).
     #[arg(long, conflicts_with_all = ["user_data", "site", "site_values"])]
     pub remove: bool,
     /// The ISO to write (one site, or --remove).
-    #[arg(short = 'o', long = "output", value_name = "FILE")]
-    pub output: Option<PathBuf>,
+    #[arg(short = 'o', long = "out", value_name = "FILE")]
+    pub out: Option<PathBuf>,
     /// The folder for per-site ISOs (with --sites).
     #[arg(long, value_name = "DIR")]
     pub out_dir: Option<PathBuf>,
@@ -269,4 +269,13 @@ pub struct UnpackArgs {
     /// Which platform to take from a multi-platform index.
     #[arg(long, default_value = "amd64", value_parser = ["amd64", "arm64"])]
     pub arch: String,
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
 }

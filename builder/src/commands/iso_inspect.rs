@@ -156,7 +156,7 @@ pub fn embed(a: &EmbedArgs) -> anyhow::Result<()> {
         checksums::record(out_dir, &sums)?;
         return Ok(());
     }
-    let output = a.output.as_ref().ok_or_else(|| {
+    let output = a.out.as_ref().ok_or_else(|| {
         fail(
             Category::Usage,
             "give -o FILE for the new ISO (or --sites FILE --out-dir DIR)",
