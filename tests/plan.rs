@@ -314,3 +314,23 @@ fn json_outputs_parse_agree_with_the_artifacts_and_hold_no_token() {
         .unwrap()
         .contains(token));
 }
+
+#[test]
+fn completions_and_man_page_come_from_the_command_line_definition() {
+    let t = tempfile::tempdir().unwrap();
+    let o = edgeforge(&["completions", "bash"]);
+    assert_ok(&o);
+    let script = t.path().join("edgeforge.bash");
+    fs::write(&script, stdout(&o)).unwrap();
+    run_tool("bash", &["-n", script.to_str().unwrap()], t.path());
+    for sub in ["provider-image", "iso", "embed", "plan", "doctor", "verify"] {
+        assert!(stdout(&o).contains(sub), "{sub}");
+    }
+    let m = edgeforge(&["man"]);
+    assert_ok(&m);
+    assert!(
+        stdout(&m).contains(".TH edgeforge 1") && stdout(&m).contains("provider\\-image"),
+        "{}",
+        &stdout(&m)[..200]
+    );
+}

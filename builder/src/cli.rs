@@ -53,6 +53,13 @@ pub enum Command {
     },
     /// List every host tool edgeforge and its checks use, with versions and the Debian package for each missing one.
     Doctor,
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), e.g. `edgeforge man > edgeforge.1`.
+    Man,
     /// Check artifacts against a SHA256SUMS or <artifact>.sha256 file (or a folder's SHA256SUMS).
     Verify {
         /// A folder holding SHA256SUMS, or a checksum file.

@@ -13,6 +13,8 @@ mod user_data;
 mod user_data_source;
 mod verify;
 
+use clap::CommandFactory;
+
 use crate::cli::{Cli, Command, IsoAction, OutputFormat, PlanFormat};
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -26,6 +28,16 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         },
         Command::Verify { path } => verify::run(&path, cli.output),
         Command::Doctor => doctor::run(),
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "edgeforge",
+                &mut std::io::stdout(),
+            );
+            Ok(())
+        }
+        Command::Man => Ok(clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?),
         // `--output json` on plan is `--format json`.
         Command::Plan {
             definitions,
