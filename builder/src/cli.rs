@@ -60,6 +60,9 @@ pub enum Command {
     },
     /// Print the man page (roff), e.g. `edgeforge man > edgeforge.1`.
     Man,
+    /// Pack OCI images into one zstd content bundle for air-gapped sites (or check one: `bundle verify`).
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+    Bundle(Box<BundleCommand>),
     /// Check artifacts against a SHA256SUMS or <artifact>.sha256 file (or a folder's SHA256SUMS).
     Verify {
         /// A folder holding SHA256SUMS, or a checksum file.
@@ -179,6 +182,30 @@ pub enum IsoAction {
     },
     /// Write per-site ISOs from a golden ISO (built with --golden) by replacing its reserved user-data area.
     Embed(Box<EmbedArgs>),
+}
+
+#[derive(Args)]
+pub struct BundleCommand {
+    #[command(subcommand)]
+    pub action: Option<BundleAction>,
+    /// Images as [NAME=][oci:|oci-archive:|docker-archive:]PATH; NAME defaults to the file name.
+    #[arg(value_name = "IMAGE")]
+    pub images: Vec<String>,
+    /// The bundle to write (.tar.zst).
+    #[arg(short, long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Which platform to take from multi-platform images.
+    #[arg(long, default_value = "amd64", value_parser = ["amd64", "arm64"])]
+    pub arch: String,
+}
+
+#[derive(Subcommand)]
+pub enum BundleAction {
+    /// Re-hash every blob of a bundle, offline; names the image and blob of any damage.
+    Verify {
+        #[arg(value_name = "BUNDLE")]
+        bundle: PathBuf,
+    },
 }
 
 #[derive(Args)]

@@ -76,6 +76,9 @@ pub fn of_definition(l: &LoadedDefinition) -> anyhow::Result<BTreeMap<String, St
     for (i, c) in d.components.iter().enumerate() {
         put(format!("components[{i}]"), &c.source)?;
     }
+    for (i, b) in d.iso.bundles.iter().enumerate() {
+        put(format!("iso.bundles[{i}]"), b)?;
+    }
     for (kind, trees) in [
         ("overlays.rootfs", &d.overlays.rootfs),
         ("overlays.iso", &d.overlays.iso),

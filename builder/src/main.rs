@@ -1,5 +1,6 @@
 //! edgeforge: builds edge appliance provider images and installer ISOs.
 
+mod bundle;
 mod checksums;
 mod cli;
 mod commands;

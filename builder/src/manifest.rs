@@ -42,6 +42,9 @@ pub struct Output {
     pub sha256: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reference: Option<String>,
+    /// Content bundles on an ISO, with the parts of split ones.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub content: Vec<crate::iso::content::ContentFile>,
 }
 
 impl Output {
@@ -58,6 +61,7 @@ impl Output {
             size,
             sha256: sha.to_string(),
             reference,
+            content: Vec::new(),
         }
     }
 }

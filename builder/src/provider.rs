@@ -3,6 +3,7 @@
 //! Layers unchanged between variants are written once and shared.
 
 use std::fs;
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -11,7 +12,7 @@ use serde_json::{json, Value};
 use crate::checksums;
 use crate::definition::{LoadedDefinition, Variant};
 use crate::error::{fail, Category};
-use crate::io::{AtomicFile, Sha256Digest};
+use crate::io::{AtomicFile, HashingWriter, Sha256Digest};
 use crate::layer::{self, LayerBlob, LayerWriter};
 use crate::log::{info, verbose};
 use crate::oci::archive::ArchiveWriter;
@@ -198,7 +199,9 @@ fn write_archive(
     path: &Path,
     epoch: u64,
 ) -> anyhow::Result<(ProviderImage, AtomicFile)> {
-    let mut w = ArchiveWriter::create(path, epoch)?;
+    let file = AtomicFile::create(path, 0o644)?;
+    let sink = HashingWriter::new(BufWriter::with_capacity(1 << 20, file));
+    let mut w = ArchiveWriter::new(sink, epoch, path.display().to_string())?;
     for (i, desc) in base.layers.iter().enumerate() {
         let mut blob = base.open_layer(i)?;
         w.add_blob(desc, &mut blob)?;
@@ -242,7 +245,12 @@ fn write_archive(
         media_type: Some(spec::MEDIA_INDEX.into()),
         manifests: vec![manifest_desc],
     };
-    let (sha256, size, file) = w.finish(&index)?;
+    let (sha256, size, buffered) = w.finish(&index)?.finish();
+    let mut file = buffered
+        .into_inner()
+        .map_err(|e| e.into_error())
+        .with_context(|| format!("writing {}", path.display()))?;
+    file.flush()?;
     Ok((
         ProviderImage {
             variant: variant.clone(),

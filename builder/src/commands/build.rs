@@ -49,13 +49,9 @@ pub fn run(a: BuildArgs, epoch: u64, output: OutputFormat) -> anyhow::Result<()>
         let source = RootfsSource::ProviderImage(image.archive.clone());
         let artifact = iso::build(&l, &image.variant, &source, &config, &settings)?;
         checksums::record(&a.out, &[(file_name(&artifact.path), artifact.sha256)])?;
-        outputs.push(Output::new(
-            &artifact.path,
-            "iso",
-            artifact.size,
-            &artifact.sha256,
-            None,
-        ));
+        let mut output = Output::new(&artifact.path, "iso", artifact.size, &artifact.sha256, None);
+        output.content = artifact.content;
+        outputs.push(output);
     }
     let source = user_data.as_ref().map(|u| Source {
         source: u.path.display().to_string(),

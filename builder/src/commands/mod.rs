@@ -1,6 +1,7 @@
 //! Thin handlers: parse arguments into domain calls and print results.
 
 mod build;
+mod bundle;
 mod doctor;
 mod iso;
 mod iso_inspect;
@@ -28,6 +29,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         },
         Command::Verify { path } => verify::run(&path, cli.output),
         Command::Doctor => doctor::run(),
+        Command::Bundle(c) => bundle::run(*c, epoch, cli.output),
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,

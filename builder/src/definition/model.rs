@@ -227,6 +227,17 @@ pub struct IsoOptions {
     /// Cluster definition file, placed in `/opt/spectrocloud/clusterconfig/`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster_definition: Option<PathBuf>,
+    /// Content bundles (`edgeforge bundle`), placed in `/opt/spectrocloud/content/`.
+    #[serde(default)]
+    pub bundles: Vec<PathBuf>,
+    /// Bundles larger than this many bytes are split into numbered parts
+    /// (ISO 9660 files end at 4 GiB).
+    #[serde(default = "default_split")]
+    pub split_size: u64,
+}
+
+fn default_split() -> u64 {
+    crate::iso::content::DEFAULT_SPLIT
 }
 
 fn default_timeout() -> u32 {
@@ -241,6 +252,8 @@ impl Default for IsoOptions {
             compression: Default::default(),
             edge_custom_config: None,
             cluster_definition: None,
+            bundles: Vec::new(),
+            split_size: default_split(),
         }
     }
 }

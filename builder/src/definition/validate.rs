@@ -115,6 +115,23 @@ pub fn validate(l: &LoadedDefinition) -> anyhow::Result<()> {
             ));
         }
     }
+    for (i, b) in d.iso.bundles.iter().enumerate() {
+        if !l.resolve(b).is_file() {
+            return Err(l.field_error(
+                "iso.bundles",
+                format!(
+                    "iso.bundles[{i}] {} is not a file (make one with `edgeforge bundle`)",
+                    l.resolve(b).display()
+                ),
+            ));
+        }
+    }
+    if d.iso.split_size == 0 || d.iso.split_size > 4_294_965_248 {
+        return Err(l.field_error(
+            "iso.split_size",
+            "must be between 1 and 4294965248 bytes (ISO 9660's largest file)",
+        ));
+    }
     for variant in l.variants() {
         if variant.tag.len() > 128 {
             return Err(l.field_error(

@@ -3,6 +3,7 @@
 //! the user-data at `/config.yaml`, and the rendered `overlays.iso`, written
 //! by xorriso in the layout strict UEFI firmware and USB sticks boot.
 
+pub mod content;
 mod efi;
 pub mod embed;
 mod grub;
@@ -42,6 +43,7 @@ pub struct IsoArtifact {
     pub path: PathBuf,
     pub sha256: Sha256Digest,
     pub size: u64,
+    pub content: Vec<content::ContentFile>,
 }
 
 /// The ISO file for `variant`: `<iso_name>.iso`, or `<iso_name>-<tag>.iso`
@@ -155,6 +157,13 @@ pub fn build(
         copy_file(&src, &dir.join(name))?;
     }
 
+    let bundles: Vec<PathBuf> = l.def.iso.bundles.iter().map(|b| l.resolve(b)).collect();
+    let content = content::stage(
+        &bundles,
+        &stage.join("opt/spectrocloud/content"),
+        l.def.iso.split_size,
+    )?;
+
     let compression = l.def.iso.compression;
     info!("rootfs.squashfs ({compression})");
     squashfs::make(
@@ -175,6 +184,7 @@ pub fn build(
         path: target,
         sha256,
         size,
+        content,
     })
 }
 

@@ -1,31 +1,31 @@
-//! Writes an `oci-archive`: a tar of an OCI layout with fixed headers, so the
-//! same blobs give the same bytes. The archive is hashed as it is written and
-//! only gets its final name once complete.
+//! Writes an OCI layout as a tar with fixed headers, so the same blobs give
+//! the same bytes: an `oci-archive` (provider images) or, through a
+//! compressor, a content bundle. The caller's sink decides hashing and where
+//! the bytes go.
 
 use std::collections::HashSet;
-use std::io::{self, BufWriter, Read, Write};
-use std::path::Path;
+use std::io::{self, Read, Write};
 
 use anyhow::Context;
 
 use super::spec::{Descriptor, Digest, Index};
-use crate::io::{AtomicFile, HashingWriter, Sha256Digest};
+use crate::io::Sha256Digest;
 
-pub struct ArchiveWriter {
-    tar: tar::Builder<HashingWriter<BufWriter<AtomicFile>>>,
+pub struct ArchiveWriter<W: Write> {
+    tar: tar::Builder<W>,
     epoch: u64,
     written: HashSet<Digest>,
+    /// What is being written, for messages.
     path: String,
 }
 
-impl ArchiveWriter {
-    pub fn create(path: &Path, epoch: u64) -> anyhow::Result<Self> {
-        let file = AtomicFile::create(path, 0o644)?;
+impl<W: Write> ArchiveWriter<W> {
+    pub fn new(sink: W, epoch: u64, path: String) -> anyhow::Result<Self> {
         let mut w = ArchiveWriter {
-            tar: tar::Builder::new(HashingWriter::new(BufWriter::with_capacity(1 << 20, file))),
+            tar: tar::Builder::new(sink),
             epoch,
             written: HashSet::new(),
-            path: path.display().to_string(),
+            path,
         };
         w.dir("blobs/")?;
         w.dir("blobs/sha256/")?;
@@ -51,7 +51,8 @@ impl ArchiveWriter {
             .with_context(|| format!("writing {}", self.path))
     }
 
-    fn file(&mut self, name: &str, bytes: &[u8]) -> anyhow::Result<()> {
+    /// A regular file outside `blobs/` (`bundle.json`).
+    pub fn file(&mut self, name: &str, bytes: &[u8]) -> anyhow::Result<()> {
         let mut h = self.header(tar::EntryType::Regular, 0o644, bytes.len() as u64);
         self.tar
             .append_data(&mut h, name, bytes)
@@ -87,22 +88,13 @@ impl ArchiveWriter {
         Ok(desc)
     }
 
-    /// Writes `index.json` and closes the tar; returns its digest and size and
-    /// the file, to be committed under its final name by the caller.
-    pub fn finish(mut self, index: &Index) -> anyhow::Result<(Sha256Digest, u64, AtomicFile)> {
+    /// Writes `index.json`, closes the tar and returns the sink.
+    pub fn finish(mut self, index: &Index) -> anyhow::Result<W> {
         let bytes = serde_json::to_vec(index)?;
         self.file("index.json", &bytes)?;
         let path = self.path;
-        let hashing = self
-            .tar
+        self.tar
             .into_inner()
-            .with_context(|| format!("writing {path}"))?;
-        let (digest, size, buffered) = hashing.finish();
-        let mut file = buffered
-            .into_inner()
-            .map_err(|e| e.into_error())
-            .with_context(|| format!("writing {path}"))?;
-        file.flush()?;
-        Ok((digest, size, file))
+            .with_context(|| format!("writing {path}"))
     }
 }

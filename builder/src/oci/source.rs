@@ -23,8 +23,12 @@ pub struct SourceImage {
     /// What the user named, for messages.
     pub origin: String,
     pub layers: Vec<Descriptor>,
-    /// The manifest's digest (for a docker-archive, its config's).
+    /// The manifest's digest and bytes (for a docker-archive, of the OCI
+    /// manifest that describes it).
     pub manifest_digest: Digest,
+    pub manifest_bytes: Vec<u8>,
+    pub config_descriptor: Descriptor,
+    pub config_bytes: Vec<u8>,
     /// Where each layer lives in the store (parallel to `layers`).
     layer_paths: Vec<String>,
     pub config: serde_json::Value,
@@ -189,11 +193,12 @@ impl SourceImage {
         Ok(image)
     }
 
-    fn read_json<T: serde::de::DeserializeOwned>(
+    /// A metadata blob's bytes, checked against its digest.
+    fn read_verified(
         store: &BlobStore,
         origin: &str,
         desc: &Descriptor,
-    ) -> anyhow::Result<T> {
+    ) -> anyhow::Result<Vec<u8>> {
         let bytes = store
             .read_small(&desc.digest.blob_path())
             .with_context(|| format!("reading {} from {origin}", desc.digest))?;
@@ -204,7 +209,15 @@ impl SourceImage {
                 format!("blob {} of {origin} is corrupt: its content hashes to {found}; re-export the image and try again", desc.digest),
             ));
         }
-        serde_json::from_slice(&bytes).map_err(|e| {
+        Ok(bytes)
+    }
+
+    fn parse_json<T: serde::de::DeserializeOwned>(
+        bytes: &[u8],
+        origin: &str,
+        desc: &Descriptor,
+    ) -> anyhow::Result<T> {
+        serde_json::from_slice(bytes).map_err(|e| {
             fail(
                 Category::BadImage,
                 format!("blob {} of {origin} is not valid JSON: {e}", desc.digest),
@@ -226,7 +239,8 @@ impl SourceImage {
         let mut candidates = Vec::new();
         while let Some(d) = queue.pop() {
             if d.is_index() {
-                let nested: Index = Self::read_json(&store, &origin, &d)?;
+                let nested: Index =
+                    Self::parse_json(&Self::read_verified(&store, &origin, &d)?, &origin, &d)?;
                 queue.extend(nested.manifests);
             } else if d.is_manifest() {
                 let platform_ok = d
@@ -250,8 +264,10 @@ impl SourceImage {
                 ))
             }
         };
-        let manifest: Manifest = Self::read_json(&store, &origin, &desc)?;
-        let config = Self::read_json(&store, &origin, &manifest.config)?;
+        let manifest_bytes = Self::read_verified(&store, &origin, &desc)?;
+        let manifest: Manifest = Self::parse_json(&manifest_bytes, &origin, &desc)?;
+        let config_bytes = Self::read_verified(&store, &origin, &manifest.config)?;
+        let config = Self::parse_json(&config_bytes, &origin, &manifest.config)?;
         let mut layers = manifest.layers;
         for l in &mut layers {
             let c = spec::layer_compression(&l.media_type).ok_or_else(|| {
@@ -271,6 +287,9 @@ impl SourceImage {
             origin,
             layers,
             manifest_digest: desc.digest,
+            manifest_bytes,
+            config_descriptor: manifest.config,
+            config_bytes,
             layer_paths,
             config,
         })
@@ -362,11 +381,27 @@ impl SourceImage {
             // Uncompressed: the blob digest is the diff_id.
             layers.push(Descriptor::new(MEDIA_LAYER_TAR, diff_id, size));
         }
+        // A docker-archive has no manifest: describe it with an OCI one.
+        let config_descriptor = Descriptor::new(
+            spec::MEDIA_CONFIG,
+            Digest(crate::io::Sha256Digest::of(&config_bytes)),
+            config_bytes.len() as u64,
+        );
+        let manifest_bytes = serde_json::to_vec(&Manifest {
+            schema_version: 2,
+            media_type: Some(spec::MEDIA_MANIFEST.into()),
+            config: config_descriptor.clone(),
+            layers: layers.clone(),
+            annotations: Default::default(),
+        })?;
         Ok(SourceImage {
             store,
             origin,
             layers,
-            manifest_digest: Digest(crate::io::Sha256Digest::of(&config_bytes)),
+            manifest_digest: Digest(crate::io::Sha256Digest::of(&manifest_bytes)),
+            manifest_bytes,
+            config_descriptor,
+            config_bytes,
             layer_paths: entry.layers,
             config,
         })

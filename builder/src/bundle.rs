@@ -1,0 +1,203 @@
+//! Content bundles for air-gapped sites: OCI images packed into one
+//! zstd-compressed tar of an OCI layout (every blob once; decompressed, it is
+//! an `oci-archive`), with `bundle.json` indexing the images and their blobs.
+//! Checked offline by re-hashing every blob.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter, Read};
+use std::path::Path;
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{fail, Category};
+use crate::io::{AtomicFile, HashingWriter, Sha256Digest};
+use crate::oci::archive::ArchiveWriter;
+use crate::oci::source::SourceImage;
+use crate::oci::spec::{
+    Descriptor, Digest, Index, ANNOTATION_REF_NAME, MEDIA_INDEX, MEDIA_MANIFEST,
+};
+
+const SCHEMA: &str = "edgeforge.content-bundle/v1";
+const INDEX: &str = "bundle.json";
+
+#[derive(Serialize, Deserialize)]
+struct BundleIndex {
+    schema: String,
+    images: Vec<BundleImage>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct BundleImage {
+    name: String,
+    manifest: Digest,
+    /// Manifest, config and layers.
+    blobs: Vec<Digest>,
+}
+
+/// Packs `images` (name, `[oci:|oci-archive:|docker-archive:]PATH`) into
+/// `target`; every source blob is verified on the way. Returns the bundle's
+/// digest and size.
+pub fn write(
+    images: &[(String, String)],
+    arch: &str,
+    target: &Path,
+    epoch: u64,
+) -> anyhow::Result<(Sha256Digest, u64)> {
+    let file = AtomicFile::create(target, 0o644)?;
+    let mut zstd = zstd::Encoder::new(
+        HashingWriter::new(BufWriter::with_capacity(1 << 20, file)),
+        3,
+    )?;
+    // Blob digests are the integrity check; a frame checksum would only fail
+    // at the end of the stream, without saying which blob is damaged.
+    zstd.include_checksum(false)?;
+    let mut w = ArchiveWriter::new(zstd, epoch, target.display().to_string())?;
+    let mut index = BundleIndex {
+        schema: SCHEMA.into(),
+        images: Vec::new(),
+    };
+    let mut manifests = Vec::new();
+    for (name, spec) in images {
+        let image = SourceImage::open(spec, Path::new("."), arch)?;
+        for (i, desc) in image.layers.iter().enumerate() {
+            let mut blob = image.open_layer(i)?;
+            w.add_blob(desc, &mut blob)?;
+            blob.finish()?;
+        }
+        w.add_blob(&image.config_descriptor, &image.config_bytes[..])?;
+        let mut manifest = Descriptor::new(
+            MEDIA_MANIFEST,
+            image.manifest_digest,
+            image.manifest_bytes.len() as u64,
+        );
+        w.add_blob(&manifest, &image.manifest_bytes[..])?;
+        manifest
+            .annotations
+            .insert(ANNOTATION_REF_NAME.into(), name.clone());
+        manifests.push(manifest);
+        let mut blobs = vec![image.manifest_digest, image.config_descriptor.digest];
+        blobs.extend(image.layers.iter().map(|l| l.digest));
+        index.images.push(BundleImage {
+            name: name.clone(),
+            manifest: image.manifest_digest,
+            blobs,
+        });
+    }
+    w.file(INDEX, &serde_json::to_vec_pretty(&index)?)?;
+    let zstd = w.finish(&Index {
+        schema_version: 2,
+        media_type: Some(MEDIA_INDEX.into()),
+        manifests,
+    })?;
+    let (digest, size, buffered) = zstd.finish()?.finish();
+    let mut file = buffered.into_inner().map_err(|e| e.into_error())?;
+    io::Write::flush(&mut file)?;
+    file.commit()?;
+    Ok((digest, size))
+}
+
+/// What a verification found: the images and how many blobs were checked.
+pub struct Report {
+    pub images: Vec<(String, Digest)>,
+    pub blobs: usize,
+}
+
+/// Re-hashes every blob of a bundle; a damaged or missing blob is an error
+/// naming it and the images that use it.
+pub fn verify(path: &Path) -> anyhow::Result<Report> {
+    let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let decoder = zstd::Decoder::new(BufReader::new(file))
+        .with_context(|| format!("{} is not zstd-compressed", path.display()))?;
+    let mut archive = tar::Archive::new(decoder);
+    let mut good: BTreeSet<Digest> = BTreeSet::new();
+    let mut bad: BTreeMap<Digest, String> = BTreeMap::new();
+    let mut index: Option<BundleIndex> = None;
+    let mut current: Option<Digest> = None;
+    let stream = (|| -> anyhow::Result<()> {
+        for entry in archive.entries()? {
+            let mut entry = entry?;
+            if !entry.header().entry_type().is_file() {
+                continue;
+            }
+            let name = entry
+                .path()?
+                .to_string_lossy()
+                .trim_start_matches("./")
+                .to_string();
+            if let Some(hex) = name.strip_prefix("blobs/sha256/") {
+                let expected: Digest = format!("sha256:{hex}")
+                    .parse()
+                    .map_err(|e: String| fail(Category::BadImage, e))?;
+                current = Some(expected);
+                let mut h = HashingWriter::new(io::sink());
+                io::copy(&mut entry, &mut h)?;
+                let (found, _, _) = h.finish();
+                if Digest(found) == expected {
+                    good.insert(expected);
+                } else {
+                    bad.insert(expected, format!("its content hashes to sha256:{found}"));
+                }
+                current = None;
+            } else if name == INDEX {
+                let mut text = String::new();
+                entry.read_to_string(&mut text)?;
+                index =
+                    Some(serde_json::from_str(&text).map_err(|e| {
+                        fail(Category::BadImage, format!("{INDEX} is invalid: {e}"))
+                    })?);
+            }
+        }
+        Ok(())
+    })();
+    if let Err(e) = stream {
+        // A decode error inside a blob names that blob; elsewhere the archive itself.
+        match current {
+            Some(d) => {
+                bad.insert(d, format!("unreadable ({e:#})"));
+            }
+            None if index.is_none() => {
+                return Err(fail(
+                    Category::BadImage,
+                    format!("{} is damaged: {e:#}", path.display()),
+                ))
+            }
+            None => {}
+        }
+    }
+    let index = index.ok_or_else(|| {
+        fail(
+            Category::BadImage,
+            format!("{} has no {INDEX}; not an edgeforge bundle", path.display()),
+        )
+    })?;
+    let mut problems = Vec::new();
+    for image in &index.images {
+        for blob in &image.blobs {
+            if let Some(why) = bad.get(blob) {
+                problems.push(format!("image {} blob {blob}: {why}", image.name));
+            } else if !good.contains(blob) {
+                problems.push(format!("image {} blob {blob}: missing", image.name));
+            }
+        }
+    }
+    if !problems.is_empty() {
+        return Err(fail(
+            Category::BadImage,
+            format!(
+                "{} failed verification:\n{}",
+                path.display(),
+                problems.join("\n")
+            ),
+        ));
+    }
+    Ok(Report {
+        images: index
+            .images
+            .iter()
+            .map(|i| (i.name.clone(), i.manifest))
+            .collect(),
+        blobs: good.len(),
+    })
+}
