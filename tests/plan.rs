@@ -334,3 +334,93 @@ fn completions_and_man_page_come_from_the_command_line_definition() {
         &stdout(&m)[..200]
     );
 }
+
+#[test]
+fn a_rebuild_with_one_overlay_file_changed_reuses_the_other_layers_and_matches_a_clean_build() {
+    let t = tempfile::tempdir().unwrap();
+    let cache = t.path().join("cache");
+    let comp = t.path().join("component");
+    fs::create_dir_all(comp.join("bin")).unwrap();
+    fs::write(comp.join("bin/agent"), vec![42u8; 200_000]).unwrap();
+    let ov = t.path().join("overlay/etc");
+    fs::create_dir_all(&ov).unwrap();
+    fs::write(ov.join("motd"), "first\n").unwrap();
+    let def = write_definition(
+        t.path(),
+        "cached",
+        &demo_base(),
+        &format!(
+            "components:\n  - source: {}\n    destination: /opt/agent\noverlays:\n  rootfs: [{}]\n",
+            comp.display(),
+            t.path().join("overlay").display()
+        ),
+    );
+    let build = |out: &str, extra: &[&str]| {
+        let mut args = vec![
+            "-v",
+            "--cache-dir",
+            cache.to_str().unwrap(),
+            "provider-image",
+            def.to_str().unwrap(),
+            "--out",
+        ];
+        let out = t.path().join(out);
+        args.push(out.to_str().unwrap());
+        args.extend_from_slice(extra);
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_edgeforge"))
+            .args(&args)
+            .env("SOURCE_DATE_EPOCH", EPOCH)
+            .output()
+            .unwrap();
+        assert_ok(&o);
+        (
+            stderr(&o),
+            fs::read(out.join("ubuntu-k3s-1.30.5-v4.5.0-test.oci.tar")).unwrap(),
+        )
+    };
+    let (log1, _) = build("one", &[]);
+    assert!(
+        log1.contains("layer components[0]") && !log1.contains("cached"),
+        "{log1}"
+    );
+    fs::write(ov.join("motd"), "second\n").unwrap();
+    let (log2, rebuilt) = build("two", &[]);
+    let component_line = log2
+        .lines()
+        .find(|l| l.contains("layer components[0]"))
+        .unwrap();
+    assert!(
+        component_line.ends_with("cached)"),
+        "the component layer is reused: {log2}"
+    );
+    let overlay_line = log2
+        .lines()
+        .find(|l| l.contains("layer overlays.rootfs"))
+        .unwrap();
+    assert!(
+        !overlay_line.contains("cached"),
+        "the changed overlay is rebuilt: {log2}"
+    );
+    let (_, clean) = build("three", &["--no-cache"]);
+    assert!(
+        rebuilt == clean,
+        "a cached rebuild gives the bytes of a clean build"
+    );
+
+    let p = std::process::Command::new(env!("CARGO_BIN_EXE_edgeforge"))
+        .args([
+            "--cache-dir",
+            cache.to_str().unwrap(),
+            "cache",
+            "prune",
+            "--all",
+        ])
+        .output()
+        .unwrap();
+    assert_ok(&p);
+    assert!(
+        stdout(&p).contains("removed 3 cached layers"),
+        "{}",
+        stdout(&p)
+    );
+}

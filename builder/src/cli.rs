@@ -23,6 +23,12 @@ pub struct Cli {
     /// Result format on stdout: text for people, json (a stable schema) for programs.
     #[arg(long, global = true, value_enum, default_value = "text")]
     pub output: OutputFormat,
+    /// Layer cache folder [default: $XDG_CACHE_HOME/edgeforge or ~/.cache/edgeforge].
+    #[arg(long, global = true, env = "EDGEFORGE_CACHE_DIR", value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Build every layer afresh and keep nothing for later builds.
+    #[arg(long, global = true)]
+    pub no_cache: bool,
     /// Timestamp (seconds since 1970) used for every mtime and `created` field.
     #[arg(
         long,
@@ -63,6 +69,9 @@ pub enum Command {
     /// Pack OCI images into one zstd content bundle for air-gapped sites (or check one: `bundle verify`).
     #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
     Bundle(Box<BundleCommand>),
+    /// Manage the layer cache.
+    #[command(subcommand)]
+    Cache(CacheCommand),
     /// Check artifacts against a SHA256SUMS or <artifact>.sha256 file (or a folder's SHA256SUMS).
     Verify {
         /// A folder holding SHA256SUMS, or a checksum file.
@@ -197,6 +206,34 @@ pub struct BundleCommand {
     /// Which platform to take from multi-platform images.
     #[arg(long, default_value = "amd64", value_parser = ["amd64", "arm64"])]
     pub arch: String,
+}
+
+#[derive(Subcommand)]
+pub enum CacheCommand {
+    /// Remove cached layers not used for some days (or all of them).
+    Prune {
+        /// Remove entries not used for this many days.
+        #[arg(long, default_value_t = 30, value_name = "DAYS")]
+        older_than: u64,
+        /// Remove every entry.
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+impl Cli {
+    /// The cache folder in effect, if any.
+    pub fn cache(&self) -> Option<PathBuf> {
+        if self.no_cache {
+            return None;
+        }
+        self.cache_dir.clone().or_else(|| {
+            let base = std::env::var_os("XDG_CACHE_HOME")
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+            Some(base.join("edgeforge"))
+        })
+    }
 }
 
 #[derive(Subcommand)]

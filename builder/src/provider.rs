@@ -12,9 +12,10 @@ use serde_json::{json, Value};
 use crate::checksums;
 use crate::definition::{LoadedDefinition, Variant};
 use crate::error::{fail, Category};
-use crate::io::{AtomicFile, HashingWriter, Sha256Digest};
-use crate::layer::{self, LayerBlob, LayerWriter};
-use crate::log::{info, verbose};
+use crate::inputs;
+use crate::io::{AtomicFile, HashingReader, HashingWriter, Sha256Digest};
+use crate::layer::{self, LayerBlob, LayerCache};
+use crate::log::info;
 use crate::oci::archive::ArchiveWriter;
 use crate::oci::source::SourceImage;
 use crate::oci::spec::{self, Digest, Index, Manifest, Platform};
@@ -23,6 +24,8 @@ use crate::render::{self, Renderer};
 pub struct BuildSettings {
     pub out_dir: PathBuf,
     pub epoch: u64,
+    /// Where layers are cached across builds; `None` keeps them for this build only.
+    pub cache: Option<PathBuf>,
 }
 
 /// One written provider image.
@@ -61,15 +64,23 @@ pub fn build(
         .tempdir_in(&s.out_dir)
         .with_context(|| format!("creating a work folder in {}", s.out_dir.display()))?;
 
+    let cache = LayerCache::open(s.cache.as_deref().unwrap_or(work.path()))?;
     let mut shared = Vec::new();
     for (i, c) in def.components.iter().enumerate() {
         let src = l.resolve(&c.source);
         let dest = c.destination.as_deref().unwrap_or("/");
         let rel = Path::new(dest.trim_start_matches('/'));
-        let blob = write_layer(
-            &work.path().join(format!("component-{i}.tar.gz")),
-            s.epoch,
-            |w| {
+        let kind = if src.is_dir() { "tree" } else { "tarball" };
+        let source_digest = inputs::digest_path(&src)?.to_string();
+        let key = layer::cache::key(&[
+            &s.epoch.to_string(),
+            "component",
+            dest,
+            kind,
+            &source_digest,
+        ]);
+        let (blob, cached) = cache
+            .get_or_build(&key, s.epoch, |w| {
                 if src.is_dir() {
                     layer::add_tree(w, &src, rel, s.epoch, &|p| {
                         src.join(p).display().to_string()
@@ -77,14 +88,16 @@ pub fn build(
                 } else {
                     layer::add_tarball(w, &src, rel, s.epoch)
                 }
-            },
-        )
-        .with_context(|| format!("building the layer of components[{i}] ({})", src.display()))?;
+            })
+            .with_context(|| {
+                format!("building the layer of components[{i}] ({})", src.display())
+            })?;
         info!(
-            "layer components[{i}] {} -> {} ({} bytes)",
+            "layer components[{i}] {} -> {} ({} bytes{})",
             src.display(),
             blob.descriptor.digest,
-            blob.descriptor.size
+            blob.descriptor.size,
+            if cached { ", cached" } else { "" }
         );
         shared.push(NewLayer {
             blob,
@@ -97,7 +110,7 @@ pub fn build(
     let mut images = Vec::new();
     for variant in variants {
         let mut layers: Vec<&NewLayer> = shared.iter().collect();
-        let overlay = overlay_layer(l, variant, work.path(), s.epoch)?;
+        let overlay = overlay_layer(l, variant, work.path(), &cache, s.epoch)?;
         if let Some(o) = &overlay {
             layers.push(o);
         }
@@ -132,21 +145,12 @@ pub fn build(
     Ok(images)
 }
 
-fn write_layer(
-    path: &Path,
-    epoch: u64,
-    fill: impl FnOnce(&mut LayerWriter) -> anyhow::Result<()>,
-) -> anyhow::Result<LayerBlob> {
-    let mut w = LayerWriter::create(path, epoch)?;
-    fill(&mut w)?;
-    w.finish()
-}
-
 /// Renders the rootfs overlays for `variant` and packs them as one layer.
 fn overlay_layer(
     l: &LoadedDefinition,
     variant: &Variant,
     work: &Path,
+    cache: &LayerCache,
     epoch: u64,
 ) -> anyhow::Result<Option<NewLayer>> {
     let trees: Vec<PathBuf> = l.def.overlays.rootfs.iter().map(|t| l.resolve(t)).collect();
@@ -163,16 +167,21 @@ fn overlay_layer(
             .display()
             .to_string()
     };
-    let blob = write_layer(
-        &work.join(format!("{}-overlay.tar.gz", variant.name)),
-        epoch,
-        |w| layer::add_tree(w, &rendered, Path::new(""), epoch, &origin),
-    )
-    .with_context(|| format!("building the rootfs overlay layer of {}", variant.name))?;
-    verbose!(
-        "layer overlays.rootfs -> {} ({} bytes)",
+    let key = layer::cache::key(&[
+        &epoch.to_string(),
+        "overlay",
+        &inputs::digest_path(&rendered)?.to_string(),
+    ]);
+    let (blob, cached) = cache
+        .get_or_build(&key, epoch, |w| {
+            layer::add_tree(w, &rendered, Path::new(""), epoch, &origin)
+        })
+        .with_context(|| format!("building the rootfs overlay layer of {}", variant.name))?;
+    info!(
+        "layer overlays.rootfs -> {} ({} bytes{})",
         blob.descriptor.digest,
-        blob.descriptor.size
+        blob.descriptor.size,
+        if cached { ", cached" } else { "" }
     );
     Ok(Some(NewLayer {
         blob,
@@ -210,7 +219,16 @@ fn write_archive(
     for layer in layers {
         let f = fs::File::open(&layer.blob.path)
             .with_context(|| format!("reading {}", layer.blob.path.display()))?;
-        w.add_blob(&layer.blob.descriptor, f)?;
+        let mut reader = HashingReader::new(f);
+        if w.add_blob(&layer.blob.descriptor, &mut reader)? {
+            let (digest, _) = reader.finish()?;
+            if Digest(digest) != layer.blob.descriptor.digest {
+                return Err(fail(
+                    Category::BadImage,
+                    format!("cached layer {} is damaged; run `edgeforge cache prune --all` and build again", layer.blob.path.display()),
+                ));
+            }
+        }
     }
     let config = image_config(l, base, layers, variant, revision, epoch);
     let config_desc = w.add_json(spec::MEDIA_CONFIG, &config)?;

@@ -32,6 +32,12 @@ pub fn demo_base() -> PathBuf {
     out
 }
 
+/// The layer cache the tests share (content-addressed, so sharing is safe),
+/// kept out of the developer's own cache.
+pub fn test_cache() -> PathBuf {
+    repo_root().join("target/test-cache")
+}
+
 pub fn edgeforge(args: &[&str]) -> Output {
     edgeforge_in(&repo_root(), args)
 }
@@ -41,6 +47,7 @@ pub fn edgeforge_in(dir: &Path, args: &[&str]) -> Output {
         .args(args)
         .current_dir(dir)
         .env("SOURCE_DATE_EPOCH", EPOCH)
+        .env("EDGEFORGE_CACHE_DIR", test_cache())
         .output()
         .expect("running edgeforge")
 }

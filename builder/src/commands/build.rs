@@ -8,7 +8,12 @@ use crate::provider::{self, file_name, BuildSettings};
 
 use super::user_data_source;
 
-pub fn run(a: BuildArgs, epoch: u64, output: OutputFormat) -> anyhow::Result<()> {
+pub fn run(
+    a: BuildArgs,
+    epoch: u64,
+    cache: Option<std::path::PathBuf>,
+    output: OutputFormat,
+) -> anyhow::Result<()> {
     let l = LoadedDefinition::load(&a.def.definition, &a.def.sets)?;
     // Checked before the provider image so a bad document fails in seconds.
     let user_data = user_data_source::for_iso(&a.user_data, &l, epoch, a.golden)?;
@@ -16,6 +21,7 @@ pub fn run(a: BuildArgs, epoch: u64, output: OutputFormat) -> anyhow::Result<()>
     let settings = BuildSettings {
         out_dir: a.out.clone(),
         epoch,
+        cache,
     };
     let mut variants = l.variants();
     if let Some(name) = &a.variant {

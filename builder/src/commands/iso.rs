@@ -7,7 +7,7 @@ use crate::provider::{file_name, BuildSettings};
 
 use super::user_data_source;
 
-pub fn run(a: IsoArgs, epoch: u64) -> anyhow::Result<()> {
+pub fn run(a: IsoArgs, epoch: u64, cache: Option<std::path::PathBuf>) -> anyhow::Result<()> {
     let definition = a.definition.as_ref().ok_or_else(|| {
         fail(Category::Usage, "edgeforge iso needs IMAGE_YAML (or a subcommand: `iso show ISO`, `iso embed GOLDEN_ISO ...`)")
     })?;
@@ -24,6 +24,7 @@ pub fn run(a: IsoArgs, epoch: u64) -> anyhow::Result<()> {
     let settings = BuildSettings {
         out_dir: a.out.clone(),
         epoch,
+        cache,
     };
     for variant in &variants {
         let source = match (&a.rootfs, &a.provider_image) {

@@ -16,19 +16,39 @@ mod verify;
 
 use clap::CommandFactory;
 
-use crate::cli::{Cli, Command, IsoAction, OutputFormat, PlanFormat};
+use crate::cli::{CacheCommand, Cli, Command, IsoAction, OutputFormat, PlanFormat};
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     let epoch = cli.source_date_epoch;
+    let cache = cli.cache();
     match cli.command {
-        Command::ProviderImage(a) => provider_image::run(a, epoch),
+        Command::ProviderImage(a) => provider_image::run(a, epoch, cache),
         Command::Iso(c) => match c.action {
             Some(IsoAction::Show { iso, reveal }) => iso_inspect::show(&iso, reveal, cli.output),
             Some(IsoAction::Embed(a)) => iso_inspect::embed(&a),
-            None => iso::run(c.build, epoch),
+            None => iso::run(c.build, epoch, cache),
         },
         Command::Verify { path } => verify::run(&path, cli.output),
         Command::Doctor => doctor::run(),
+        Command::Cache(CacheCommand::Prune { older_than, all }) => {
+            let dir = cache.ok_or_else(|| {
+                crate::error::fail(
+                    crate::error::Category::Usage,
+                    "no cache folder: give --cache-dir or set HOME",
+                )
+            })?;
+            let age = if all {
+                std::time::Duration::ZERO
+            } else {
+                std::time::Duration::from_secs(older_than * 86_400)
+            };
+            let (entries, bytes) = crate::layer::cache::prune(&dir, age)?;
+            println!(
+                "{}: removed {entries} cached layers, {bytes} bytes",
+                dir.display()
+            );
+            Ok(())
+        }
         Command::Bundle(c) => bundle::run(*c, epoch, cli.output),
         Command::Completions { shell } => {
             clap_complete::generate(
@@ -52,7 +72,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             };
             plan::run(&definitions, format)
         }
-        Command::Build(a) => build::run(a, epoch, cli.output),
+        Command::Build(a) => build::run(a, epoch, cache, cli.output),
         Command::Render(a) => render::run(a, epoch),
         Command::Layer(a) => layer::run(a, epoch),
         Command::Unpack(a) => unpack::run(a),

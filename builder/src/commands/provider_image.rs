@@ -2,11 +2,16 @@ use crate::cli::ProviderImageArgs;
 use crate::definition::LoadedDefinition;
 use crate::provider::{self, BuildSettings};
 
-pub fn run(a: ProviderImageArgs, epoch: u64) -> anyhow::Result<()> {
+pub fn run(
+    a: ProviderImageArgs,
+    epoch: u64,
+    cache: Option<std::path::PathBuf>,
+) -> anyhow::Result<()> {
     let l = LoadedDefinition::load(&a.def.definition, &a.def.sets)?;
     let settings = BuildSettings {
         out_dir: a.out,
         epoch,
+        cache,
     };
     for image in provider::build(&l, &l.variants(), &settings)? {
         println!(

@@ -1,10 +1,12 @@
 //! Layers: deterministic tar streams compressed and hashed in one pass, filled
 //! from folders, tarballs and rendered overlay trees.
 
+pub mod cache;
 mod compress;
 mod secrets;
 mod sources;
 mod writer;
 
+pub use cache::LayerCache;
 pub use sources::{add_tarball, add_tree};
 pub use writer::{LayerBlob, LayerWriter};

@@ -1,0 +1,135 @@
+//! Layers cached by the digest of their inputs, so a rebuild redoes only the
+//! layers whose inputs changed. An entry is `<key>.tar.gz` plus `<key>.json`
+//! (descriptor and diff_id), written atomically and touched on every use so
+//! `edgeforge cache prune` can drop the stale ones. Entries are checked
+//! against their digest whenever they are copied into an image.
+
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+use super::writer::{LayerBlob, LayerWriter};
+use crate::io::{AtomicFile, Sha256Digest};
+use crate::oci::spec::{Descriptor, Digest};
+
+/// Bump when the bytes a layer writer produces for the same input change.
+const FORMAT: &str = "edgeforge-layer/v1";
+
+pub struct LayerCache {
+    dir: PathBuf,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Entry {
+    descriptor: Descriptor,
+    diff_id: Digest,
+}
+
+/// A cache key over the layer format and the given parts.
+pub fn key(parts: &[&str]) -> Sha256Digest {
+    let mut h = Sha256::new();
+    h.update(FORMAT);
+    for p in parts {
+        h.update(b"\n");
+        h.update(p.as_bytes());
+    }
+    Sha256Digest(h.finalize().into())
+}
+
+impl LayerCache {
+    pub fn open(dir: &Path) -> anyhow::Result<LayerCache> {
+        let dir = dir.join("layers");
+        fs::create_dir_all(&dir)
+            .with_context(|| format!("creating the cache folder {}", dir.display()))?;
+        Ok(LayerCache { dir })
+    }
+
+    /// The layer for `key`: from the cache (`true`), or built by `fill` and stored.
+    pub fn get_or_build(
+        &self,
+        key: &Sha256Digest,
+        epoch: u64,
+        fill: impl FnOnce(&mut LayerWriter) -> anyhow::Result<()>,
+    ) -> anyhow::Result<(LayerBlob, bool)> {
+        let blob_path = self.dir.join(format!("{key}.tar.gz"));
+        let meta_path = self.dir.join(format!("{key}.json"));
+        if let Some(blob) = self.lookup(&blob_path, &meta_path) {
+            return Ok((blob, true));
+        }
+        let temp = tempfile::Builder::new()
+            .prefix(".edgeforge-")
+            .suffix(".partial")
+            .tempfile_in(&self.dir)
+            .with_context(|| format!("creating a layer in {}", self.dir.display()))?
+            .into_temp_path();
+        let mut w = LayerWriter::create(&temp, epoch)?;
+        fill(&mut w)?;
+        let blob = w.finish()?;
+        let entry = Entry {
+            descriptor: blob.descriptor.clone(),
+            diff_id: blob.diff_id,
+        };
+        temp.persist(&blob_path)
+            .with_context(|| format!("storing {}", blob_path.display()))?;
+        AtomicFile::write(&meta_path, &serde_json::to_vec(&entry)?, 0o644)?;
+        Ok((
+            LayerBlob {
+                path: blob_path,
+                ..blob
+            },
+            false,
+        ))
+    }
+
+    fn lookup(&self, blob_path: &Path, meta_path: &Path) -> Option<LayerBlob> {
+        let entry: Entry = serde_json::from_slice(&fs::read(meta_path).ok()?).ok()?;
+        let file = File::options().write(true).open(blob_path).ok()?;
+        if file.metadata().ok()?.len() != entry.descriptor.size {
+            return None;
+        }
+        // Touched on use: prune removes what was not used recently.
+        let _ = file.set_modified(SystemTime::now());
+        Some(LayerBlob {
+            descriptor: entry.descriptor,
+            diff_id: entry.diff_id,
+            path: blob_path.to_path_buf(),
+        })
+    }
+}
+
+/// Removes cached layers not used for `older_than` (all with zero). Returns
+/// the entries and bytes removed.
+pub fn prune(cache_dir: &Path, older_than: Duration) -> anyhow::Result<(usize, u64)> {
+    let dir = cache_dir.join("layers");
+    let now = SystemTime::now();
+    let (mut entries, mut bytes) = (0, 0);
+    let Ok(rd) = fs::read_dir(&dir) else {
+        return Ok((0, 0));
+    };
+    for e in rd {
+        let e = e.with_context(|| format!("reading {}", dir.display()))?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        // Each entry is its .tar.gz; the .json beside it goes with it.
+        if !name.ends_with(".tar.gz") {
+            continue;
+        }
+        let md = match e.metadata() {
+            Ok(md) => md,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(err) => return Err(err).with_context(|| format!("reading {}", e.path().display())),
+        };
+        let age = now.duration_since(md.modified()?).unwrap_or_default();
+        if age >= older_than {
+            fs::remove_file(e.path())
+                .with_context(|| format!("removing {}", e.path().display()))?;
+            let _ = fs::remove_file(dir.join(name.replace(".tar.gz", ".json")));
+            entries += 1;
+            bytes += md.len();
+        }
+    }
+    Ok((entries, bytes))
+}
