@@ -424,3 +424,48 @@ fn a_rebuild_with_one_overlay_file_changed_reuses_the_other_layers_and_matches_a
         stdout(&p)
     );
 }
+
+#[test]
+fn progress_is_a_bar_on_a_terminal_and_plain_lines_otherwise() {
+    let t = tempfile::tempdir().unwrap();
+    demo_base();
+    let ud = repo_root().join("images/user-data/demo.yaml");
+    let plain = edgeforge(&[
+        "--no-cache",
+        "build",
+        "images/demo.yaml",
+        "--user-data",
+        ud.to_str().unwrap(),
+        "--out",
+        t.path().join("a").to_str().unwrap(),
+    ]);
+    assert_ok(&plain);
+    let err = stderr(&plain);
+    assert!(
+        !err.contains('\x1b') && !err.contains('\r'),
+        "no terminal control codes in logs:\n{err}"
+    );
+    assert!(
+        err.contains("rootfs.squashfs (zstd level 3) ...")
+            && err.contains("palette-edge-installer.iso done in"),
+        "{err}"
+    );
+
+    // Under a pseudo-terminal (util-linux `script`), indicatif draws its spinner.
+    let cmd = format!(
+        "{} --no-cache build images/demo.yaml --user-data {} --out {}",
+        env!("CARGO_BIN_EXE_edgeforge"),
+        ud.display(),
+        t.path().join("b").display()
+    );
+    let typescript = t.path().join("typescript");
+    let o = std::process::Command::new("script")
+        .args(["-qfec", &cmd, typescript.to_str().unwrap()])
+        .current_dir(repo_root())
+        .env("EDGEFORGE_CACHE_DIR", test_cache())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let tty = String::from_utf8_lossy(&fs::read(&typescript).unwrap()).into_owned();
+    assert!(tty.contains("\x1b[") && tty.contains("writing "), "{tty}");
+}

@@ -15,6 +15,7 @@ mod log;
 mod manifest;
 mod mask;
 mod oci;
+mod progress;
 mod provider;
 mod render;
 mod safe_path;

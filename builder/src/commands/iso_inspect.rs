@@ -14,6 +14,7 @@ use crate::iso::embed::Golden;
 use crate::iso::reader::IsoImage;
 use crate::iso::reserved;
 use crate::mask;
+use crate::progress::Progress;
 use crate::provider::file_name;
 use crate::render::Renderer;
 use crate::user_data::{Site, UserData};
@@ -176,12 +177,10 @@ pub fn embed(a: &EmbedArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn write_one(
-    golden: &mut Golden,
-    ud: &UserData,
-    target: &Path,
-) -> anyhow::Result<crate::io::Sha256Digest> {
+fn write_one(golden: &mut Golden, ud: &UserData, target: &Path) -> anyhow::Result<Sha256Digest> {
+    let progress = Progress::spinner(format!("writing {}", target.display()));
     let sha = golden.write(ud.bytes(), target, 0o600)?;
+    progress.finish();
     checksums::write_sidecar(target, &sha)?;
     println!(
         "{}\tsha256:{sha}\tuser-data sha256:{}",

@@ -5,6 +5,7 @@ use anyhow::Context;
 use crate::cli::LayerArgs;
 use crate::error::{fail, Category};
 use crate::layer::{self, LayerWriter};
+use crate::progress::Progress;
 
 pub fn run(a: LayerArgs, epoch: u64) -> anyhow::Result<()> {
     if !a.destination.starts_with('/') || a.destination.split('/').any(|s| s == "..") {
@@ -27,7 +28,8 @@ pub fn run(a: LayerArgs, epoch: u64) -> anyhow::Result<()> {
         .tempfile_in(dir)
         .with_context(|| format!("creating a temporary file in {}", dir.display()))?
         .into_temp_path();
-    let mut w = LayerWriter::create(&temp, epoch)?;
+    let progress = Progress::bytes(format!("layer {}", a.out.display()));
+    let mut w = LayerWriter::create(&temp, epoch, Some(&progress))?;
     if a.source.is_dir() {
         layer::add_tree(&mut w, &a.source, dest, epoch, &|p| {
             a.source.join(p).display().to_string()
@@ -36,6 +38,7 @@ pub fn run(a: LayerArgs, epoch: u64) -> anyhow::Result<()> {
         layer::add_tarball(&mut w, &a.source, dest, epoch)?;
     }
     let blob = w.finish()?;
+    progress.finish();
     temp.persist(&a.out)
         .with_context(|| format!("renaming into {}", a.out.display()))?;
     println!(

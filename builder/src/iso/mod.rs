@@ -26,6 +26,7 @@ use crate::host_tools;
 use crate::io::Sha256Digest;
 use crate::log::info;
 use crate::oci::{flatten, source::SourceImage};
+use crate::progress::Progress;
 use crate::provider::{renderer_for, BuildSettings};
 use crate::user_data::UserData;
 
@@ -165,7 +166,7 @@ pub fn build(
     )?;
 
     let compression = l.def.iso.compression;
-    info!("rootfs.squashfs ({compression})");
+    let progress = Progress::spinner(format!("rootfs.squashfs ({compression})"));
     squashfs::make(
         &sh,
         &rootfs,
@@ -173,8 +174,8 @@ pub fn build(
         compression,
         s.epoch,
     )?;
+    progress.finish();
 
-    info!("writing {}", target.display());
     // An image that holds user-data may hold a token: readable by its owner only.
     let mode = if carries_user_data { 0o600 } else { 0o644 };
     let (sha256, size, file) = xorriso::write(&sh, &stage, &target, s.epoch, mode)?;

@@ -13,6 +13,7 @@ use xshell::{cmd, Shell};
 
 use crate::host_tools;
 use crate::io::{AtomicFile, HashingWriter, Sha256Digest};
+use crate::progress::{Progress, ProgressWriter};
 
 pub fn write(
     sh: &Shell,
@@ -53,11 +54,19 @@ pub fn write(
     let mut sink = HashingWriter::new(BufWriter::with_capacity(1 << 20, file));
     let mut running = host_tools::spawn_stdout(cmd)?;
     let mut stdout = running.child.stdout.take().expect("piped");
-    let copied = std::io::copy(&mut stdout, &mut sink)
-        .with_context(|| format!("writing {}", target.display()));
+    let progress = Progress::bytes(format!("writing {}", target.display()));
+    let copied = std::io::copy(
+        &mut stdout,
+        &mut ProgressWriter {
+            inner: &mut sink,
+            progress: &progress,
+        },
+    )
+    .with_context(|| format!("writing {}", target.display()));
     drop(stdout);
     running.finish()?;
     copied?;
+    progress.finish();
     sink.flush()?;
     let (sha, size, buffered) = sink.finish();
     let file = buffered

@@ -15,6 +15,7 @@ use sha2::{Digest as _, Sha256};
 use super::writer::{LayerBlob, LayerWriter};
 use crate::io::{AtomicFile, Sha256Digest};
 use crate::oci::spec::{Descriptor, Digest};
+use crate::progress::Progress;
 
 /// Bump when the bytes a layer writer produces for the same input change.
 const FORMAT: &str = "edgeforge-layer/v1";
@@ -53,7 +54,7 @@ impl LayerCache {
         &self,
         key: &Sha256Digest,
         epoch: u64,
-        fill: impl FnOnce(&mut LayerWriter) -> anyhow::Result<()>,
+        fill: impl FnOnce(&mut LayerWriter<'_>) -> anyhow::Result<()>,
     ) -> anyhow::Result<(LayerBlob, bool)> {
         let blob_path = self.dir.join(format!("{key}.tar.gz"));
         let meta_path = self.dir.join(format!("{key}.json"));
@@ -66,9 +67,11 @@ impl LayerCache {
             .tempfile_in(&self.dir)
             .with_context(|| format!("creating a layer in {}", self.dir.display()))?
             .into_temp_path();
-        let mut w = LayerWriter::create(&temp, epoch)?;
+        let progress = Progress::bytes(format!("layer {}", &key.to_string()[..12]));
+        let mut w = LayerWriter::create(&temp, epoch, Some(&progress))?;
         fill(&mut w)?;
         let blob = w.finish()?;
+        progress.finish();
         let entry = Entry {
             descriptor: blob.descriptor.clone(),
             diff_id: blob.diff_id,

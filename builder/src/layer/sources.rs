@@ -16,7 +16,7 @@ use crate::safe_path;
 
 /// Emits directory entries for each ancestor of `dest` (a relative path), so
 /// content placed under `/opt/x` has its parents in the layer.
-fn add_parents(w: &mut LayerWriter, dest: &Path, epoch: u64) -> anyhow::Result<()> {
+fn add_parents(w: &mut LayerWriter<'_>, dest: &Path, epoch: u64) -> anyhow::Result<()> {
     let mut p = PathBuf::new();
     for c in dest.components() {
         p.push(c);
@@ -34,7 +34,7 @@ fn add_parents(w: &mut LayerWriter, dest: &Path, epoch: u64) -> anyhow::Result<(
 /// Adds the content of folder `root` at `dest` (relative to the image root).
 /// `origin` names the file a path (relative to `root`) came from, for errors.
 pub fn add_tree(
-    w: &mut LayerWriter,
+    w: &mut LayerWriter<'_>,
     root: &Path,
     dest: &Path,
     epoch: u64,
@@ -111,7 +111,7 @@ fn open_tar(path: &Path) -> anyhow::Result<tar::Archive<Box<dyn Read>>> {
 /// Adds the entries of tarball `path` at `dest`. Entries climbing out of the
 /// root (`..`, absolute names, symlinks or hard links pointing outside) are refused.
 pub fn add_tarball(
-    w: &mut LayerWriter,
+    w: &mut LayerWriter<'_>,
     path: &Path,
     dest: &Path,
     epoch: u64,

@@ -13,6 +13,7 @@ use super::secrets::TokenGuard;
 use crate::error::{fail, Category};
 use crate::io::HashingWriter;
 use crate::oci::spec::{Descriptor, Digest, MEDIA_LAYER_GZIP};
+use crate::progress::Progress;
 
 /// A finished layer blob on disk.
 #[derive(Debug, Clone)]
@@ -24,23 +25,28 @@ pub struct LayerBlob {
 
 type Sink = HashingWriter<Compressor<HashingWriter<BufWriter<File>>>>;
 
-pub struct LayerWriter {
+pub struct LayerWriter<'p> {
     tar: tar::Builder<Sink>,
     epoch: u64,
     guard: TokenGuard,
     path: PathBuf,
+    progress: Option<&'p Progress>,
 }
 
-/// Feeds everything read through the token guard.
+/// Feeds everything read through the token guard (and the progress report).
 struct Guarded<'a, R> {
     inner: R,
     guard: &'a mut TokenGuard,
+    progress: Option<&'a Progress>,
 }
 
 impl<R: Read> Read for Guarded<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.guard.feed(&buf[..n]);
+        if let Some(p) = self.progress {
+            p.inc(n as u64);
+        }
         Ok(n)
     }
 }
@@ -52,8 +58,8 @@ pub struct Meta {
     pub mtime: u64,
 }
 
-impl LayerWriter {
-    pub fn create(path: &Path, epoch: u64) -> anyhow::Result<Self> {
+impl<'p> LayerWriter<'p> {
+    pub fn create(path: &Path, epoch: u64, progress: Option<&'p Progress>) -> anyhow::Result<Self> {
         let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
         let sink = HashingWriter::new(gzip(HashingWriter::new(BufWriter::with_capacity(
             1 << 20,
@@ -66,6 +72,7 @@ impl LayerWriter {
             epoch,
             guard: TokenGuard::default(),
             path: path.to_path_buf(),
+            progress,
         })
     }
 
@@ -111,6 +118,7 @@ impl LayerWriter {
         let guarded = Guarded {
             inner: data,
             guard: &mut self.guard,
+            progress: self.progress,
         };
         self.tar.append_data(&mut h, name, guarded).context(ctx)?;
         if self.guard.finish() {
