@@ -74,11 +74,7 @@ impl Manifest {
         outputs: Vec<Output>,
     ) -> anyhow::Result<Manifest> {
         let mut definition = serde_json::to_value(&l.def)?;
-        for key in ["http_proxy", "https_proxy"] {
-            if let Some(serde_json::Value::String(u)) = definition["proxy"].get(key) {
-                definition["proxy"][key] = serde_json::Value::String(mask::url(u));
-            }
-        }
+        mask::proxy_urls(&mut definition);
         let tools = host_tools::BUILD
             .iter()
             .filter_map(|r| Some((r.what, r.version()?)))

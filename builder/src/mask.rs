@@ -36,6 +36,16 @@ pub fn url(u: &str) -> String {
     }
 }
 
+/// Masks proxy passwords in a JSON document with a `proxy` object (the
+/// resolved definition, the template context).
+pub fn proxy_urls(doc: &mut serde_json::Value) {
+    for key in ["http_proxy", "https_proxy"] {
+        if let Some(serde_json::Value::String(u)) = doc["proxy"].get(key) {
+            doc["proxy"][key] = serde_json::Value::String(url(u));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
