@@ -313,6 +313,23 @@ fn json_outputs_parse_agree_with_the_artifacts_and_hold_no_token() {
     assert!(!fs::read_to_string(out.join("manifest.json"))
         .unwrap()
         .contains(token));
+
+    // The template context `render` writes for people masks the proxy password too.
+    let rendered = t.path().join("rendered");
+    assert_ok(&run(&[
+        "render",
+        "images/demo.yaml",
+        "--set",
+        "proxy.http_proxy=http://bob:hunter2@proxy:3128",
+        "--out",
+        rendered.to_str().unwrap(),
+    ]));
+    let ctx =
+        fs::read_to_string(rendered.join("ubuntu-k3s-1.30.5-v4.5.0-demo/context.json")).unwrap();
+    assert!(
+        ctx.contains("http://bob:****@proxy:3128") && !ctx.contains("hunter2"),
+        "{ctx}"
+    );
 }
 
 #[test]
