@@ -128,20 +128,7 @@ fn iso_bundles_over_the_split_size_become_listed_parts() {
     for p in parts {
         let name = p["name"].as_str().unwrap();
         let to = t.path().join(name);
-        run_tool(
-            "xorriso",
-            &[
-                "-osirrox",
-                "on",
-                "-indev",
-                iso.to_str().unwrap(),
-                "-extract",
-                &format!("/opt/spectrocloud/content/{name}"),
-                to.to_str().unwrap(),
-            ],
-            t.path(),
-        );
-        let bytes = fs::read(&to).unwrap();
+        let bytes = iso_extract(&iso, &format!("/opt/spectrocloud/content/{name}"), &to);
         assert_eq!(
             format!("sha256:{}", sha256_hex(&bytes)),
             p["sha256"].as_str().unwrap()

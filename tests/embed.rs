@@ -116,20 +116,7 @@ fn embed_show_boot_and_remove_round_trip() {
 
     // xorriso (an independent reader) sees the same bytes, as a complete /config.yaml.
     let extracted = t.path().join("config.yaml");
-    run_tool(
-        "xorriso",
-        &[
-            "-osirrox",
-            "on",
-            "-indev",
-            out.to_str().unwrap(),
-            "-extract",
-            "/config.yaml",
-            extracted.to_str().unwrap(),
-        ],
-        t.path(),
-    );
-    let area = fs::read(&extracted).unwrap();
+    let area = iso_extract(&out, "/config.yaml", &extracted);
     assert_eq!(area.len(), 64 * 1024);
     assert!(
         area.starts_with(user_data.as_bytes()),

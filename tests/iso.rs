@@ -70,14 +70,6 @@ fn xorriso(iso: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr)
 }
 
-fn extract(iso: &Path, path: &str, to: &Path) -> Vec<u8> {
-    xorriso(
-        iso,
-        &["-osirrox", "on", "-extract", path, to.to_str().unwrap()],
-    );
-    fs::read(to).unwrap()
-}
-
 #[test]
 fn iso_has_the_kairos_layout_boot_records_and_the_user_data() {
     let t = tempfile::tempdir().unwrap();
@@ -122,10 +114,10 @@ fn iso_has_the_kairos_layout_boot_records_and_the_user_data() {
     );
 
     assert_eq!(
-        extract(&iso, "/config.yaml", &t.path().join("config.yaml")),
+        iso_extract(&iso, "/config.yaml", &t.path().join("config.yaml")),
         fs::read(&ud).unwrap()
     );
-    let menu = String::from_utf8(extract(
+    let menu = String::from_utf8(iso_extract(
         &iso,
         "/boot/grub2/grub.cfg",
         &t.path().join("grub.cfg"),
@@ -144,7 +136,7 @@ fn iso_has_the_kairos_layout_boot_records_and_the_user_data() {
     ] {
         assert!(menu.contains(id), "{id}");
     }
-    let stub = String::from_utf8(extract(
+    let stub = String::from_utf8(iso_extract(
         &iso,
         "/EFI/BOOT/grub.cfg",
         &t.path().join("stub.cfg"),
@@ -154,7 +146,7 @@ fn iso_has_the_kairos_layout_boot_records_and_the_user_data() {
         stub.contains("search --no-floppy --file --set=root /boot/kernel"),
         "{stub}"
     );
-    let installer_txt = String::from_utf8(extract(
+    let installer_txt = String::from_utf8(iso_extract(
         &iso,
         "/edge-installer.txt",
         &t.path().join("i.txt"),
@@ -188,7 +180,7 @@ fn iso_has_the_kairos_layout_boot_records_and_the_user_data() {
 
     // The FAT image: label EFI_LIVE, the loader and the stub in both places.
     let fat = t.path().join("uefi.img");
-    extract(&iso, "/boot/uefi.img", &fat);
+    iso_extract(&iso, "/boot/uefi.img", &fat);
     let info = run_tool("minfo", &["-i", fat.to_str().unwrap(), "::"], t.path());
     assert!(info.contains("EFI_LIVE"), "{info}");
     let dir = run_tool(
@@ -206,7 +198,7 @@ fn iso_has_the_kairos_layout_boot_records_and_the_user_data() {
 
     // The squashfs holds the provider image's rootfs.
     let sq = t.path().join("rootfs.squashfs");
-    extract(&iso, "/rootfs.squashfs", &sq);
+    iso_extract(&iso, "/rootfs.squashfs", &sq);
     let files = run_tool("unsquashfs", &["-l", sq.to_str().unwrap()], t.path());
     assert!(
         files.contains("squashfs-root/etc/kairos-release")
@@ -453,7 +445,7 @@ fn signed_loaders_from_the_rootfs_go_into_the_fat_image() {
         stderr(&o)
     );
     let fat = t.path().join("uefi.img");
-    extract(
+    iso_extract(
         &out.join("palette-edge-installer.iso"),
         "/boot/uefi.img",
         &fat,

@@ -232,3 +232,23 @@ pub fn run_tool(cmd: &str, args: &[&str], dir: &Path) -> String {
     );
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
+
+/// Extracts `path` from an ISO with xorriso (a reader independent of
+/// edgeforge's own) to `to`, and returns its bytes.
+pub fn iso_extract(iso: &Path, path: &str, to: &Path) -> Vec<u8> {
+    let dir = to.parent().unwrap();
+    run_tool(
+        "xorriso",
+        &[
+            "-osirrox",
+            "on",
+            "-indev",
+            iso.to_str().unwrap(),
+            "-extract",
+            path,
+            to.to_str().unwrap(),
+        ],
+        dir,
+    );
+    fs::read(to).unwrap()
+}
