@@ -284,6 +284,34 @@ fn same_inputs_and_epoch_give_byte_identical_isos() {
 }
 
 #[test]
+fn isos_are_reproducible_with_the_default_epoch_too() {
+    // SOURCE_DATE_EPOCH unset means 0, which some tools read as "now".
+    let t = tempfile::tempdir().unwrap();
+    let def = definition(t.path());
+    let ud = user_data(t.path());
+    let build = |out: &str| {
+        let o = Command::new(env!("CARGO_BIN_EXE_edgeforge"))
+            .args([
+                "--no-cache",
+                "build",
+                def.to_str().unwrap(),
+                "--user-data",
+                ud.to_str().unwrap(),
+                "--out",
+                t.path().join(out).to_str().unwrap(),
+            ])
+            .env_remove("SOURCE_DATE_EPOCH")
+            .output()
+            .unwrap();
+        assert_ok(&o);
+        fs::read(t.path().join(out).join("palette-edge-installer.iso")).unwrap()
+    };
+    let a = build("a");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert!(a == build("b"), "ISOs differ with SOURCE_DATE_EPOCH unset");
+}
+
+#[test]
 fn refusals_name_the_problem_and_leave_nothing() {
     let t = tempfile::tempdir().unwrap();
     let def = definition(t.path());

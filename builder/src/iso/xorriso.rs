@@ -24,6 +24,9 @@ pub fn write(
 ) -> anyhow::Result<(Sha256Digest, u64, AtomicFile)> {
     let hybrid = stage.join("boot/boot_hybrid.img");
     let uefi = stage.join("boot/uefi.img");
+    // xorriso takes a zero date as "not set" and stamps the current time, so
+    // the default epoch 0 is passed as 1970-01-01T00:00:01.
+    let epoch = epoch.max(1);
     let date = format!("={epoch}");
     let epoch = epoch.to_string();
     let cmd = cmd!(
