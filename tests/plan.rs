@@ -436,7 +436,7 @@ fn a_rebuild_with_one_overlay_file_changed_reuses_the_other_layers_and_matches_a
         .unwrap();
     assert_ok(&p);
     assert!(
-        stdout(&p).contains("removed 3 cached layers"),
+        stdout(&p).contains("removed 3 cached layers and 0 root filesystems"),
         "{}",
         stdout(&p)
     );
@@ -485,4 +485,76 @@ fn progress_is_a_bar_on_a_terminal_and_plain_lines_otherwise() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let tty = String::from_utf8_lossy(&fs::read(&typescript).unwrap()).into_owned();
     assert!(tty.contains("\x1b[") && tty.contains("writing "), "{tty}");
+}
+
+#[test]
+fn an_iso_rebuilt_with_other_user_data_reuses_the_cached_squashfs() {
+    let t = tempfile::tempdir().unwrap();
+    demo_base();
+    let cache = t.path().join("cache");
+    let ud2 = t.path().join("ud2.yaml");
+    fs::write(&ud2, "#cloud-config\nstylus:\n  site:\n    name: second\n").unwrap();
+    let ud1 = repo_root().join("images/user-data/demo.yaml");
+    let out = t.path().join("out");
+    let run = |args: &[&str]| {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_edgeforge"))
+            .args(args)
+            .current_dir(repo_root())
+            .env("SOURCE_DATE_EPOCH", EPOCH)
+            .output()
+            .unwrap();
+        assert_ok(&o);
+        stderr(&o)
+    };
+    let c = cache.to_str().unwrap();
+    let first = run(&[
+        "--cache-dir",
+        c,
+        "build",
+        "images/demo.yaml",
+        "--user-data",
+        ud1.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(first.contains("flattened"), "{first}");
+    let second = run(&[
+        "--cache-dir",
+        c,
+        "iso",
+        "images/demo.yaml",
+        "--user-data",
+        ud2.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        second.contains("rootfs.squashfs (zstd level 3, cached for sha256:")
+            && !second.contains("flattened"),
+        "{second}"
+    );
+    let clean = t.path().join("clean");
+    let archive = out.join("ubuntu-k3s-1.30.5-v4.5.0-demo.oci.tar");
+    run(&[
+        "--no-cache",
+        "iso",
+        "images/demo.yaml",
+        "--user-data",
+        ud2.to_str().unwrap(),
+        "--provider-image",
+        archive.to_str().unwrap(),
+        "--out",
+        clean.to_str().unwrap(),
+    ]);
+    assert!(
+        fs::read(out.join("palette-edge-installer.iso")).unwrap()
+            == fs::read(clean.join("palette-edge-installer.iso")).unwrap(),
+        "an ISO from the cached squashfs equals one built without the cache"
+    );
+    run(&["--cache-dir", c, "cache", "prune", "--all"]);
+    assert!(!cache.join("rootfs").read_dir().unwrap().any(|e| !e
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .starts_with('.')));
 }

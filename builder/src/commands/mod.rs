@@ -42,10 +42,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             } else {
                 std::time::Duration::from_secs(older_than * 86_400)
             };
-            let (entries, bytes) = crate::layer::cache::prune(&dir, age)?;
+            let (layers, layer_bytes) = crate::layer::cache::prune(&dir, age)?;
+            let (roots, root_bytes) = crate::iso::rootfs::prune(&dir, age)?;
             println!(
-                "{}: removed {entries} cached layers, {bytes} bytes",
-                dir.display()
+                "{}: removed {layers} cached layers and {roots} root filesystems, {} bytes",
+                dir.display(),
+                layer_bytes + root_bytes
             );
             Ok(())
         }

@@ -45,9 +45,19 @@ impl Loaders {
     }
 }
 
-pub fn loaders(sh: &Shell, rootfs: &Path, early: &Path, work: &Path) -> anyhow::Result<Loaders> {
+/// shim and the signed CD GRUB, when the root filesystem carries both.
+pub fn signed_loaders(rootfs: &Path) -> Option<(PathBuf, PathBuf)> {
     let first = |list: &[&str]| list.iter().map(|p| rootfs.join(p)).find(|p| p.is_file());
-    if let (Some(shim), Some(grub)) = (first(&SHIMS), first(&SIGNED_GRUBS)) {
+    Some((first(&SHIMS)?, first(&SIGNED_GRUBS)?))
+}
+
+pub fn loaders(
+    sh: &Shell,
+    signed: Option<(PathBuf, PathBuf)>,
+    early: &Path,
+    work: &Path,
+) -> anyhow::Result<Loaders> {
+    if let Some((shim, grub)) = signed {
         return Ok(Loaders::Signed { shim, grub });
     }
     let out = work.join("bootx64.efi");

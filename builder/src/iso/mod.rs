@@ -10,6 +10,7 @@ mod grub;
 mod kernel;
 pub mod reader;
 pub mod reserved;
+pub mod rootfs;
 mod squashfs;
 mod xorriso;
 
@@ -25,8 +26,6 @@ use crate::error::{fail, Category};
 use crate::host_tools;
 use crate::io::Sha256Digest;
 use crate::log::info;
-use crate::oci::{flatten, source::SourceImage};
-use crate::progress::Progress;
 use crate::provider::{renderer_for, BuildSettings};
 use crate::user_data::UserData;
 
@@ -97,26 +96,15 @@ pub fn build(
         .with_context(|| format!("creating a work folder in {}", s.out_dir.display()))?;
     let sh = host_tools::shell()?;
 
-    let rootfs = match source {
-        RootfsSource::Folder(dir) => dir.clone(),
-        RootfsSource::ProviderImage(archive) => {
-            let image = SourceImage::open(
-                &format!("oci-archive:{}", archive.display()),
-                Path::new("."),
-                l.def.arch.as_str(),
-            )?;
-            let dir = work.path().join("rootfs");
-            let stats = flatten::flatten(&image, &dir)?;
-            info!(
-                "flattened {} ({} layers, {} entries)",
-                archive.display(),
-                stats.layers,
-                stats.entries
-            );
-            dir
-        }
-    };
-    let boot = kernel::find(&rootfs)?;
+    let parts = rootfs::Prepare {
+        sh: &sh,
+        arch: l.def.arch.as_str(),
+        compression: l.def.iso.compression,
+        epoch: s.epoch,
+        cache: s.cache.as_deref(),
+        work: work.path(),
+    }
+    .run(source)?;
 
     let stage = work.path().join("iso");
     let mut renderer = renderer_for(l, variant, s.epoch)?;
@@ -124,11 +112,12 @@ pub fn build(
     renderer.render_trees(&iso_trees, &stage)?;
 
     fs::create_dir_all(stage.join("boot")).context("creating the ISO staging tree")?;
-    link_or_copy(&boot.kernel, &stage.join("boot/kernel"))?;
-    link_or_copy(&boot.initrd, &stage.join("boot/initrd"))?;
+    link_or_copy(&parts.kernel, &stage.join("boot/kernel"))?;
+    link_or_copy(&parts.initrd, &stage.join("boot/initrd"))?;
+    link_or_copy(&parts.squashfs, &stage.join("rootfs.squashfs"))?;
     let configs = grub::write_configs(&mut renderer, &stage, work.path())?;
     grub::bios_image(&sh, &configs.early, &stage.join("boot"))?;
-    let loaders = efi::loaders(&sh, &rootfs, &configs.early, work.path())?;
+    let loaders = efi::loaders(&sh, parts.signed.clone(), &configs.early, work.path())?;
     info!("EFI loader: {}", loaders.describe());
     efi::fat_image(
         &sh,
@@ -164,17 +153,6 @@ pub fn build(
         &stage.join("opt/spectrocloud/content"),
         l.def.iso.split_size,
     )?;
-
-    let compression = l.def.iso.compression;
-    let progress = Progress::spinner(format!("rootfs.squashfs ({compression})"));
-    squashfs::make(
-        &sh,
-        &rootfs,
-        &stage.join("rootfs.squashfs"),
-        compression,
-        s.epoch,
-    )?;
-    progress.finish();
 
     // An image that holds user-data may hold a token: readable by its owner only.
     let mode = if carries_user_data { 0o600 } else { 0o644 };
