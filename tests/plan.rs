@@ -558,3 +558,55 @@ fn an_iso_rebuilt_with_other_user_data_reuses_the_cached_squashfs() {
         .to_string_lossy()
         .starts_with('.')));
 }
+
+#[test]
+fn the_manifest_lists_the_packages_installed_in_the_rootfs() {
+    let t = tempfile::tempdir().unwrap();
+    let dpkg = t.path().join("pkgdb/var/lib/dpkg");
+    fs::create_dir_all(&dpkg).unwrap();
+    fs::write(
+        dpkg.join("status"),
+        "Package: busybox-static\nStatus: install ok installed\nArchitecture: amd64\nVersion: 1:1.35.0-4\n\nPackage: removed-one\nStatus: deinstall ok config-files\nArchitecture: amd64\nVersion: 2.0\n\nPackage: k3s\nStatus: install ok installed\nArchitecture: amd64\nVersion: 1.30.5+k3s1\n",
+    )
+    .unwrap();
+    let def = write_definition(
+        t.path(),
+        "pkgs",
+        &demo_base(),
+        &format!(
+            "components:\n  - source: {}\n",
+            t.path().join("pkgdb").display()
+        ),
+    );
+    let out = t.path().join("out");
+    let ud = repo_root().join("images/user-data/demo.yaml");
+    assert_ok(&edgeforge(&[
+        "build",
+        def.to_str().unwrap(),
+        "--user-data",
+        ud.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]));
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    let iso = manifest["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["kind"] == "iso")
+        .unwrap();
+    let purls: Vec<&str> = iso["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["purl"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        purls,
+        [
+            "pkg:deb/ubuntu/busybox-static@1%3A1.35.0-4?arch=amd64",
+            "pkg:deb/ubuntu/k3s@1.30.5+k3s1?arch=amd64"
+        ]
+    );
+}

@@ -45,6 +45,9 @@ pub struct Output {
     /// Content bundles on an ISO, with the parts of split ones.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub content: Vec<crate::iso::content::ContentFile>,
+    /// Packages installed in the ISO's root filesystem.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub packages: Vec<crate::iso::packages::Package>,
 }
 
 impl Output {
@@ -62,6 +65,7 @@ impl Output {
             sha256: sha.to_string(),
             reference,
             content: Vec::new(),
+            packages: Vec::new(),
         }
     }
 }

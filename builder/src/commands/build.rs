@@ -57,6 +57,7 @@ pub fn run(
         checksums::record(&a.out, &[(file_name(&artifact.path), artifact.sha256)])?;
         let mut output = Output::new(&artifact.path, "iso", artifact.size, &artifact.sha256, None);
         output.content = artifact.content;
+        output.packages = artifact.packages;
         outputs.push(output);
     }
     let source = user_data.as_ref().map(|u| Source {

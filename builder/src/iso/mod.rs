@@ -8,6 +8,7 @@ mod efi;
 pub mod embed;
 mod grub;
 mod kernel;
+pub mod packages;
 pub mod reader;
 pub mod reserved;
 pub mod rootfs;
@@ -44,6 +45,7 @@ pub struct IsoArtifact {
     pub sha256: Sha256Digest,
     pub size: u64,
     pub content: Vec<content::ContentFile>,
+    pub packages: Vec<packages::Package>,
 }
 
 /// The ISO file for `variant`: `<iso_name>.iso`, or `<iso_name>-<tag>.iso`
@@ -98,6 +100,7 @@ pub fn build(
 
     let parts = rootfs::Prepare {
         sh: &sh,
+        distribution: &l.def.os.distribution,
         arch: l.def.arch.as_str(),
         compression: l.def.iso.compression,
         epoch: s.epoch,
@@ -164,6 +167,7 @@ pub fn build(
         sha256,
         size,
         content,
+        packages: parts.packages,
     })
 }
 

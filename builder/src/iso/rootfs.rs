@@ -12,14 +12,15 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use xshell::Shell;
 
+use super::packages::{self, Package};
 use super::{efi, kernel, squashfs, Compression, RootfsSource};
 use crate::io::AtomicFile;
 use crate::log::info;
 use crate::oci::{flatten, source::SourceImage};
 use crate::progress::Progress;
 
-/// Bump when the squashfs or the selection of boot files changes.
-const FORMAT: &str = "edgeforge-rootfs/v1";
+/// Bump when the squashfs, the selection of boot files or `entry.json` changes.
+const FORMAT: &str = "edgeforge-rootfs/v2";
 
 pub struct RootfsParts {
     pub squashfs: PathBuf,
@@ -27,15 +28,19 @@ pub struct RootfsParts {
     pub initrd: PathBuf,
     /// shim and the signed CD GRUB, when the image carries them.
     pub signed: Option<(PathBuf, PathBuf)>,
+    pub packages: Vec<Package>,
 }
 
 #[derive(Serialize, Deserialize)]
 struct Entry {
     signed: bool,
+    packages: Vec<Package>,
 }
 
 pub struct Prepare<'a> {
     pub sh: &'a Shell,
+    /// For package URLs (`pkg:deb/<distribution>/...`).
+    pub distribution: &'a str,
     pub arch: &'a str,
     pub compression: Compression,
     pub epoch: u64,
@@ -95,6 +100,7 @@ impl Prepare<'_> {
             kernel: boot.kernel,
             initrd: boot.initrd,
             signed: efi::signed_loaders(rootfs),
+            packages: packages::find(rootfs, self.distribution),
         })
     }
 }
@@ -123,6 +129,7 @@ fn lookup(entry: &Path) -> Option<RootfsParts> {
         kernel,
         initrd,
         signed: meta.signed.then_some((shim, grub)),
+        packages: meta.packages,
     })
 }
 
@@ -148,13 +155,20 @@ fn store(parts: &RootfsParts, entry: &Path) -> anyhow::Result<RootfsParts> {
         &temp.path().join("entry.json"),
         &serde_json::to_vec(&Entry {
             signed: parts.signed.is_some(),
+            packages: parts.packages.clone(),
         })?,
         0o644,
     )?;
     let temp = temp.keep();
     if fs::rename(&temp, entry).is_err() {
-        // Another build stored the same entry first; it has the same bytes.
-        let _ = fs::remove_dir_all(&temp);
+        if lookup(entry).is_some() {
+            // Another build stored the same entry first; it has the same bytes.
+            let _ = fs::remove_dir_all(&temp);
+        } else {
+            // An unreadable leftover (an interrupted or older edgeforge): replace it.
+            fs::remove_dir_all(entry).with_context(|| format!("replacing {}", entry.display()))?;
+            fs::rename(&temp, entry).with_context(|| format!("storing {}", entry.display()))?;
+        }
     }
     lookup(entry).ok_or_else(|| {
         anyhow::anyhow!("the cache entry {} could not be read back", entry.display())
@@ -189,4 +203,32 @@ pub fn prune(cache_dir: &Path, older_than: std::time::Duration) -> anyhow::Resul
         }
     }
     Ok((entries, bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unreadable_entry_is_replaced() {
+        let t = tempfile::tempdir().unwrap();
+        let src = t.path().join("src");
+        fs::create_dir(&src).unwrap();
+        for f in ["rootfs.squashfs", "kernel", "initrd"] {
+            fs::write(src.join(f), f).unwrap();
+        }
+        let parts = RootfsParts {
+            squashfs: src.join("rootfs.squashfs"),
+            kernel: src.join("kernel"),
+            initrd: src.join("initrd"),
+            signed: None,
+            packages: vec![],
+        };
+        let entry = t.path().join("cache/rootfs/k");
+        fs::create_dir_all(&entry).unwrap();
+        fs::write(entry.join("entry.json"), "{not json").unwrap();
+        let stored = store(&parts, &entry).unwrap();
+        assert_eq!(fs::read(stored.kernel).unwrap(), b"kernel");
+        assert!(lookup(&entry).is_some());
+    }
 }
