@@ -16,6 +16,7 @@ fn run_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_edgeforge"));
     c.args(args)
         .env("SOURCE_DATE_EPOCH", EPOCH)
+        .env("EDGEFORGE_CACHE_DIR", test_cache())
         .current_dir(repo_root());
     for (k, v) in env {
         c.env(k, v);

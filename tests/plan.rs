@@ -208,6 +208,7 @@ fn json_outputs_parse_agree_with_the_artifacts_and_hold_no_token() {
             .current_dir(repo_root())
             .env("SOURCE_DATE_EPOCH", EPOCH)
             .env("T", token)
+            .env("EDGEFORGE_CACHE_DIR", test_cache())
             .output()
             .unwrap()
     };
