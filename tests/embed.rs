@@ -6,23 +6,11 @@ mod support;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use support::*;
 
 const TOKEN: &str = "site-TOKEN-7f3a9c1e2b";
-
-fn run_env(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_edgeforge"));
-    c.args(args)
-        .env("SOURCE_DATE_EPOCH", EPOCH)
-        .env("EDGEFORGE_CACHE_DIR", test_cache())
-        .current_dir(repo_root());
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    c.output().unwrap()
-}
 
 fn site_file(dir: &Path, name: &str) -> PathBuf {
     let p = dir.join(format!("{name}.yaml"));
@@ -61,7 +49,7 @@ fn embed_show_boot_and_remove_round_trip() {
     let golden = golden(t.path());
     let site = site_file(t.path(), "store-7");
     let out = t.path().join("store-7.iso");
-    let o = run_env(
+    let o = edgeforge_env(
         &[
             "-v",
             "iso",
@@ -173,7 +161,7 @@ fn many_sites_with_checksums_that_verify_catches() {
     )
     .unwrap();
     let dir = t.path().join("sites");
-    let o = run_env(
+    let o = edgeforge_env(
         &[
             "iso",
             "embed",
@@ -334,12 +322,12 @@ fn the_token_appears_only_in_the_iso_and_the_0600_user_data_file() {
         ],
         vec!["-v", "verify", o],
     ] {
-        let r = run_env(&args, &env);
+        let r = edgeforge_env(&args, &env);
         assert_ok(&r);
         outputs.push(r);
     }
     let ud_file = t.path().join("user-data.yaml");
-    let r = run_env(
+    let r = edgeforge_env(
         &[
             "-v",
             "user-data",
@@ -357,7 +345,7 @@ fn the_token_appears_only_in_the_iso_and_the_0600_user_data_file() {
     assert_ok(&r);
     outputs.push(r);
     // --token is refused, without echoing the value.
-    let r = run_env(
+    let r = edgeforge_env(
         &["user-data", "render", d, "--site", s, "--token", TOKEN],
         &[],
     );

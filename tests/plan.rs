@@ -177,11 +177,7 @@ fn doctor_lists_every_tool_with_its_version_or_package() {
     }
     assert!(text.contains("xorriso 1.5"), "versions are shown:\n{text}");
 
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_edgeforge"))
-        .arg("doctor")
-        .env("PATH", "/nonexistent")
-        .output()
-        .unwrap();
+    let o = edgeforge_env(&["doctor"], &[("PATH", "/nonexistent")]);
     assert_fails(
         &o,
         4,
@@ -202,16 +198,7 @@ fn json_outputs_parse_agree_with_the_artifacts_and_hold_no_token() {
     )
     .unwrap();
     let out = t.path().join("out");
-    let run = |args: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_edgeforge"))
-            .args(args)
-            .current_dir(repo_root())
-            .env("SOURCE_DATE_EPOCH", EPOCH)
-            .env("T", token)
-            .env("EDGEFORGE_CACHE_DIR", test_cache())
-            .output()
-            .unwrap()
-    };
+    let run = |args: &[&str]| edgeforge_env(args, &[("T", token)]);
     let o = run(&[
         "--output",
         "json",
@@ -385,11 +372,7 @@ fn a_rebuild_with_one_overlay_file_changed_reuses_the_other_layers_and_matches_a
         let out = t.path().join(out);
         args.push(out.to_str().unwrap());
         args.extend_from_slice(extra);
-        let o = std::process::Command::new(env!("CARGO_BIN_EXE_edgeforge"))
-            .args(&args)
-            .env("SOURCE_DATE_EPOCH", EPOCH)
-            .output()
-            .unwrap();
+        let o = edgeforge(&args);
         assert_ok(&o);
         (
             stderr(&o),
@@ -425,16 +408,13 @@ fn a_rebuild_with_one_overlay_file_changed_reuses_the_other_layers_and_matches_a
         "a cached rebuild gives the bytes of a clean build"
     );
 
-    let p = std::process::Command::new(env!("CARGO_BIN_EXE_edgeforge"))
-        .args([
-            "--cache-dir",
-            cache.to_str().unwrap(),
-            "cache",
-            "prune",
-            "--all",
-        ])
-        .output()
-        .unwrap();
+    let p = edgeforge(&[
+        "--cache-dir",
+        cache.to_str().unwrap(),
+        "cache",
+        "prune",
+        "--all",
+    ]);
     assert_ok(&p);
     assert!(
         stdout(&p).contains("removed 3 cached layers and 0 root filesystems"),
@@ -498,12 +478,7 @@ fn an_iso_rebuilt_with_other_user_data_reuses_the_cached_squashfs() {
     let ud1 = repo_root().join("images/user-data/demo.yaml");
     let out = t.path().join("out");
     let run = |args: &[&str]| {
-        let o = std::process::Command::new(env!("CARGO_BIN_EXE_edgeforge"))
-            .args(args)
-            .current_dir(repo_root())
-            .env("SOURCE_DATE_EPOCH", EPOCH)
-            .output()
-            .unwrap();
+        let o = edgeforge(args);
         assert_ok(&o);
         stderr(&o)
     };

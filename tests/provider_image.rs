@@ -178,16 +178,15 @@ fn same_inputs_and_epoch_give_byte_identical_archives() {
 
     // The epoch is an input: another one changes the bytes.
     let c = t.path().join("c");
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_edgeforge"))
-        .args([
+    let o = edgeforge_env(
+        &[
             "provider-image",
             def.to_str().unwrap(),
             "--out",
             c.to_str().unwrap(),
-        ])
-        .env("SOURCE_DATE_EPOCH", "1700000001")
-        .output()
-        .unwrap();
+        ],
+        &[("SOURCE_DATE_EPOCH", "1700000001")],
+    );
     assert_ok(&o);
     assert_ne!(bytes_a, fs::read(c.join(ARCHIVE)).unwrap());
 }

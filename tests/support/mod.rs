@@ -42,6 +42,20 @@ pub fn edgeforge(args: &[&str]) -> Output {
     edgeforge_in(&repo_root(), args)
 }
 
+/// Runs edgeforge like [`edgeforge`], with extra environment variables
+/// (set after the defaults, so they can override SOURCE_DATE_EPOCH).
+pub fn edgeforge_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_edgeforge"));
+    c.args(args)
+        .current_dir(repo_root())
+        .env("SOURCE_DATE_EPOCH", EPOCH)
+        .env("EDGEFORGE_CACHE_DIR", test_cache());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().expect("running edgeforge")
+}
+
 pub fn edgeforge_in(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_edgeforge"))
         .args(args)
