@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use anyhow::Context;
 use sha2::{Digest, Sha256};
@@ -15,8 +16,21 @@ use crate::oci::source::SourceImage;
 
 /// SHA-256 of a file, or of a folder as sorted (path, kind, mode, content
 /// digest or link target) records: the same tree gives the same digest
-/// wherever it is checked out, whatever its mtimes.
+/// wherever it is checked out, whatever its mtimes. Remembered for the rest
+/// of the run: a build asks for a component's digest for its layer cache key
+/// and again for the manifest, and a component can be gigabytes.
 pub fn digest_path(path: &Path) -> anyhow::Result<Sha256Digest> {
+    static SEEN: Mutex<BTreeMap<PathBuf, Sha256Digest>> = Mutex::new(BTreeMap::new());
+    let key = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    if let Some(d) = SEEN.lock().expect("not poisoned").get(&key) {
+        return Ok(*d);
+    }
+    let d = compute_digest(path)?;
+    SEEN.lock().expect("not poisoned").insert(key, d);
+    Ok(d)
+}
+
+fn compute_digest(path: &Path) -> anyhow::Result<Sha256Digest> {
     if path.is_file() {
         return file_digest(path);
     }
