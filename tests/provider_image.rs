@@ -600,6 +600,84 @@ fn a_token_in_an_overlay_is_refused_naming_the_file() {
 }
 
 #[test]
+fn a_proxy_password_in_an_overlay_is_refused_even_from_a_cached_layer() {
+    let t = tempfile::tempdir().unwrap();
+    let ov = t.path().join("ov/etc");
+    fs::create_dir_all(&ov).unwrap();
+    let cache = t.path().join("cache");
+    let cache_arg = ["--cache-dir", cache.to_str().unwrap()];
+    let run = |def: &Path, out: &Path| {
+        let mut args = vec![cache_arg[0], cache_arg[1]];
+        args.extend([
+            "provider-image",
+            def.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        edgeforge(&args)
+    };
+    let overlays = format!("overlays:\n  rootfs: [{}]\n", t.path().join("ov").display());
+    let proxy = "proxy:\n  http_proxy: http://bob:Pr0xy-Secret-42@proxy.example:3128\n";
+    // Built and cached while the definition declares no password.
+    fs::write(
+        ov.join("fixed"),
+        "http://bob:Pr0xy-Secret-42@proxy.example:3128\n",
+    )
+    .unwrap();
+    let plain = write_definition(t.path(), "plain", &demo_base(), &overlays);
+    assert_ok(&run(&plain, &t.path().join("o1")));
+
+    let declared = write_definition(
+        t.path(),
+        "declared",
+        &demo_base(),
+        &format!("{overlays}{proxy}"),
+    );
+    let out = t.path().join("o2");
+    let o = run(&declared, &out);
+    assert_fails(
+        &o,
+        8,
+        &[
+            &ov.join("fixed").display().to_string(),
+            "the password of proxy.http_proxy",
+        ],
+    );
+    assert_eq!(entries(&out), Vec::<String>::new());
+
+    // A template that renders the proxy URL is refused the same way.
+    fs::remove_file(ov.join("fixed")).unwrap();
+    fs::write(
+        ov.join("environment.tera"),
+        "HTTP_PROXY={{ proxy.http_proxy }}\n",
+    )
+    .unwrap();
+    let o = run(&declared, &out);
+    assert_fails(
+        &o,
+        8,
+        &[
+            &ov.join("environment.tera").display().to_string(),
+            "passwords never go into the provider image",
+        ],
+    );
+    assert!(
+        !stderr(&o).contains("Pr0xy-Secret-42"),
+        "the password is never printed"
+    );
+    assert_eq!(entries(&out), Vec::<String>::new());
+
+    // Without credentials the proxy renders into the image.
+    let open = write_definition(
+        t.path(),
+        "open",
+        &demo_base(),
+        &format!("{overlays}proxy:\n  http_proxy: http://proxy.example:3128\n"),
+    );
+    assert_ok(&run(&open, &out));
+}
+
+#[test]
 fn layer_command_writes_sorted_normalized_entries() {
     let t = tempfile::tempdir().unwrap();
     let src = t.path().join("src");

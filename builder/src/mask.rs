@@ -24,16 +24,22 @@ pub fn line(line: &str) -> String {
 
 /// Masks the password of a URL's userinfo (`http://user:****@proxy:3128`).
 pub fn url(u: &str) -> String {
-    let Some((scheme, rest)) = u.split_once("://") else {
-        return u.to_string();
-    };
-    match rest.split_once('@') {
-        Some((userinfo, host)) if userinfo.contains(':') => {
+    match (u.split_once("://"), url_password(u)) {
+        (Some((scheme, rest)), Some(_)) => {
+            let (userinfo, host) = rest.split_once('@').expect("a password has userinfo");
             let user = userinfo.split(':').next().unwrap_or("");
             format!("{scheme}://{user}:****@{host}")
         }
         _ => u.to_string(),
     }
+}
+
+/// The password in a URL's userinfo (`http://user:PASSWORD@proxy:3128`).
+pub fn url_password(u: &str) -> Option<&str> {
+    let (_, rest) = u.split_once("://")?;
+    let (userinfo, _) = rest.split_once('@')?;
+    let (_, password) = userinfo.split_once(':')?;
+    Some(password)
 }
 
 /// Masks proxy passwords in a JSON document with a `proxy` object (the

@@ -64,7 +64,10 @@ pub fn build(
         .tempdir_in(&s.out_dir)
         .with_context(|| format!("creating a work folder in {}", s.out_dir.display()))?;
 
-    let cache = LayerCache::open(s.cache.as_deref().unwrap_or(work.path()))?;
+    let cache = LayerCache::open(
+        s.cache.as_deref().unwrap_or(work.path()),
+        layer::secrets::of_proxy(&def.proxy),
+    )?;
     let mut shared = Vec::new();
     for (i, c) in def.components.iter().enumerate() {
         let src = l.resolve(&c.source);

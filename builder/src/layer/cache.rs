@@ -12,6 +12,7 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
+use super::secrets::{Secret, TokenGuard};
 use super::writer::{LayerBlob, LayerWriter};
 use crate::io::{AtomicFile, Sha256Digest};
 use crate::oci::spec::{Descriptor, Digest};
@@ -22,6 +23,9 @@ const FORMAT: &str = "edgeforge-layer/v1";
 
 pub struct LayerCache {
     dir: PathBuf,
+    /// Looked for in every layer built. An entry built before a secret was
+    /// declared was never scanned for it, so with secrets entries are rebuilt.
+    secrets: Vec<Secret>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -42,11 +46,11 @@ pub fn key(parts: &[&str]) -> Sha256Digest {
 }
 
 impl LayerCache {
-    pub fn open(dir: &Path) -> anyhow::Result<LayerCache> {
+    pub fn open(dir: &Path, secrets: Vec<Secret>) -> anyhow::Result<LayerCache> {
         let dir = dir.join("layers");
         fs::create_dir_all(&dir)
             .with_context(|| format!("creating the cache folder {}", dir.display()))?;
-        Ok(LayerCache { dir })
+        Ok(LayerCache { dir, secrets })
     }
 
     /// The layer for `key`: from the cache (`true`), or built by `fill` and stored.
@@ -58,8 +62,10 @@ impl LayerCache {
     ) -> anyhow::Result<(LayerBlob, bool)> {
         let blob_path = self.dir.join(format!("{key}.tar.gz"));
         let meta_path = self.dir.join(format!("{key}.json"));
-        if let Some(blob) = self.lookup(&blob_path, &meta_path) {
-            return Ok((blob, true));
+        if self.secrets.is_empty() {
+            if let Some(blob) = self.lookup(&blob_path, &meta_path) {
+                return Ok((blob, true));
+            }
         }
         let temp = tempfile::Builder::new()
             .prefix(".edgeforge-")
@@ -68,7 +74,12 @@ impl LayerCache {
             .with_context(|| format!("creating a layer in {}", self.dir.display()))?
             .into_temp_path();
         let progress = Progress::bytes(format!("layer {}", &key.to_string()[..12]));
-        let mut w = LayerWriter::create(&temp, epoch, Some(&progress))?;
+        let mut w = LayerWriter::create(
+            &temp,
+            epoch,
+            TokenGuard::new(self.secrets.clone()),
+            Some(&progress),
+        )?;
         fill(&mut w)?;
         let blob = w.finish()?;
         progress.finish();

@@ -3,7 +3,7 @@
 
 pub mod cache;
 mod compress;
-mod secrets;
+pub mod secrets;
 mod sources;
 mod writer;
 

@@ -1,59 +1,122 @@
-//! Refuses registration tokens in provider image content: user-data belongs on
-//! the installer ISO only. Looks for an `edgeHostToken` key with a non-empty
-//! value, across read boundaries, at memchr speed.
+//! Refuses secrets in provider image content: user-data belongs on the
+//! installer ISO only, and passwords never go into an image. Looks for an
+//! `edgeHostToken` key with a non-empty value, and for the secret values the
+//! definition declares (proxy passwords), across read boundaries, at memchr
+//! speed.
 
 use memchr::memmem;
+
+use crate::definition::Proxy;
 
 const KEY: &[u8] = b"edgeHostToken";
 /// Bytes after the key needed to decide whether a value follows.
 const LOOKAHEAD: usize = 64;
 const WINDOW: usize = KEY.len() + LOOKAHEAD;
+/// Shorter passwords are looked for with their URL context (`:pw@`) only, so
+/// that a password like `abc` does not match every other file.
+const BARE_MIN: usize = 8;
+
+/// A secret value the definition declares, and where it is declared.
+#[derive(Clone)]
+pub struct Secret {
+    pub what: String,
+    needles: Vec<Vec<u8>>,
+}
+
+/// The passwords of `proxy.http_proxy` and `proxy.https_proxy` URLs.
+pub fn of_proxy(p: &Proxy) -> Vec<Secret> {
+    [
+        ("proxy.http_proxy", &p.http_proxy),
+        ("proxy.https_proxy", &p.https_proxy),
+    ]
+    .into_iter()
+    .filter_map(|(field, url)| {
+        let pw = crate::mask::url_password(url.as_deref()?).filter(|pw| !pw.is_empty())?;
+        let mut needles = vec![format!(":{pw}@").into_bytes()];
+        if pw.len() >= BARE_MIN {
+            needles.push(pw.as_bytes().to_vec());
+        }
+        Some(Secret {
+            what: format!("the password of {field}"),
+            needles,
+        })
+    })
+    .collect()
+}
+
+/// What a guarded file was found to carry.
+pub enum Finding {
+    Token,
+    Secret(String),
+}
 
 #[derive(Default)]
 pub struct TokenGuard {
+    secrets: Vec<Secret>,
+    window: usize,
     tail: Vec<u8>,
-    found: bool,
+    found: Option<Finding>,
 }
 
 impl TokenGuard {
+    pub fn new(secrets: Vec<Secret>) -> TokenGuard {
+        let longest = secrets
+            .iter()
+            .flat_map(|s| s.needles.iter().map(Vec::len))
+            .max()
+            .unwrap_or(0);
+        TokenGuard {
+            window: WINDOW.max(longest),
+            secrets,
+            ..TokenGuard::default()
+        }
+    }
+
     pub fn feed(&mut self, chunk: &[u8]) {
-        if self.found || chunk.is_empty() {
+        if self.found.is_some() || chunk.is_empty() {
             return;
         }
+        let window = self.window.max(WINDOW);
         // A key split across reads is seen in the tail of the previous read
         // joined with the head of this one.
         let had_tail = !self.tail.is_empty();
         if had_tail {
             self.tail
-                .extend_from_slice(&chunk[..chunk.len().min(WINDOW)]);
-            self.found = scan(&self.tail);
+                .extend_from_slice(&chunk[..chunk.len().min(window)]);
+            self.found = self.scan(&self.tail);
         }
-        self.found = self.found || scan(chunk);
-        if chunk.len() >= WINDOW {
+        if self.found.is_none() {
+            self.found = self.scan(chunk);
+        }
+        if chunk.len() >= window {
             self.tail.clear();
-            self.tail.extend_from_slice(&chunk[chunk.len() - WINDOW..]);
+            self.tail.extend_from_slice(&chunk[chunk.len() - window..]);
         } else {
             if !had_tail {
                 self.tail.extend_from_slice(chunk);
             }
-            let excess = self.tail.len().saturating_sub(WINDOW);
+            let excess = self.tail.len().saturating_sub(window);
             self.tail.drain(..excess);
         }
     }
 
-    /// Whether a token assignment was seen; resets for the next file.
-    pub fn finish(&mut self) -> bool {
-        let found = self.found || scan(&self.tail);
+    /// What the file fed since the last call carries, if anything; resets
+    /// for the next file.
+    pub fn finish(&mut self) -> Option<Finding> {
+        let found = self.found.take().or_else(|| self.scan(&self.tail));
         self.tail.clear();
-        self.found = false;
         found
     }
-}
 
-/// Whether `buf` holds `edgeHostToken` followed by `:` or `=` and a value. A
-/// key too close to the end to decide is decided when the next read is joined.
-fn scan(buf: &[u8]) -> bool {
-    memmem::find_iter(buf, KEY).any(|pos| assigns_value(&buf[pos + KEY.len()..]))
+    fn scan(&self, buf: &[u8]) -> Option<Finding> {
+        if memmem::find_iter(buf, KEY).any(|pos| assigns_value(&buf[pos + KEY.len()..])) {
+            return Some(Finding::Token);
+        }
+        self.secrets
+            .iter()
+            .find(|s| s.needles.iter().any(|n| memmem::find(buf, n).is_some()))
+            .map(|s| Finding::Secret(s.what.clone()))
+    }
 }
 
 fn assigns_value(after: &[u8]) -> bool {
@@ -87,7 +150,7 @@ mod tests {
         for c in data.chunks(size) {
             g.feed(c);
         }
-        g.finish()
+        matches!(g.finish(), Some(Finding::Token))
     }
 
     #[test]
@@ -111,5 +174,48 @@ mod tests {
         ] {
             assert!(!found_in_chunks(doc, 3), "{}", String::from_utf8_lossy(doc));
         }
+    }
+
+    fn proxy(url: &str) -> Proxy {
+        Proxy {
+            http_proxy: Some(url.into()),
+            ..Proxy::default()
+        }
+    }
+
+    fn secret_in_chunks(secrets: Vec<Secret>, data: &[u8], size: usize) -> Option<String> {
+        let mut g = TokenGuard::new(secrets);
+        for c in data.chunks(size) {
+            g.feed(c);
+        }
+        match g.finish() {
+            Some(Finding::Secret(what)) => Some(what),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn finds_proxy_passwords_across_chunk_boundaries() {
+        let secrets = of_proxy(&proxy("http://bob:correct-horse-battery@proxy:3128"));
+        let long = [b"x".repeat(5000), b"pw=correct-horse-battery\n".to_vec()].concat();
+        for size in [1, 5, 17, 4096] {
+            assert_eq!(
+                secret_in_chunks(secrets.clone(), &long, size).as_deref(),
+                Some("the password of proxy.http_proxy"),
+                "chunk size {size}"
+            );
+        }
+        let env = b"HTTP_PROXY=http://bob:correct-horse-battery@proxy:3128\n";
+        assert!(secret_in_chunks(secrets.clone(), env, 3).is_some());
+        assert!(secret_in_chunks(secrets, b"HTTP_PROXY=http://proxy:3128\n", 3).is_none());
+    }
+
+    #[test]
+    fn short_passwords_are_matched_in_their_url_only() {
+        let secrets = of_proxy(&proxy("http://bob:abc@proxy:3128"));
+        assert!(secret_in_chunks(secrets.clone(), b"abcdef", 2).is_none());
+        assert!(secret_in_chunks(secrets, b"http://bob:abc@proxy:3128", 2).is_some());
+        assert!(of_proxy(&proxy("http://bob@proxy:3128")).is_empty());
+        assert!(of_proxy(&Proxy::default()).is_empty());
     }
 }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use super::compress::{gzip, Compressor};
-use super::secrets::TokenGuard;
+use super::secrets::{Finding, TokenGuard};
 use crate::error::{fail, Category};
 use crate::io::HashingWriter;
 use crate::oci::spec::{Descriptor, Digest, MEDIA_LAYER_GZIP};
@@ -59,7 +59,12 @@ pub struct Meta {
 }
 
 impl<'p> LayerWriter<'p> {
-    pub fn create(path: &Path, epoch: u64, progress: Option<&'p Progress>) -> anyhow::Result<Self> {
+    pub fn create(
+        path: &Path,
+        epoch: u64,
+        guard: TokenGuard,
+        progress: Option<&'p Progress>,
+    ) -> anyhow::Result<Self> {
         let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
         let sink = HashingWriter::new(gzip(HashingWriter::new(BufWriter::with_capacity(
             1 << 20,
@@ -70,7 +75,7 @@ impl<'p> LayerWriter<'p> {
         Ok(LayerWriter {
             tar,
             epoch,
-            guard: TokenGuard::default(),
+            guard,
             path: path.to_path_buf(),
             progress,
         })
@@ -104,7 +109,7 @@ impl<'p> LayerWriter<'p> {
     }
 
     /// Adds a regular file of `size` bytes. `source` names where it came from,
-    /// for the error if it carries a registration token.
+    /// for the error if it carries a registration token or a known secret.
     pub fn file(
         &mut self,
         name: &Path,
@@ -121,15 +126,21 @@ impl<'p> LayerWriter<'p> {
             progress: self.progress,
         };
         self.tar.append_data(&mut h, name, guarded).context(ctx)?;
-        if self.guard.finish() {
-            return Err(fail(
+        match self.guard.finish() {
+            None => Ok(()),
+            Some(Finding::Token) => Err(fail(
                 Category::SecretRefused,
                 format!(
                     "{source} carries a stylus.site.edgeHostToken: registration tokens belong in the ISO's user-data (edgeforge iso --user-data), never in the provider image; remove it from the overlay or component"
                 ),
-            ));
+            )),
+            Some(Finding::Secret(what)) => Err(fail(
+                Category::SecretRefused,
+                format!(
+                    "{source} carries {what}: passwords never go into the provider image; render the proxy without credentials there and give sites theirs through the user-data (stylus.site.network.httpProxy)"
+                ),
+            )),
         }
-        Ok(())
     }
 
     pub fn symlink(&mut self, name: &Path, target: &Path, meta: &Meta) -> anyhow::Result<()> {
