@@ -417,7 +417,7 @@ fn a_rebuild_with_one_overlay_file_changed_reuses_the_other_layers_and_matches_a
     ]);
     assert_ok(&p);
     assert!(
-        stdout(&p).contains("removed 3 cached layers and 0 root filesystems"),
+        stdout(&p).contains("removed 3 cached layers, 0 root filesystems and 0 boot image sets"),
         "{}",
         stdout(&p)
     );
@@ -493,7 +493,10 @@ fn an_iso_rebuilt_with_other_user_data_reuses_the_cached_squashfs() {
         "--out",
         out.to_str().unwrap(),
     ]);
-    assert!(first.contains("flattened"), "{first}");
+    assert!(
+        first.contains("flattened") && !first.contains("boot images cached"),
+        "{first}"
+    );
     let second = run(&[
         "--cache-dir",
         c,
@@ -506,6 +509,7 @@ fn an_iso_rebuilt_with_other_user_data_reuses_the_cached_squashfs() {
     ]);
     assert!(
         second.contains("rootfs.squashfs (zstd level 3, cached for sha256:")
+            && second.contains("(boot images cached)")
             && !second.contains("flattened"),
         "{second}"
     );
@@ -527,12 +531,35 @@ fn an_iso_rebuilt_with_other_user_data_reuses_the_cached_squashfs() {
             == fs::read(clean.join("palette-edge-installer.iso")).unwrap(),
         "an ISO from the cached squashfs equals one built without the cache"
     );
-    run(&["--cache-dir", c, "cache", "prune", "--all"]);
-    assert!(!cache.join("rootfs").read_dir().unwrap().any(|e| !e
-        .unwrap()
-        .file_name()
-        .to_string_lossy()
-        .starts_with('.')));
+    // The FAT image carries the epoch: another epoch builds the boot images anew.
+    let third = run(&[
+        "--cache-dir",
+        c,
+        "--source-date-epoch",
+        "1700000001",
+        "iso",
+        "images/demo.yaml",
+        "--user-data",
+        ud2.to_str().unwrap(),
+        "--provider-image",
+        archive.to_str().unwrap(),
+        "--out",
+        t.path().join("third").to_str().unwrap(),
+    ]);
+    assert!(!third.contains("boot images cached"), "{third}");
+    let pruned = edgeforge(&["--cache-dir", c, "cache", "prune", "--all"]);
+    assert!(
+        stdout(&pruned).contains("2 root filesystems and 2 boot image sets"),
+        "{}",
+        stdout(&pruned)
+    );
+    for kind in ["rootfs", "boot"] {
+        assert!(!cache.join(kind).read_dir().unwrap().any(|e| !e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with('.')));
+    }
 }
 
 #[test]

@@ -2,9 +2,11 @@
 //! are there, and running them through xshell with their exact command line
 //! logged at `--verbose`. Secrets never go on a command line: tools get paths.
 
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
+use std::sync::OnceLock;
 
 use anyhow::Context;
 use xshell::{Cmd, Shell};
@@ -110,6 +112,27 @@ impl Requirement {
             }
         }
     }
+}
+
+/// The versions of the build tools, probed once per run and in parallel
+/// (each probe starts a process).
+pub fn build_versions() -> &'static BTreeMap<&'static str, String> {
+    static VERSIONS: OnceLock<BTreeMap<&'static str, String>> = OnceLock::new();
+    VERSIONS.get_or_init(|| {
+        std::thread::scope(|s| {
+            let probes: Vec<_> = BUILD
+                .iter()
+                .map(|r| s.spawn(move || (r.what, r.version())))
+                .collect();
+            probes
+                .into_iter()
+                .filter_map(|p| match p.join() {
+                    Ok((what, Some(v))) => Some((what, v)),
+                    _ => None,
+                })
+                .collect()
+        })
+    })
 }
 
 fn find_program(name: &str) -> Option<PathBuf> {

@@ -5,6 +5,7 @@ mod checksums;
 mod cli;
 mod commands;
 mod definition;
+mod entry_cache;
 mod error;
 mod host_tools;
 mod inputs;

@@ -79,10 +79,7 @@ impl Manifest {
     ) -> anyhow::Result<Manifest> {
         let mut definition = serde_json::to_value(&l.def)?;
         mask::proxy_urls(&mut definition);
-        let tools = host_tools::BUILD
-            .iter()
-            .filter_map(|r| Some((r.what, r.version()?)))
-            .collect();
+        let tools = host_tools::build_versions().clone();
         Ok(Manifest {
             schema: "edgeforge.build-manifest/v1",
             edgeforge: env!("CARGO_PKG_VERSION"),

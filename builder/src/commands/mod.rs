@@ -44,10 +44,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let (layers, layer_bytes) = crate::layer::cache::prune(&dir, age)?;
             let (roots, root_bytes) = crate::iso::rootfs::prune(&dir, age)?;
+            let (boots, boot_bytes) = crate::iso::boot::prune(&dir, age)?;
             println!(
-                "{}: removed {layers} cached layers and {roots} root filesystems, {} bytes",
+                "{}: removed {layers} cached layers, {roots} root filesystems and {boots} boot image sets, {} bytes",
                 dir.display(),
-                layer_bytes + root_bytes
+                layer_bytes + root_bytes + boot_bytes
             );
             Ok(())
         }

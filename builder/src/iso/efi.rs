@@ -72,7 +72,6 @@ pub fn fat_image(
     loaders: &Loaders,
     stub: &Path,
     out: &Path,
-    work: &Path,
     epoch: u64,
 ) -> anyhow::Result<()> {
     let files = loaders.files();
@@ -86,26 +85,20 @@ pub fn fat_image(
     let sectors = ((mib << 20) / 512).to_string();
     let serial = format!("{:08X}", epoch as u32);
     let epoch = epoch.to_string();
-    // Build beside the work files, then move into the stage, so a failed
-    // mtools run leaves nothing in the ISO tree.
-    let img = work.join("uefi.img");
     let _env = sh.push_env("SOURCE_DATE_EPOCH", &epoch);
     let _skip = sh.push_env("MTOOLS_SKIP_CHECK", "1");
     host_tools::run(cmd!(
         sh,
-        "mformat -C -i {img} -T {sectors} -h 64 -s 32 -v EFI_LIVE -N {serial} ::"
+        "mformat -C -i {out} -T {sectors} -h 64 -s 32 -v EFI_LIVE -N {serial} ::"
     ))?;
     host_tools::run(cmd!(
         sh,
-        "mmd -i {img} ::/EFI ::/EFI/BOOT ::/boot ::/boot/grub"
+        "mmd -i {out} ::/EFI ::/EFI/BOOT ::/boot ::/boot/grub"
     ))?;
     for (name, src) in files {
         let dest = format!("::/EFI/BOOT/{name}");
-        host_tools::run(cmd!(sh, "mcopy -i {img} {src} {dest}"))?;
+        host_tools::run(cmd!(sh, "mcopy -i {out} {src} {dest}"))?;
     }
-    host_tools::run(cmd!(sh, "mcopy -i {img} {stub} ::/EFI/BOOT/grub.cfg"))?;
-    host_tools::run(cmd!(sh, "mcopy -i {img} {stub} ::/boot/grub/grub.cfg"))?;
-    fs::rename(&img, out)
-        .with_context(|| format!("moving {} to {}", img.display(), out.display()))?;
-    Ok(())
+    host_tools::run(cmd!(sh, "mcopy -i {out} {stub} ::/EFI/BOOT/grub.cfg"))?;
+    host_tools::run(cmd!(sh, "mcopy -i {out} {stub} ::/boot/grub/grub.cfg"))
 }

@@ -13,7 +13,7 @@ use crate::host_tools;
 use crate::render::Renderer;
 
 /// Modules built into our GRUB images, so nothing is loaded from the medium.
-const MODULES: &[&str] = &[
+pub const MODULES: &[&str] = &[
     "normal",
     "configfile",
     "linux",
@@ -70,14 +70,16 @@ pub fn write_configs(
     Ok(configs)
 }
 
-/// `/boot/eltorito.img` (GRUB for BIOS CD boot) and `/boot/boot_hybrid.img`
-/// (the MBR boot code for USB boot) in `boot_dir`.
-pub fn bios_image(sh: &Shell, early: &Path, boot_dir: &Path) -> anyhow::Result<()> {
-    let out = boot_dir.join("eltorito.img");
+/// GRUB for BIOS CD boot (`/boot/eltorito.img`), written to `out`.
+pub fn bios_image(sh: &Shell, early: &Path, out: &Path) -> anyhow::Result<()> {
     host_tools::run(cmd!(
         sh,
         "grub-mkimage -O i386-pc-eltorito -c {early} -p /boot/grub2 -o {out} biosdisk {MODULES...}"
-    ))?;
+    ))
+}
+
+/// `/boot/boot_hybrid.img`: the MBR boot code for USB boot, as Debian ships it.
+pub fn copy_hybrid_mbr(boot_dir: &Path) -> anyhow::Result<()> {
     let hybrid = Path::new(host_tools::GRUB_PC.what).join("boot_hybrid.img");
     fs::copy(&hybrid, boot_dir.join("boot_hybrid.img"))
         .with_context(|| format!("copying {}", hybrid.display()))?;

@@ -3,6 +3,7 @@
 //! the user-data at `/config.yaml`, and the rendered `overlays.iso`, written
 //! by xorriso in the layout strict UEFI firmware and USB sticks boot.
 
+pub mod boot;
 pub mod content;
 mod efi;
 pub mod embed;
@@ -26,7 +27,6 @@ use crate::definition::{LoadedDefinition, Variant};
 use crate::error::{fail, Category};
 use crate::host_tools;
 use crate::io::Sha256Digest;
-use crate::log::info;
 use crate::provider::{renderer_for, BuildSettings};
 use crate::user_data::UserData;
 
@@ -119,17 +119,15 @@ pub fn build(
     link_or_copy(&parts.initrd, &stage.join("boot/initrd"))?;
     link_or_copy(&parts.squashfs, &stage.join("rootfs.squashfs"))?;
     let configs = grub::write_configs(&mut renderer, &stage, work.path())?;
-    grub::bios_image(&sh, &configs.early, &stage.join("boot"))?;
-    let loaders = efi::loaders(&sh, parts.signed.clone(), &configs.early, work.path())?;
-    info!("EFI loader: {}", loaders.describe());
-    efi::fat_image(
-        &sh,
-        &loaders,
-        &configs.stub,
-        &stage.join("boot/uefi.img"),
-        work.path(),
-        s.epoch,
-    )?;
+    boot::BootImages {
+        sh: &sh,
+        configs: &configs,
+        signed: parts.signed.clone(),
+        epoch: s.epoch,
+        cache: s.cache.as_deref(),
+        work: work.path(),
+    }
+    .write(&stage.join("boot"))?;
 
     let (config_bytes, carries_user_data) = match config {
         Config::Plain(ud) => (ud.bytes().to_vec(), true),
@@ -200,7 +198,7 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
         .with_context(|| format!("writing {}", path.display()))
 }
 
-fn link_or_copy(from: &Path, to: &Path) -> anyhow::Result<()> {
+pub(crate) fn link_or_copy(from: &Path, to: &Path) -> anyhow::Result<()> {
     if fs::hard_link(from, to).is_err() {
         copy_file(from, to)?;
     }

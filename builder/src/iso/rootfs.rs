@@ -4,17 +4,15 @@
 //! epoch), so an ISO rebuilt with other user-data or boot settings skips the
 //! flatten and mksquashfs.
 
-use std::fs;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
 
-use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use xshell::Shell;
 
 use super::packages::{self, Package};
 use super::{efi, kernel, squashfs, Compression, RootfsSource};
-use crate::io::AtomicFile;
+use crate::entry_cache::{self, EntryCache};
+use crate::io::Sha256Digest;
 use crate::log::info;
 use crate::oci::{flatten, source::SourceImage};
 use crate::progress::Progress;
@@ -32,7 +30,7 @@ pub struct RootfsParts {
 }
 
 #[derive(Serialize, Deserialize)]
-struct Entry {
+struct Meta {
     signed: bool,
     packages: Vec<Package>,
 }
@@ -58,14 +56,14 @@ impl Prepare<'_> {
                     Path::new("."),
                     self.arch,
                 )?;
-                let key = crate::layer::cache::key(&[
+                let key = entry_cache::key(&[
                     FORMAT,
                     &self.epoch.to_string(),
                     &self.compression.to_string(),
                     &image.manifest_digest.to_string(),
                 ]);
-                let entry_dir = self.cache.map(|c| c.join("rootfs").join(key.to_string()));
-                if let Some(parts) = entry_dir.as_deref().and_then(lookup) {
+                let cache = self.cache.map(|c| EntryCache::new(c, KIND));
+                if let Some(parts) = cache.as_ref().and_then(|c| lookup(c, &key)) {
                     info!(
                         "rootfs.squashfs ({}, cached for {})",
                         self.compression, image.manifest_digest
@@ -81,8 +79,8 @@ impl Prepare<'_> {
                     stats.entries
                 );
                 let parts = self.squash_folder(&dir)?;
-                match entry_dir {
-                    Some(entry) => store(&parts, &entry),
+                match cache {
+                    Some(c) => store(&c, &key, &parts),
                     None => Ok(parts),
                 }
             }
@@ -105,6 +103,7 @@ impl Prepare<'_> {
     }
 }
 
+const KIND: &str = "rootfs";
 const FILES: [&str; 5] = [
     "rootfs.squashfs",
     "kernel",
@@ -113,122 +112,43 @@ const FILES: [&str; 5] = [
     "grub.efi",
 ];
 
-fn lookup(entry: &Path) -> Option<RootfsParts> {
-    let meta: Entry = serde_json::from_slice(&fs::read(entry.join("entry.json")).ok()?).ok()?;
-    let [squashfs, kernel, initrd, shim, grub] = FILES.map(|f| entry.join(f));
-    if ![&squashfs, &kernel, &initrd].iter().all(|p| p.is_file()) {
-        return None;
-    }
-    // Touched on use, for `cache prune`.
-    let _ = fs::File::options()
-        .write(true)
-        .open(entry.join("entry.json"))
-        .and_then(|f| f.set_modified(SystemTime::now()));
-    Some(RootfsParts {
+fn lookup(cache: &EntryCache, key: &Sha256Digest) -> Option<RootfsParts> {
+    cache.lookup(key, &FILES[..3]).map(from_entry)
+}
+
+fn from_entry(entry: entry_cache::Entry<Meta>) -> RootfsParts {
+    let [squashfs, kernel, initrd, shim, grub] = FILES.map(|f| entry.dir.join(f));
+    RootfsParts {
         squashfs,
         kernel,
         initrd,
-        signed: meta.signed.then_some((shim, grub)),
-        packages: meta.packages,
-    })
+        signed: entry.meta.signed.then_some((shim, grub)),
+        packages: entry.meta.packages,
+    }
 }
 
-/// Moves the parts into a new cache entry (built beside it, renamed into
-/// place, so a half-written entry never has its final name).
-fn store(parts: &RootfsParts, entry: &Path) -> anyhow::Result<RootfsParts> {
-    let parent = entry.parent().expect("entries live in cache/rootfs");
-    fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
-    let temp = tempfile::Builder::new()
-        .prefix(".edgeforge-")
-        .tempdir_in(parent)?;
-    let mut sources = vec![&parts.squashfs, &parts.kernel, &parts.initrd];
+fn store(
+    cache: &EntryCache,
+    key: &Sha256Digest,
+    parts: &RootfsParts,
+) -> anyhow::Result<RootfsParts> {
+    let mut files = vec![
+        (FILES[0], parts.squashfs.as_path()),
+        (FILES[1], &parts.kernel),
+        (FILES[2], &parts.initrd),
+    ];
     if let Some((shim, grub)) = &parts.signed {
-        sources.extend([shim, grub]);
+        files.extend([(FILES[3], shim.as_path()), (FILES[4], grub.as_path())]);
     }
-    for (src, name) in sources.into_iter().zip(FILES) {
-        let to = temp.path().join(name);
-        if fs::hard_link(src, &to).is_err() {
-            fs::copy(src, &to).with_context(|| format!("caching {}", src.display()))?;
-        }
-    }
-    AtomicFile::write(
-        &temp.path().join("entry.json"),
-        &serde_json::to_vec(&Entry {
-            signed: parts.signed.is_some(),
-            packages: parts.packages.clone(),
-        })?,
-        0o644,
-    )?;
-    let temp = temp.keep();
-    if fs::rename(&temp, entry).is_err() {
-        if lookup(entry).is_some() {
-            // Another build stored the same entry first; it has the same bytes.
-            let _ = fs::remove_dir_all(&temp);
-        } else {
-            // An unreadable leftover (an interrupted or older edgeforge): replace it.
-            fs::remove_dir_all(entry).with_context(|| format!("replacing {}", entry.display()))?;
-            fs::rename(&temp, entry).with_context(|| format!("storing {}", entry.display()))?;
-        }
-    }
-    lookup(entry).ok_or_else(|| {
-        anyhow::anyhow!("the cache entry {} could not be read back", entry.display())
-    })
+    let meta = Meta {
+        signed: parts.signed.is_some(),
+        packages: parts.packages.clone(),
+    };
+    Ok(from_entry(cache.store(key, &files, &meta)?))
 }
 
 /// Removes cached root filesystems not used for `older_than`. Returns the
 /// entries and bytes removed.
 pub fn prune(cache_dir: &Path, older_than: std::time::Duration) -> anyhow::Result<(usize, u64)> {
-    let dir = cache_dir.join("rootfs");
-    let (mut entries, mut bytes) = (0, 0);
-    let Ok(rd) = fs::read_dir(&dir) else {
-        return Ok((0, 0));
-    };
-    for e in rd {
-        let e = e.with_context(|| format!("reading {}", dir.display()))?;
-        let used = e.path().join("entry.json");
-        let Ok(md) = fs::metadata(&used) else {
-            continue;
-        };
-        if SystemTime::now()
-            .duration_since(md.modified()?)
-            .unwrap_or_default()
-            >= older_than
-        {
-            for f in FILES {
-                bytes += fs::metadata(e.path().join(f)).map(|m| m.len()).unwrap_or(0);
-            }
-            fs::remove_dir_all(e.path())
-                .with_context(|| format!("removing {}", e.path().display()))?;
-            entries += 1;
-        }
-    }
-    Ok((entries, bytes))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_unreadable_entry_is_replaced() {
-        let t = tempfile::tempdir().unwrap();
-        let src = t.path().join("src");
-        fs::create_dir(&src).unwrap();
-        for f in ["rootfs.squashfs", "kernel", "initrd"] {
-            fs::write(src.join(f), f).unwrap();
-        }
-        let parts = RootfsParts {
-            squashfs: src.join("rootfs.squashfs"),
-            kernel: src.join("kernel"),
-            initrd: src.join("initrd"),
-            signed: None,
-            packages: vec![],
-        };
-        let entry = t.path().join("cache/rootfs/k");
-        fs::create_dir_all(&entry).unwrap();
-        fs::write(entry.join("entry.json"), "{not json").unwrap();
-        let stored = store(&parts, &entry).unwrap();
-        assert_eq!(fs::read(stored.kernel).unwrap(), b"kernel");
-        assert!(lookup(&entry).is_some());
-    }
+    EntryCache::new(cache_dir, KIND).prune(older_than)
 }
