@@ -175,6 +175,18 @@ fn iso_has_the_kairos_layout_boot_records_and_the_user_data() {
         system.contains("protective-msdos-label grub2-mbr"),
         "hybrid MBR:\n{system}"
     );
+    // The file ends where the image does: the 64 KiB padding xorriso adds
+    // when writing into a file is cut.
+    let size = fs::metadata(&iso).unwrap().len();
+    assert!(
+        system.contains(&format!("ISO image size/512 : {}\n", size / 512))
+            && system.contains(&format!(
+                "GPT lba range      :      64  {}  {}\n",
+                size / 512 - 64,
+                size / 512 - 1
+            )),
+        "{size} bytes:\n{system}"
+    );
     let toc = xorriso(&iso, &["-toc"]);
     assert!(toc.contains("Rock_Ridge Joliet"), "{toc}");
 

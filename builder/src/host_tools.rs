@@ -3,9 +3,8 @@
 //! logged at `--verbose`. Secrets never go on a command line: tools get paths.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::sync::OnceLock;
 
 use anyhow::Context;
@@ -187,47 +186,25 @@ pub fn run(cmd: Cmd<'_>) -> anyhow::Result<()> {
 
 /// Starts a command whose stdout the caller consumes (for hashing a stream
 /// while writing it); stderr is collected on a thread for [`finish`].
-pub fn spawn_stdout(cmd: Cmd<'_>) -> anyhow::Result<Running> {
+/// Runs `cmd` with its standard output going to `out`; a failure carries its stderr.
+pub fn run_to_file(cmd: Cmd<'_>, out: std::fs::File) -> anyhow::Result<()> {
     verbose!("$ {cmd}");
     let shown = cmd.to_string();
     let mut command: std::process::Command = cmd.into();
-    let mut child = command
+    let done = command
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
+        .stdout(out)
         .stderr(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("starting {shown}"))?;
-    let mut stderr = child.stderr.take().expect("piped");
-    let errors = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stderr.read_to_string(&mut s);
-        s
-    });
-    Ok(Running {
-        child,
-        errors,
-        shown,
-    })
-}
-
-pub struct Running {
-    pub child: Child,
-    errors: std::thread::JoinHandle<String>,
-    shown: String,
-}
-
-impl Running {
-    pub fn finish(mut self) -> anyhow::Result<()> {
-        let status = self
-            .child
-            .wait()
-            .with_context(|| format!("waiting for {}", self.shown))?;
-        let errors = self.errors.join().unwrap_or_default();
-        if !status.success() {
-            return Err(tool_failed(&self.shown, status, &errors));
-        }
-        Ok(())
+        .output()
+        .with_context(|| format!("running {shown}"))?;
+    if !done.status.success() {
+        return Err(tool_failed(
+            &shown,
+            done.status,
+            &String::from_utf8_lossy(&done.stderr),
+        ));
     }
+    Ok(())
 }
 
 fn tool_failed(shown: &str, status: std::process::ExitStatus, stderr: &str) -> anyhow::Error {

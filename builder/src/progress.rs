@@ -1,7 +1,7 @@
 //! Progress for the long steps: an indicatif bar (bytes, rate) on a terminal,
 //! one plain line at the start and end otherwise, so CI logs stay readable.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -61,23 +61,5 @@ impl Progress {
             self.label,
             self.started.elapsed().as_secs_f64()
         );
-    }
-}
-
-/// A writer that reports the bytes passing through it.
-pub struct ProgressWriter<'a, W> {
-    pub inner: W,
-    pub progress: &'a Progress,
-}
-
-impl<W: Write> Write for ProgressWriter<'_, W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.progress.inc(n as u64);
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
     }
 }
