@@ -417,7 +417,9 @@ fn a_rebuild_with_one_overlay_file_changed_reuses_the_other_layers_and_matches_a
     ]);
     assert_ok(&p);
     assert!(
-        stdout(&p).contains("removed 3 cached layers, 0 root filesystems and 0 boot image sets"),
+        stdout(&p).contains(
+            "removed 3 cached layers, 0 flattened trees, 0 root filesystems and 0 boot image sets"
+        ),
         "{}",
         stdout(&p)
     );
@@ -549,11 +551,11 @@ fn an_iso_rebuilt_with_other_user_data_reuses_the_cached_squashfs() {
     assert!(!third.contains("boot images cached"), "{third}");
     let pruned = edgeforge(&["--cache-dir", c, "cache", "prune", "--all"]);
     assert!(
-        stdout(&pruned).contains("2 root filesystems and 2 boot image sets"),
+        stdout(&pruned).contains("1 flattened trees, 2 root filesystems and 2 boot image sets"),
         "{}",
         stdout(&pruned)
     );
-    for kind in ["rootfs", "boot"] {
+    for kind in ["trees", "rootfs", "boot"] {
         assert!(!cache.join(kind).read_dir().unwrap().any(|e| !e
             .unwrap()
             .file_name()
@@ -611,5 +613,83 @@ fn the_manifest_lists_the_packages_installed_in_the_rootfs() {
             "pkg:deb/ubuntu/busybox-static@1%3A1.35.0-4?arch=amd64",
             "pkg:deb/ubuntu/k3s@1.30.5+k3s1?arch=amd64"
         ]
+    );
+}
+
+#[test]
+fn an_iso_rebuilt_after_an_overlay_change_links_the_cached_lower_tree_and_matches_a_clean_build() {
+    let t = tempfile::tempdir().unwrap();
+    let cache = t.path().join("cache");
+    let comp = t.path().join("component/etc");
+    fs::create_dir_all(&comp).unwrap();
+    fs::write(comp.join("motd"), "from the component\n").unwrap();
+    let ov = t.path().join("overlay/etc");
+    fs::create_dir_all(&ov).unwrap();
+    fs::write(ov.join("motd"), "overlay 1\n").unwrap();
+    let def = write_definition(
+        t.path(),
+        "tree",
+        &demo_base(),
+        &format!(
+            "components:\n  - source: {}\n    destination: /\noverlays:\n  rootfs: [{}]\n",
+            t.path().join("component").display(),
+            t.path().join("overlay").display()
+        ),
+    );
+    let ud = repo_root().join("images/user-data/demo.yaml");
+    let build = |out: &str, extra: &[&str]| {
+        let out = t.path().join(out);
+        let mut args = vec!["--cache-dir", cache.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        args.extend([
+            "build",
+            def.to_str().unwrap(),
+            "--user-data",
+            ud.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        let o = edgeforge(&args);
+        assert_ok(&o);
+        (stderr(&o), out.join("palette-edge-installer.iso"))
+    };
+    let motd_in = |iso: &std::path::Path| {
+        let sq = iso.with_extension("squashfs");
+        iso_extract(iso, "/rootfs.squashfs", &sq);
+        run_tool(
+            "unsquashfs",
+            &["-cat", sq.to_str().unwrap(), "etc/motd"],
+            t.path(),
+        )
+    };
+    let (first, _) = build("one", &[]);
+    assert!(
+        first.contains("lower 2 layers of") && first.contains("flattened ("),
+        "{first}"
+    );
+    fs::write(ov.join("motd"), "overlay 2\n").unwrap();
+    let (second, rebuilt) = build("two", &[]);
+    assert!(
+        second.contains("(cached tree, "),
+        "the lower tree is reused:\n{second}"
+    );
+    assert_eq!(motd_in(&rebuilt), "overlay 2\n");
+
+    // The overlay replaced the component's file in the work tree only.
+    let trees: Vec<_> = fs::read_dir(cache.join("trees"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+        .collect();
+    assert_eq!(trees.len(), 1);
+    assert_eq!(
+        fs::read_to_string(trees[0].join("rootfs/etc/motd")).unwrap(),
+        "from the component\n"
+    );
+
+    let (_, clean) = build("three", &["--no-cache"]);
+    assert!(
+        fs::read(&rebuilt).unwrap() == fs::read(&clean).unwrap(),
+        "an ISO from the linked tree equals one built from a clean flatten"
     );
 }

@@ -45,7 +45,7 @@ impl EntryCache {
     }
 
     /// The entry for `key`, when it is complete: readable metadata and every
-    /// one of `required`.
+    /// one of `required` (files or folders).
     pub fn lookup<T: DeserializeOwned>(
         &self,
         key: &Sha256Digest,
@@ -53,7 +53,7 @@ impl EntryCache {
     ) -> Option<Entry<T>> {
         let dir = self.dir.join(key.to_string());
         let meta = serde_json::from_slice(&fs::read(dir.join(META)).ok()?).ok()?;
-        if !required.iter().all(|f| dir.join(f).is_file()) {
+        if !required.iter().all(|f| dir.join(f).exists()) {
             return None;
         }
         let _ = fs::File::options()
@@ -69,7 +69,27 @@ impl EntryCache {
         &self,
         key: &Sha256Digest,
         files: &[(&str, &Path)],
-        meta: &T,
+        meta: T,
+    ) -> anyhow::Result<Entry<T>> {
+        let names: Vec<&str> = files.iter().map(|(n, _)| *n).collect();
+        self.store_with(key, &names, |dir| {
+            for (name, src) in files {
+                let to = dir.join(name);
+                if fs::hard_link(src, &to).is_err() {
+                    fs::copy(src, &to).with_context(|| format!("caching {}", src.display()))?;
+                }
+            }
+            Ok(meta)
+        })
+    }
+
+    /// Stores what `fill` writes into the new entry's folder (`names` are
+    /// its files or folders) under `key`, with the metadata `fill` returns.
+    pub fn store_with<T: Serialize + DeserializeOwned>(
+        &self,
+        key: &Sha256Digest,
+        names: &[&str],
+        fill: impl FnOnce(&Path) -> anyhow::Result<T>,
     ) -> anyhow::Result<Entry<T>> {
         let entry = self.dir.join(key.to_string());
         fs::create_dir_all(&self.dir)
@@ -77,17 +97,11 @@ impl EntryCache {
         let temp = tempfile::Builder::new()
             .prefix(".edgeforge-")
             .tempdir_in(&self.dir)?;
-        for (name, src) in files {
-            let to = temp.path().join(name);
-            if fs::hard_link(src, &to).is_err() {
-                fs::copy(src, &to).with_context(|| format!("caching {}", src.display()))?;
-            }
-        }
-        AtomicFile::write(&temp.path().join(META), &serde_json::to_vec(meta)?, 0o644)?;
-        let names: Vec<&str> = files.iter().map(|(n, _)| *n).collect();
+        let meta = fill(temp.path())?;
+        AtomicFile::write(&temp.path().join(META), &serde_json::to_vec(&meta)?, 0o644)?;
         let temp = temp.keep();
         if fs::rename(&temp, &entry).is_err() {
-            if self.lookup::<T>(key, &names).is_some() {
+            if self.lookup::<T>(key, names).is_some() {
                 // Another build stored the same entry first; it has the same bytes.
                 let _ = fs::remove_dir_all(&temp);
             } else {
@@ -98,7 +112,7 @@ impl EntryCache {
                     .with_context(|| format!("storing {}", entry.display()))?;
             }
         }
-        self.lookup(key, &names).ok_or_else(|| {
+        self.lookup(key, names).ok_or_else(|| {
             anyhow::anyhow!("the cache entry {} could not be read back", entry.display())
         })
     }
@@ -121,9 +135,13 @@ impl EntryCache {
             if idle < older_than {
                 continue;
             }
-            for f in fs::read_dir(e.path())?.flatten() {
-                bytes += f.metadata().map(|m| m.len()).unwrap_or(0);
-            }
+            bytes += walkdir::WalkDir::new(e.path())
+                .into_iter()
+                .filter_map(Result::ok)
+                .filter(|f| f.file_type().is_file())
+                .filter_map(|f| f.metadata().ok())
+                .map(|m| m.len())
+                .sum::<u64>();
             fs::remove_dir_all(e.path())
                 .with_context(|| format!("removing {}", e.path().display()))?;
             entries += 1;
@@ -147,7 +165,7 @@ mod tests {
         fs::create_dir_all(&leftover).unwrap();
         fs::write(leftover.join(META), "{not json").unwrap();
         assert!(cache.lookup::<Vec<u8>>(&k, &["a"]).is_none());
-        let stored = cache.store(&k, &[("a", &src)], &vec![1u8]).unwrap();
+        let stored = cache.store(&k, &[("a", &src)], vec![1u8]).unwrap();
         assert_eq!(fs::read(stored.dir.join("a")).unwrap(), b"bytes");
         assert_eq!(stored.meta, vec![1u8]);
         assert!(cache.lookup::<Vec<u8>>(&k, &["a", "b"]).is_none());

@@ -45,10 +45,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             let (layers, layer_bytes) = crate::layer::cache::prune(&dir, age)?;
             let (roots, root_bytes) = crate::iso::rootfs::prune(&dir, age)?;
             let (boots, boot_bytes) = crate::iso::boot::prune(&dir, age)?;
+            let (trees, tree_bytes) = crate::iso::lower_tree::prune(&dir, age)?;
             println!(
-                "{}: removed {layers} cached layers, {roots} root filesystems and {boots} boot image sets, {} bytes",
+                "{}: removed {layers} cached layers, {trees} flattened trees, {roots} root filesystems and {boots} boot image sets, {} bytes",
                 dir.display(),
-                layer_bytes + root_bytes + boot_bytes
+                layer_bytes + tree_bytes + root_bytes + boot_bytes
             );
             Ok(())
         }

@@ -51,9 +51,14 @@ impl BootImages<'_> {
                 entry.dir
             }
             None => {
-                let built = self.build()?;
+                let Built {
+                    eltorito,
+                    uefi,
+                    meta,
+                } = self.build()?;
+                let files = [(FILES[0], eltorito.as_path()), (FILES[1], uefi.as_path())];
                 match &cache {
-                    Some(c) => c.store(&key, &built.files(), &built.meta)?.dir,
+                    Some(c) => c.store(&key, &files, meta)?.dir,
                     None => self.work.to_path_buf(),
                 }
             }
@@ -108,12 +113,6 @@ struct Built {
     eltorito: PathBuf,
     uefi: PathBuf,
     meta: Meta,
-}
-
-impl Built {
-    fn files(&self) -> [(&'static str, &Path); 2] {
-        [(FILES[0], &self.eltorito), (FILES[1], &self.uefi)]
-    }
 }
 
 /// Removes cached boot images not used for `older_than`. Returns the entries

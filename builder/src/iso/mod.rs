@@ -9,6 +9,7 @@ mod efi;
 pub mod embed;
 mod grub;
 mod kernel;
+pub mod lower_tree;
 pub mod packages;
 pub mod reader;
 pub mod reserved;

@@ -10,11 +10,11 @@ use serde::{Deserialize, Serialize};
 use xshell::Shell;
 
 use super::packages::{self, Package};
-use super::{efi, kernel, squashfs, Compression, RootfsSource};
+use super::{efi, kernel, lower_tree, squashfs, Compression, RootfsSource};
 use crate::entry_cache::{self, EntryCache};
 use crate::io::Sha256Digest;
 use crate::log::info;
-use crate::oci::{flatten, source::SourceImage};
+use crate::oci::source::SourceImage;
 use crate::progress::Progress;
 
 /// Bump when the squashfs, the selection of boot files or `entry.json` changes.
@@ -71,7 +71,7 @@ impl Prepare<'_> {
                     return Ok(parts);
                 }
                 let dir = self.work.join("rootfs");
-                let stats = flatten::flatten(&image, &dir)?;
+                let stats = lower_tree::flatten_into(&image, self.cache, &dir)?;
                 info!(
                     "flattened {} ({} layers, {} entries)",
                     archive.display(),
@@ -144,7 +144,7 @@ fn store(
         signed: parts.signed.is_some(),
         packages: parts.packages.clone(),
     };
-    Ok(from_entry(cache.store(key, &files, &meta)?))
+    Ok(from_entry(cache.store(key, &files, meta)?))
 }
 
 /// Removes cached root filesystems not used for `older_than`. Returns the

@@ -31,10 +31,28 @@ pub struct Stats {
 
 /// Flattens every layer of `image` into `dest` (created if missing).
 pub fn flatten(image: &SourceImage, dest: &Path) -> anyhow::Result<Stats> {
+    flatten_layers(image, 0..image.layers.len(), dest)
+}
+
+/// Applies the layers `range` of `image`, in order, onto `dest` (created if
+/// missing). What is already in `dest` is only ever unlinked or replaced by
+/// new files, never written into, so `dest` may hold hard links to files
+/// that must not change.
+pub fn flatten_layers(
+    image: &SourceImage,
+    range: std::ops::Range<usize>,
+    dest: &Path,
+) -> anyhow::Result<Stats> {
     fs::create_dir_all(dest).with_context(|| format!("creating {}", dest.display()))?;
     let owner = is_root();
     let mut stats = Stats::default();
-    for (i, desc) in image.layers.iter().enumerate() {
+    for (i, desc) in image
+        .layers
+        .iter()
+        .enumerate()
+        .take(range.end)
+        .skip(range.start)
+    {
         let mut blob = image.open_layer(i)?;
         let ctx = || format!("applying layer {} of {}", desc.digest, image.origin);
         let applied = (|| {
@@ -56,7 +74,7 @@ pub fn flatten(image: &SourceImage, dest: &Path) -> anyhow::Result<Stats> {
 
 /// Only root can give files the owners the layers record; /proc/self belongs
 /// to the process's effective user.
-fn is_root() -> bool {
+pub fn is_root() -> bool {
     use std::os::unix::fs::MetadataExt;
     fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
 }

@@ -1,0 +1,121 @@
+//! The root filesystem of a provider image for mksquashfs, without
+//! flattening the whole image on every build: the lower layers (base and
+//! components, all but the last) are flattened once into a cached tree keyed
+//! by their digests, hard-linked into the work folder, and only the last
+//! layer (the rendered overlays, what a rebuild usually changes) is applied
+//! on top. Applying a layer only unlinks or replaces files, so the cached
+//! tree is never written through a link; mksquashfs counts hard links within
+//! its source only, so the squashfs equals one from a clean flatten.
+
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+use crate::entry_cache::{self, EntryCache};
+use crate::log::info;
+use crate::oci::flatten::{self, Stats};
+use crate::oci::source::SourceImage;
+
+/// Bump when flattening writes a different tree for the same layers.
+const FORMAT: &str = "edgeforge-tree/v1";
+const KIND: &str = "trees";
+const TREE: &str = "rootfs";
+
+#[derive(Serialize, Deserialize)]
+struct Meta {
+    layers: usize,
+    entries: u64,
+}
+
+/// Writes the root filesystem of `image` into `dest`, using and filling the
+/// tree cache under `cache` when there is one on the same filesystem.
+pub fn flatten_into(
+    image: &SourceImage,
+    cache: Option<&Path>,
+    dest: &Path,
+) -> anyhow::Result<Stats> {
+    let last = image.layers.len().saturating_sub(1);
+    let cache = match cache {
+        Some(c) if last > 0 && same_filesystem(c, dest) => EntryCache::new(c, KIND),
+        _ => return flatten::flatten(image, dest),
+    };
+    let owner = flatten::is_root();
+    let mut parts = vec![FORMAT.to_string(), format!("owner={owner}")];
+    parts.extend(image.layers[..last].iter().map(|l| l.digest.to_string()));
+    let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+    let key = entry_cache::key(&parts);
+    let entry = match cache.lookup::<Meta>(&key, &[TREE]) {
+        Some(entry) => {
+            info!(
+                "lower {} layers of {} (cached tree, {} entries)",
+                entry.meta.layers, image.origin, entry.meta.entries
+            );
+            entry
+        }
+        None => {
+            let entry = cache.store_with(&key, &[TREE], |dir| {
+                let lower = flatten::flatten_layers(image, 0..last, &dir.join(TREE))?;
+                Ok(Meta {
+                    layers: lower.layers,
+                    entries: lower.entries,
+                })
+            })?;
+            info!(
+                "lower {} layers of {} flattened ({} entries, cached)",
+                entry.meta.layers, image.origin, entry.meta.entries
+            );
+            entry
+        }
+    };
+    link_tree(&entry.dir.join(TREE), dest, owner)?;
+    let top = flatten::flatten_layers(image, last..last + 1, dest)?;
+    Ok(Stats {
+        layers: last + top.layers,
+        ..top
+    })
+}
+
+/// Hard links would fail across filesystems (and cost a copy instead).
+fn same_filesystem(cache: &Path, dest: &Path) -> bool {
+    let _ = fs::create_dir_all(cache);
+    let dest_dir = dest.parent().unwrap_or(dest);
+    match (fs::metadata(cache), fs::metadata(dest_dir)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev(),
+        _ => false,
+    }
+}
+
+/// Recreates the folders of `from` in `to` (modes and, as root, owners) and
+/// hard-links everything else (files and symlinks alike).
+fn link_tree(from: &Path, to: &Path, owner: bool) -> anyhow::Result<()> {
+    fs::create_dir_all(to).with_context(|| format!("creating {}", to.display()))?;
+    for e in walkdir::WalkDir::new(from).min_depth(1) {
+        let e = e.with_context(|| format!("reading the cached tree {}", from.display()))?;
+        let rel = e
+            .path()
+            .strip_prefix(from)
+            .expect("walkdir stays under its root");
+        let target = to.join(rel);
+        if e.file_type().is_dir() {
+            let md = e.metadata()?;
+            fs::create_dir(&target).with_context(|| format!("creating {}", target.display()))?;
+            fs::set_permissions(&target, fs::Permissions::from_mode(md.mode() & 0o7777))?;
+            if owner {
+                std::os::unix::fs::lchown(&target, Some(md.uid()), Some(md.gid()))?;
+            }
+        } else {
+            fs::hard_link(e.path(), &target)
+                .with_context(|| format!("linking {}", target.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Removes cached trees not used for `older_than`. Returns the entries and
+/// bytes removed.
+pub fn prune(cache_dir: &Path, older_than: std::time::Duration) -> anyhow::Result<(usize, u64)> {
+    EntryCache::new(cache_dir, KIND).prune(older_than)
+}
