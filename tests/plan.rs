@@ -623,6 +623,7 @@ fn an_iso_rebuilt_after_an_overlay_change_links_the_cached_lower_tree_and_matche
     let comp = t.path().join("component/etc");
     fs::create_dir_all(&comp).unwrap();
     fs::write(comp.join("motd"), "from the component\n").unwrap();
+    fs::write(comp.join("issue"), "component issue\n").unwrap();
     let ov = t.path().join("overlay/etc");
     fs::create_dir_all(&ov).unwrap();
     fs::write(ov.join("motd"), "overlay 1\n").unwrap();
@@ -653,12 +654,12 @@ fn an_iso_rebuilt_after_an_overlay_change_links_the_cached_lower_tree_and_matche
         assert_ok(&o);
         (stderr(&o), out.join("palette-edge-installer.iso"))
     };
-    let motd_in = |iso: &std::path::Path| {
+    let file_in = |iso: &std::path::Path, path: &str| {
         let sq = iso.with_extension("squashfs");
         iso_extract(iso, "/rootfs.squashfs", &sq);
         run_tool(
             "unsquashfs",
-            &["-cat", sq.to_str().unwrap(), "etc/motd"],
+            &["-cat", sq.to_str().unwrap(), path],
             t.path(),
         )
     };
@@ -673,7 +674,7 @@ fn an_iso_rebuilt_after_an_overlay_change_links_the_cached_lower_tree_and_matche
         second.contains("(cached tree, "),
         "the lower tree is reused:\n{second}"
     );
-    assert_eq!(motd_in(&rebuilt), "overlay 2\n");
+    assert_eq!(file_in(&rebuilt, "etc/motd"), "overlay 2\n");
 
     // The overlay replaced the component's file in the work tree only.
     let trees: Vec<_> = fs::read_dir(cache.join("trees"))
@@ -692,4 +693,13 @@ fn an_iso_rebuilt_after_an_overlay_change_links_the_cached_lower_tree_and_matche
         fs::read(&rebuilt).unwrap() == fs::read(&clean).unwrap(),
         "an ISO from the linked tree equals one built from a clean flatten"
     );
+
+    // A cached tree whose file lost its data (as after a crash) is not used.
+    let issue = trees[0].join("rootfs/etc/issue");
+    fs::remove_file(&issue).unwrap();
+    fs::write(&issue, "").unwrap();
+    fs::write(ov.join("motd"), "overlay 3\n").unwrap();
+    let (fourth, repaired) = build("four", &[]);
+    assert!(fourth.contains("flattening anew"), "{fourth}");
+    assert_eq!(file_in(&repaired, "etc/issue"), "component issue\n");
 }

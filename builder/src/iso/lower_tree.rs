@@ -28,6 +28,9 @@ const TREE: &str = "rootfs";
 struct Meta {
     layers: usize,
     entries: u64,
+    /// The size of all its files: a tree that lost data in a crash (files
+    /// left empty) shows it when linked, and is flattened anew.
+    bytes: u64,
 }
 
 /// Writes the root filesystem of `image` into `dest`, using and filling the
@@ -57,10 +60,12 @@ pub fn flatten_into(
         }
         None => {
             let entry = cache.store_with(&key, &[TREE], |dir| {
-                let lower = flatten::flatten_layers(image, 0..last, &dir.join(TREE))?;
+                let tree = dir.join(TREE);
+                let lower = flatten::flatten_layers(image, 0..last, &tree)?;
                 Ok(Meta {
                     layers: lower.layers,
                     entries: lower.entries,
+                    bytes: file_bytes(&tree)?,
                 })
             })?;
             info!(
@@ -70,7 +75,17 @@ pub fn flatten_into(
             entry
         }
     };
-    link_tree(&entry.dir.join(TREE), dest, owner)?;
+    let linked = link_tree(&entry.dir.join(TREE), dest, owner)?;
+    if linked != entry.meta.bytes {
+        info!(
+            "warning: the cached tree {} holds {linked} bytes, not {}; flattening anew",
+            entry.dir.display(),
+            entry.meta.bytes
+        );
+        cache.discard_damaged(&entry.dir)?;
+        fs::remove_dir_all(dest).with_context(|| format!("removing {}", dest.display()))?;
+        return flatten::flatten(image, dest);
+    }
     let top = flatten::flatten_layers(image, last..last + 1, dest)?;
     Ok(Stats {
         layers: last + top.layers,
@@ -89,8 +104,10 @@ fn same_filesystem(cache: &Path, dest: &Path) -> bool {
 }
 
 /// Recreates the folders of `from` in `to` (modes and, as root, owners) and
-/// hard-links everything else (files and symlinks alike).
-fn link_tree(from: &Path, to: &Path, owner: bool) -> anyhow::Result<()> {
+/// hard-links everything else (files and symlinks alike). Returns the size
+/// of the files linked.
+fn link_tree(from: &Path, to: &Path, owner: bool) -> anyhow::Result<u64> {
+    let mut bytes = 0;
     fs::create_dir_all(to).with_context(|| format!("creating {}", to.display()))?;
     for e in walkdir::WalkDir::new(from).min_depth(1) {
         let e = e.with_context(|| format!("reading the cached tree {}", from.display()))?;
@@ -107,11 +124,25 @@ fn link_tree(from: &Path, to: &Path, owner: bool) -> anyhow::Result<()> {
                 std::os::unix::fs::lchown(&target, Some(md.uid()), Some(md.gid()))?;
             }
         } else {
+            if e.file_type().is_file() {
+                bytes += e.metadata()?.len();
+            }
             fs::hard_link(e.path(), &target)
                 .with_context(|| format!("linking {}", target.display()))?;
         }
     }
-    Ok(())
+    Ok(bytes)
+}
+
+fn file_bytes(tree: &Path) -> anyhow::Result<u64> {
+    let mut bytes = 0;
+    for e in walkdir::WalkDir::new(tree) {
+        let e = e.with_context(|| format!("reading {}", tree.display()))?;
+        if e.file_type().is_file() {
+            bytes += e.metadata()?.len();
+        }
+    }
+    Ok(bytes)
 }
 
 /// Removes cached trees not used for `older_than`. Returns the entries and
