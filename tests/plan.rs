@@ -340,25 +340,46 @@ fn completions_and_man_page_come_from_the_command_line_definition() {
     );
 }
 
+/// A definition with one component (`files` under `dir/component`, placed at
+/// `destination`) and a rootfs overlay holding `etc/motd`. Returns the
+/// definition and the overlay's `etc` folder.
+fn with_component_and_overlay(
+    dir: &std::path::Path,
+    destination: &str,
+    files: &[(&str, &[u8])],
+    motd: &str,
+) -> (std::path::PathBuf, std::path::PathBuf) {
+    let comp = dir.join("component");
+    for (rel, bytes) in files {
+        let p = comp.join(rel);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, bytes).unwrap();
+    }
+    let ov = dir.join("overlay/etc");
+    fs::create_dir_all(&ov).unwrap();
+    fs::write(ov.join("motd"), motd).unwrap();
+    let def = write_definition(
+        dir,
+        "with-component",
+        &demo_base(),
+        &format!(
+            "components:\n  - source: {}\n    destination: {destination}\noverlays:\n  rootfs: [{}]\n",
+            comp.display(),
+            dir.join("overlay").display()
+        ),
+    );
+    (def, ov)
+}
+
 #[test]
 fn a_rebuild_with_one_overlay_file_changed_reuses_the_other_layers_and_matches_a_clean_build() {
     let t = tempfile::tempdir().unwrap();
     let cache = t.path().join("cache");
-    let comp = t.path().join("component");
-    fs::create_dir_all(comp.join("bin")).unwrap();
-    fs::write(comp.join("bin/agent"), vec![42u8; 200_000]).unwrap();
-    let ov = t.path().join("overlay/etc");
-    fs::create_dir_all(&ov).unwrap();
-    fs::write(ov.join("motd"), "first\n").unwrap();
-    let def = write_definition(
+    let (def, ov) = with_component_and_overlay(
         t.path(),
-        "cached",
-        &demo_base(),
-        &format!(
-            "components:\n  - source: {}\n    destination: /opt/agent\noverlays:\n  rootfs: [{}]\n",
-            comp.display(),
-            t.path().join("overlay").display()
-        ),
+        "/opt/agent",
+        &[("bin/agent", &[42u8; 200_000])],
+        "first\n",
     );
     let build = |out: &str, extra: &[&str]| {
         let mut args = vec![
@@ -620,22 +641,14 @@ fn the_manifest_lists_the_packages_installed_in_the_rootfs() {
 fn an_iso_rebuilt_after_an_overlay_change_links_the_cached_lower_tree_and_matches_a_clean_build() {
     let t = tempfile::tempdir().unwrap();
     let cache = t.path().join("cache");
-    let comp = t.path().join("component/etc");
-    fs::create_dir_all(&comp).unwrap();
-    fs::write(comp.join("motd"), "from the component\n").unwrap();
-    fs::write(comp.join("issue"), "component issue\n").unwrap();
-    let ov = t.path().join("overlay/etc");
-    fs::create_dir_all(&ov).unwrap();
-    fs::write(ov.join("motd"), "overlay 1\n").unwrap();
-    let def = write_definition(
+    let (def, ov) = with_component_and_overlay(
         t.path(),
-        "tree",
-        &demo_base(),
-        &format!(
-            "components:\n  - source: {}\n    destination: /\noverlays:\n  rootfs: [{}]\n",
-            t.path().join("component").display(),
-            t.path().join("overlay").display()
-        ),
+        "/",
+        &[
+            ("etc/motd", b"from the component\n"),
+            ("etc/issue", b"component issue\n"),
+        ],
+        "overlay 1\n",
     );
     let ud = repo_root().join("images/user-data/demo.yaml");
     let build = |out: &str, extra: &[&str]| {

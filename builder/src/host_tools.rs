@@ -174,18 +174,9 @@ pub fn run(cmd: Cmd<'_>) -> anyhow::Result<()> {
         .ignore_status()
         .output()
         .with_context(|| format!("running {shown}"))?;
-    if !out.status.success() {
-        return Err(tool_failed(
-            &shown,
-            out.status,
-            &String::from_utf8_lossy(&out.stderr),
-        ));
-    }
-    Ok(())
+    succeeded(&shown, &out)
 }
 
-/// Starts a command whose stdout the caller consumes (for hashing a stream
-/// while writing it); stderr is collected on a thread for [`finish`].
 /// Runs `cmd` with its standard output going to `out`; a failure carries its stderr.
 pub fn run_to_file(cmd: Cmd<'_>, out: std::fs::File) -> anyhow::Result<()> {
     verbose!("$ {cmd}");
@@ -197,21 +188,19 @@ pub fn run_to_file(cmd: Cmd<'_>, out: std::fs::File) -> anyhow::Result<()> {
         .stderr(Stdio::piped())
         .output()
         .with_context(|| format!("running {shown}"))?;
-    if !done.status.success() {
-        return Err(tool_failed(
-            &shown,
-            done.status,
-            &String::from_utf8_lossy(&done.stderr),
-        ));
-    }
-    Ok(())
+    succeeded(&shown, &done)
 }
 
-fn tool_failed(shown: &str, status: std::process::ExitStatus, stderr: &str) -> anyhow::Error {
+/// A failure names the command and ends with the last lines of its stderr.
+fn succeeded(shown: &str, out: &std::process::Output) -> anyhow::Result<()> {
+    if out.status.success() {
+        return Ok(());
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
     let tail: Vec<&str> = stderr.lines().rev().take(12).collect();
     let tail: Vec<&str> = tail.into_iter().rev().collect();
-    fail(
+    Err(fail(
         Category::Build,
-        format!("`{shown}` failed ({status}):\n{}", tail.join("\n")),
-    )
+        format!("`{shown}` failed ({}):\n{}", out.status, tail.join("\n")),
+    ))
 }
