@@ -88,7 +88,8 @@ pub fn flatten_into(
     }
     let top = flatten::flatten_layers(image, last..last + 1, dest)?;
     Ok(Stats {
-        layers: last + top.layers,
+        layers: entry.meta.layers + top.layers,
+        entries: entry.meta.entries + top.entries,
         ..top
     })
 }
