@@ -29,7 +29,7 @@ pub fn run(a: LayerArgs, epoch: u64) -> anyhow::Result<()> {
         .with_context(|| format!("creating a temporary file in {}", dir.display()))?
         .into_temp_path();
     let progress = Progress::bytes(format!("layer {}", a.out.display()));
-    let mut w = LayerWriter::create(&temp, epoch, TokenGuard::default(), Some(&progress))?;
+    let mut w = LayerWriter::create(&temp, epoch, TokenGuard::new(Vec::new()), Some(&progress))?;
     if a.source.is_dir() {
         layer::add_tree(&mut w, &a.source, dest, epoch, &|p| {
             a.source.join(p).display().to_string()

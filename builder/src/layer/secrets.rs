@@ -50,7 +50,6 @@ pub enum Finding {
     Secret(String),
 }
 
-#[derive(Default)]
 pub struct TokenGuard {
     secrets: Vec<Secret>,
     window: usize,
@@ -68,7 +67,8 @@ impl TokenGuard {
         TokenGuard {
             window: WINDOW.max(longest),
             secrets,
-            ..TokenGuard::default()
+            tail: Vec::new(),
+            found: None,
         }
     }
 
@@ -76,7 +76,7 @@ impl TokenGuard {
         if self.found.is_some() || chunk.is_empty() {
             return;
         }
-        let window = self.window.max(WINDOW);
+        let window = self.window;
         // A key split across reads is seen in the tail of the previous read
         // joined with the head of this one.
         let had_tail = !self.tail.is_empty();
@@ -146,7 +146,7 @@ mod tests {
     use super::*;
 
     fn found_in_chunks(data: &[u8], size: usize) -> bool {
-        let mut g = TokenGuard::default();
+        let mut g = TokenGuard::new(Vec::new());
         for c in data.chunks(size) {
             g.feed(c);
         }
