@@ -4,7 +4,7 @@ use anyhow::Context;
 
 use crate::cli::LayerArgs;
 use crate::error::{fail, Category};
-use crate::layer::{self, secrets::TokenGuard, LayerWriter};
+use crate::layer::{self, secrets::SecretGuard, LayerWriter};
 use crate::progress::Progress;
 
 pub fn run(a: LayerArgs, epoch: u64) -> anyhow::Result<()> {
@@ -29,7 +29,7 @@ pub fn run(a: LayerArgs, epoch: u64) -> anyhow::Result<()> {
         .with_context(|| format!("creating a temporary file in {}", dir.display()))?
         .into_temp_path();
     let progress = Progress::bytes(format!("layer {}", a.out.display()));
-    let mut w = LayerWriter::create(&temp, epoch, TokenGuard::new(Vec::new()), Some(&progress))?;
+    let mut w = LayerWriter::create(&temp, epoch, SecretGuard::new(Vec::new()), Some(&progress))?;
     if a.source.is_dir() {
         layer::add_tree(&mut w, &a.source, dest, epoch, &|p| {
             a.source.join(p).display().to_string()

@@ -12,7 +12,7 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-use super::secrets::{Secret, TokenGuard};
+use super::secrets::{Secret, SecretGuard};
 use super::writer::{LayerBlob, LayerWriter};
 use crate::io::{AtomicFile, Sha256Digest};
 use crate::oci::spec::{Descriptor, Digest};
@@ -77,7 +77,7 @@ impl LayerCache {
         let mut w = LayerWriter::create(
             &temp,
             epoch,
-            TokenGuard::new(self.secrets.clone()),
+            SecretGuard::new(self.secrets.clone()),
             Some(&progress),
         )?;
         fill(&mut w)?;

@@ -50,21 +50,21 @@ pub enum Finding {
     Secret(String),
 }
 
-pub struct TokenGuard {
+pub struct SecretGuard {
     secrets: Vec<Secret>,
     window: usize,
     tail: Vec<u8>,
     found: Option<Finding>,
 }
 
-impl TokenGuard {
-    pub fn new(secrets: Vec<Secret>) -> TokenGuard {
+impl SecretGuard {
+    pub fn new(secrets: Vec<Secret>) -> SecretGuard {
         let longest = secrets
             .iter()
             .flat_map(|s| s.needles.iter().map(Vec::len))
             .max()
             .unwrap_or(0);
-        TokenGuard {
+        SecretGuard {
             window: WINDOW.max(longest),
             secrets,
             tail: Vec::new(),
@@ -146,7 +146,7 @@ mod tests {
     use super::*;
 
     fn found_in_chunks(data: &[u8], size: usize) -> bool {
-        let mut g = TokenGuard::new(Vec::new());
+        let mut g = SecretGuard::new(Vec::new());
         for c in data.chunks(size) {
             g.feed(c);
         }
@@ -184,7 +184,7 @@ mod tests {
     }
 
     fn secret_in_chunks(secrets: Vec<Secret>, data: &[u8], size: usize) -> Option<String> {
-        let mut g = TokenGuard::new(secrets);
+        let mut g = SecretGuard::new(secrets);
         for c in data.chunks(size) {
             g.feed(c);
         }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use super::compress::{gzip, Compressor};
-use super::secrets::{Finding, TokenGuard};
+use super::secrets::{Finding, SecretGuard};
 use crate::error::{fail, Category};
 use crate::io::HashingWriter;
 use crate::oci::spec::{Descriptor, Digest, MEDIA_LAYER_GZIP};
@@ -28,15 +28,15 @@ type Sink = HashingWriter<Compressor<HashingWriter<BufWriter<File>>>>;
 pub struct LayerWriter<'p> {
     tar: tar::Builder<Sink>,
     epoch: u64,
-    guard: TokenGuard,
+    guard: SecretGuard,
     path: PathBuf,
     progress: Option<&'p Progress>,
 }
 
-/// Feeds everything read through the token guard (and the progress report).
+/// Feeds everything read through the secret guard (and the progress report).
 struct Guarded<'a, R> {
     inner: R,
-    guard: &'a mut TokenGuard,
+    guard: &'a mut SecretGuard,
     progress: Option<&'a Progress>,
 }
 
@@ -62,7 +62,7 @@ impl<'p> LayerWriter<'p> {
     pub fn create(
         path: &Path,
         epoch: u64,
-        guard: TokenGuard,
+        guard: SecretGuard,
         progress: Option<&'p Progress>,
     ) -> anyhow::Result<Self> {
         let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
