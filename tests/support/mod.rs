@@ -11,6 +11,8 @@ use std::process::{Command, Output};
 
 use sha2::{Digest, Sha256};
 
+pub mod meta_tar;
+
 pub const EPOCH: &str = "1700000000";
 
 pub fn repo_root() -> PathBuf {
@@ -190,6 +192,13 @@ fn gzip(data: &[u8]) -> Vec<u8> {
 /// Writes an OCI layout at `dir` with one gzip layer per entry list; returns
 /// the layer digests (hex).
 pub fn oci_layout(dir: &Path, layers: &[Vec<Entry>]) -> Vec<String> {
+    let tars: Vec<Vec<u8>> = layers.iter().map(|l| tar_bytes(l)).collect();
+    layout_from_tars(dir, None, &tars)
+}
+
+/// Writes an OCI layout at `dir` with one gzip layer per raw tar, the manifest
+/// tagged `tag` in index.json when given; returns the layer digests (hex).
+pub fn layout_from_tars(dir: &Path, tag: Option<&str>, tars: &[Vec<u8>]) -> Vec<String> {
     let blobs = dir.join("blobs/sha256");
     fs::create_dir_all(&blobs).unwrap();
     let put = |data: &[u8]| -> (String, usize) {
@@ -200,10 +209,9 @@ pub fn oci_layout(dir: &Path, layers: &[Vec<Entry>]) -> Vec<String> {
     let mut descs = vec![];
     let mut diff_ids = vec![];
     let mut digests = vec![];
-    for entries in layers {
-        let raw = tar_bytes(entries);
-        diff_ids.push(format!("sha256:{}", sha256_hex(&raw)));
-        let (d, n) = put(&gzip(&raw));
+    for raw in tars {
+        diff_ids.push(format!("sha256:{}", sha256_hex(raw)));
+        let (d, n) = put(&gzip(raw));
         descs.push(serde_json::json!({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": format!("sha256:{d}"), "size": n}));
         digests.push(d);
     }
@@ -212,7 +220,11 @@ pub fn oci_layout(dir: &Path, layers: &[Vec<Entry>]) -> Vec<String> {
     let manifest = serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
         "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": format!("sha256:{cd}"), "size": cn}, "layers": descs});
     let (md, mn) = put(&serde_json::to_vec(&manifest).unwrap());
-    let index = serde_json::json!({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": format!("sha256:{md}"), "size": mn}]});
+    let mut desc = serde_json::json!({"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": format!("sha256:{md}"), "size": mn});
+    if let Some(tag) = tag {
+        desc["annotations"] = serde_json::json!({"org.opencontainers.image.ref.name": tag});
+    }
+    let index = serde_json::json!({"schemaVersion": 2, "manifests": [desc]});
     fs::write(dir.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
     fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
     digests
