@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -14,11 +15,13 @@ use crate::definition::LoadedDefinition;
 use crate::io::{HashingReader, Sha256Digest};
 use crate::oci::source::SourceImage;
 
-/// SHA-256 of a file, or of a folder as sorted (path, kind, mode, content
-/// digest or link target) records: the same tree gives the same digest
-/// wherever it is checked out, whatever its mtimes. Remembered for the rest
-/// of the run: a build asks for a component's digest for its layer cache key
-/// and again for the manifest, and a component can be gigabytes.
+/// SHA-256 of a file, or of a folder as sorted (path, kind, executable or
+/// not, content digest or link target) records: what edgeforge takes from a
+/// folder (modes are normalised, mtimes ignored), so the same tree gives
+/// the same digest wherever and under whatever umask it is checked out.
+/// Remembered for the rest of the run: a build asks for a component's
+/// digest for its layer cache key and again for the manifest, and a
+/// component can be gigabytes.
 pub fn digest_path(path: &Path) -> anyhow::Result<Sha256Digest> {
     static SEEN: Mutex<BTreeMap<PathBuf, Sha256Digest>> = Mutex::new(BTreeMap::new());
     let key = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
@@ -41,21 +44,24 @@ fn compute_digest(path: &Path) -> anyhow::Result<Sha256Digest> {
             .path()
             .strip_prefix(path)
             .expect("under root")
-            .to_string_lossy()
-            .into_owned();
+            .as_os_str()
+            .as_bytes();
         let md = entry.path().symlink_metadata()?;
         let record = if md.file_type().is_symlink() {
-            format!("l {rel} {}\n", std::fs::read_link(entry.path())?.display())
+            let target = std::fs::read_link(entry.path())?;
+            [b"l ", rel, b" ", target.as_os_str().as_bytes(), b"\n"].concat()
         } else if md.is_dir() {
-            format!("d {rel} {:o}\n", md.permissions().mode() & 0o7777)
+            [b"d ", rel, b"\n"].concat()
         } else {
-            format!(
-                "f {rel} {:o} {}\n",
-                md.permissions().mode() & 0o7777,
-                file_digest(entry.path())?
-            )
+            let exec = if md.permissions().mode() & 0o111 != 0 {
+                "x"
+            } else {
+                "-"
+            };
+            let digest = file_digest(entry.path())?.to_string();
+            [b"f ", rel, format!(" {exec} {digest}\n").as_bytes()].concat()
         };
-        h.update(record.as_bytes());
+        h.update(&record);
     }
     Ok(Sha256Digest(h.finalize().into()))
 }

@@ -7,6 +7,7 @@ mod commands;
 mod definition;
 mod entry_cache;
 mod error;
+mod fs_meta;
 mod host_tools;
 mod inputs;
 mod io;

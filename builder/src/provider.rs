@@ -2,6 +2,7 @@
 //! of rendered rootfs overlays, written as an `oci-archive` per variant.
 //! Layers unchanged between variants are written once and shared.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -14,7 +15,7 @@ use crate::definition::{LoadedDefinition, Variant};
 use crate::error::{fail, Category};
 use crate::inputs;
 use crate::io::{AtomicFile, HashingReader, HashingWriter, Sha256Digest};
-use crate::layer::{self, LayerBlob, LayerCache};
+use crate::layer::{self, lower::LowerView, LayerBlob, LayerCache, Placement};
 use crate::log::info;
 use crate::oci::archive::ArchiveWriter;
 use crate::oci::source::SourceImage;
@@ -68,28 +69,38 @@ pub fn build(
         s.cache.as_deref().unwrap_or(work.path()),
         layer::secrets::of_proxy(&def.proxy),
     )?;
-    let mut shared = Vec::new();
+    let modes = def.file_modes();
+    let mut lower = LowerViews::new(&base);
+    let mut shared: Vec<NewLayer> = Vec::new();
     for (i, c) in def.components.iter().enumerate() {
         let src = l.resolve(&c.source);
         let dest = c.destination.as_deref().unwrap_or("/");
         let rel = Path::new(dest.trim_start_matches('/'));
         let kind = if src.is_dir() { "tree" } else { "tarball" };
         let source_digest = inputs::digest_path(&src)?.to_string();
+        // Entries are placed on the layers below, so those are inputs too.
+        let below = lower_key(&base, &shared, &def.file_modes);
         let key = layer::cache::key(&[
             &s.epoch.to_string(),
             "component",
             dest,
             kind,
             &source_digest,
+            &below,
         ]);
         let (blob, cached) = cache
             .get_or_build(&key, s.epoch, |w| {
+                let view = lower.upto(&shared)?;
+                let to = Placement {
+                    lower: view,
+                    modes: &modes,
+                };
                 if src.is_dir() {
-                    layer::add_tree(w, &src, rel, s.epoch, &|p| {
+                    layer::add_tree(w, &to, &src, rel, s.epoch, &|p| {
                         src.join(p).display().to_string()
                     })
                 } else {
-                    layer::add_tarball(w, &src, rel, s.epoch)
+                    layer::add_tarball(w, &to, &src, rel, s.epoch)
                 }
             })
             .with_context(|| {
@@ -113,7 +124,13 @@ pub fn build(
     let mut images = Vec::new();
     for variant in variants {
         let mut layers: Vec<&NewLayer> = shared.iter().collect();
-        let overlay = overlay_layer(l, variant, work.path(), &cache, s.epoch)?;
+        let below = Below {
+            key: lower_key(&base, &shared, &def.file_modes),
+            views: &mut lower,
+            layers: &shared,
+            modes: &modes,
+        };
+        let overlay = overlay_layer(l, variant, work.path(), &cache, s.epoch, below)?;
         if let Some(o) = &overlay {
             layers.push(o);
         }
@@ -155,6 +172,7 @@ fn overlay_layer(
     work: &Path,
     cache: &LayerCache,
     epoch: u64,
+    below: Below<'_, '_>,
 ) -> anyhow::Result<Option<NewLayer>> {
     let trees: Vec<PathBuf> = l.def.overlays.rootfs.iter().map(|t| l.resolve(t)).collect();
     if trees.is_empty() {
@@ -174,10 +192,15 @@ fn overlay_layer(
         &epoch.to_string(),
         "overlay",
         &inputs::digest_path(&rendered)?.to_string(),
+        &below.key,
     ]);
     let (blob, cached) = cache
         .get_or_build(&key, epoch, |w| {
-            layer::add_tree(w, &rendered, Path::new(""), epoch, &origin)
+            let to = Placement {
+                lower: below.views.upto(below.layers)?,
+                modes: below.modes,
+            };
+            layer::add_tree(w, &to, &rendered, Path::new(""), epoch, &origin)
         })
         .with_context(|| format!("building the rootfs overlay layer of {}", variant.name))?;
     info!(
@@ -190,6 +213,52 @@ fn overlay_layer(
         blob,
         created_by: "edgeforge: rendered overlays.rootfs".into(),
     }))
+}
+
+/// The layers a new layer goes on, for its cache key and its placement.
+struct Below<'v, 'b> {
+    key: String,
+    views: &'v mut LowerViews<'b>,
+    layers: &'v [NewLayer],
+    modes: &'v BTreeMap<PathBuf, u32>,
+}
+
+/// A cache key part for what the new layer is placed on: the base image,
+/// the layers edgeforge added before it, and the definition's modes.
+fn lower_key(base: &SourceImage, ours: &[NewLayer], modes: &BTreeMap<String, String>) -> String {
+    let mut parts = vec![format!("base {}", base.manifest_digest)];
+    parts.extend(
+        ours.iter()
+            .map(|l| format!("layer {}", l.blob.descriptor.digest)),
+    );
+    parts.extend(modes.iter().map(|(p, m)| format!("mode {p} {m}")));
+    parts.join(" ")
+}
+
+/// The view of the lower layers, read only when a layer has to be built
+/// (a cached layer needs none) and extended layer by layer.
+struct LowerViews<'b> {
+    base: &'b SourceImage,
+    view: Option<(usize, LowerView)>,
+}
+
+impl<'b> LowerViews<'b> {
+    fn new(base: &'b SourceImage) -> Self {
+        LowerViews { base, view: None }
+    }
+
+    /// The base image with `ours` applied on top.
+    fn upto(&mut self, ours: &[NewLayer]) -> anyhow::Result<&LowerView> {
+        let (seen, view) = match self.view.take() {
+            Some((seen, view)) if seen <= ours.len() => (seen, view),
+            _ => (0, LowerView::of_image(self.base)?),
+        };
+        let (_, view) = self.view.insert((ours.len(), view));
+        for layer in &ours[seen..] {
+            view.add_layer(&layer.blob.path)?;
+        }
+        Ok(view)
+    }
 }
 
 pub fn renderer_for(

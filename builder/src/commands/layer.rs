@@ -1,10 +1,11 @@
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::Context;
 
 use crate::cli::LayerArgs;
 use crate::error::{fail, Category};
-use crate::layer::{self, secrets::SecretGuard, LayerWriter};
+use crate::layer::{self, lower::LowerView, secrets::SecretGuard, LayerWriter, Placement};
 use crate::progress::Progress;
 
 pub fn run(a: LayerArgs, epoch: u64) -> anyhow::Result<()> {
@@ -30,12 +31,19 @@ pub fn run(a: LayerArgs, epoch: u64) -> anyhow::Result<()> {
         .into_temp_path();
     let progress = Progress::bytes(format!("layer {}", a.out.display()));
     let mut w = LayerWriter::create(&temp, epoch, SecretGuard::new(Vec::new()), Some(&progress))?;
+    // A layer on its own: nothing below it to place entries on.
+    let lower = LowerView::default();
+    let modes = BTreeMap::new();
+    let to = Placement {
+        lower: &lower,
+        modes: &modes,
+    };
     if a.source.is_dir() {
-        layer::add_tree(&mut w, &a.source, dest, epoch, &|p| {
+        layer::add_tree(&mut w, &to, &a.source, dest, epoch, &|p| {
             a.source.join(p).display().to_string()
         })?;
     } else {
-        layer::add_tarball(&mut w, &a.source, dest, epoch)?;
+        layer::add_tarball(&mut w, &to, &a.source, dest, epoch)?;
     }
     let blob = w.finish()?;
     progress.finish();

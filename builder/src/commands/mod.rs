@@ -79,7 +79,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Build(a) => build::run(a, epoch, cache, cli.output),
         Command::Render(a) => render::run(a, epoch),
         Command::Layer(a) => layer::run(a, epoch),
-        Command::Unpack(a) => unpack::run(a),
+        Command::Unpack(a) => unpack::run(a, epoch),
         Command::UserData(c) => user_data::run(c, epoch),
     }
 }

@@ -7,7 +7,7 @@ use crate::error::{fail, Category};
 use crate::log::info;
 use crate::oci::{flatten, source::SourceImage};
 
-pub fn run(a: UnpackArgs) -> anyhow::Result<()> {
+pub fn run(a: UnpackArgs, epoch: u64) -> anyhow::Result<()> {
     if a.out.exists() {
         return Err(fail(
             Category::Usage,
@@ -21,7 +21,7 @@ pub fn run(a: UnpackArgs) -> anyhow::Result<()> {
     let mut partial = a.out.as_os_str().to_owned();
     partial.push(".partial");
     let partial = std::path::PathBuf::from(partial);
-    let result = flatten::flatten(&image, &partial);
+    let result = flatten::flatten(&image, &partial, epoch);
     let stats = match result {
         Ok(s) => s,
         Err(e) => {

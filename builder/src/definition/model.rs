@@ -34,6 +34,12 @@ pub struct ImageDefinition {
     pub components: Vec<Component>,
     #[serde(default)]
     pub overlays: Overlays,
+    /// Modes (octal strings such as `"0440"`) for files and folders that
+    /// folder components and rootfs overlays put at these image paths.
+    /// Everything else from a folder gets 0755 (folders, executables) or
+    /// 0644, whatever the checkout's umask gave it.
+    #[serde(default)]
+    pub file_modes: BTreeMap<String, String>,
     #[serde(default)]
     pub proxy: Proxy,
     #[serde(default)]
@@ -242,6 +248,31 @@ fn default_split() -> u64 {
 
 fn default_timeout() -> u32 {
     5
+}
+
+impl ImageDefinition {
+    /// `file_modes` as numbers by image path without the leading `/`
+    /// (validated when the definition is loaded).
+    pub fn file_modes(&self) -> BTreeMap<PathBuf, u32> {
+        self.file_modes
+            .iter()
+            .filter_map(|(path, mode)| {
+                Some((
+                    PathBuf::from(path.trim_start_matches('/')),
+                    parse_mode(mode)?,
+                ))
+            })
+            .collect()
+    }
+}
+
+/// An octal mode such as `0440` or `4755`.
+pub fn parse_mode(text: &str) -> Option<u32> {
+    let digits = text.strip_prefix("0o").unwrap_or(text);
+    if digits.is_empty() || digits.len() > 5 {
+        return None;
+    }
+    u32::from_str_radix(digits, 8).ok().filter(|m| *m <= 0o7777)
 }
 
 impl Default for IsoOptions {

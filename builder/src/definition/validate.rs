@@ -163,6 +163,20 @@ pub fn validate(l: &LoadedDefinition) -> anyhow::Result<()> {
             }
         }
     }
+    for (path, mode) in &d.file_modes {
+        if !path.starts_with('/') || path.split('/').any(|s| s == "..") {
+            return Err(l.field_error(
+                "file_modes",
+                format!("`{path}` must be an absolute image path without `..`"),
+            ));
+        }
+        if super::model::parse_mode(mode).is_none() {
+            return Err(l.field_error(
+                "file_modes",
+                format!("{path}: `{mode}` is not an octal mode; write it quoted, like \"0440\" or \"4755\""),
+            ));
+        }
+    }
     for (field, file) in [
         ("iso.edge_custom_config", &d.iso.edge_custom_config),
         ("iso.cluster_definition", &d.iso.cluster_definition),

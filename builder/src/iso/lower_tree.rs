@@ -15,12 +15,13 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 use crate::entry_cache::{self, EntryCache};
+use crate::fs_meta;
 use crate::log::info;
 use crate::oci::flatten::{self, Stats};
 use crate::oci::source::SourceImage;
 
 /// Bump when flattening writes a different tree for the same layers.
-const FORMAT: &str = "edgeforge-tree/v1";
+const FORMAT: &str = "edgeforge-tree/v2";
 const KIND: &str = "trees";
 const TREE: &str = "rootfs";
 
@@ -39,14 +40,19 @@ pub fn flatten_into(
     image: &SourceImage,
     cache: Option<&Path>,
     dest: &Path,
+    epoch: u64,
 ) -> anyhow::Result<Stats> {
     let last = image.layers.len().saturating_sub(1);
     let cache = match cache {
         Some(c) if last > 0 && same_filesystem(c, dest) => EntryCache::new(c, KIND),
-        _ => return flatten::flatten(image, dest),
+        _ => return flatten::flatten(image, dest, epoch),
     };
-    let owner = flatten::is_root();
-    let mut parts = vec![FORMAT.to_string(), format!("owner={owner}")];
+    let owner = fs_meta::is_root();
+    let mut parts = vec![
+        FORMAT.to_string(),
+        format!("owner={owner}"),
+        format!("epoch={epoch}"),
+    ];
     parts.extend(image.layers[..last].iter().map(|l| l.digest.to_string()));
     let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
     let key = entry_cache::key(&parts);
@@ -61,7 +67,7 @@ pub fn flatten_into(
         None => {
             let entry = cache.store_with(&key, &[TREE], |dir| {
                 let tree = dir.join(TREE);
-                let lower = flatten::flatten_layers(image, 0..last, &tree)?;
+                let lower = flatten::flatten_layers(image, 0..last, &tree, epoch)?;
                 Ok(Meta {
                     layers: lower.layers,
                     entries: lower.entries,
@@ -84,9 +90,9 @@ pub fn flatten_into(
         );
         cache.discard_damaged(&entry.dir)?;
         fs::remove_dir_all(dest).with_context(|| format!("removing {}", dest.display()))?;
-        return flatten::flatten(image, dest);
+        return flatten::flatten(image, dest, epoch);
     }
-    let top = flatten::flatten_layers(image, last..last + 1, dest)?;
+    let top = flatten::flatten_layers(image, last..last + 1, dest, epoch)?;
     Ok(Stats {
         layers: entry.meta.layers + top.layers,
         entries: entry.meta.entries + top.entries,
@@ -104,13 +110,14 @@ fn same_filesystem(cache: &Path, dest: &Path) -> bool {
     }
 }
 
-/// Recreates the folders of `from` in `to` (modes and, as root, owners) and
-/// hard-links everything else (files and symlinks alike). Returns the size
-/// of the files linked.
+/// Recreates the folders of `from` in `to` (mode, extended attributes,
+/// mtime and, as root, owner) and hard-links everything else (files,
+/// symlinks, special files: their metadata is the inode's). Returns the
+/// size of the files linked.
 fn link_tree(from: &Path, to: &Path, owner: bool) -> anyhow::Result<u64> {
     let mut bytes = 0;
-    fs::create_dir_all(to).with_context(|| format!("creating {}", to.display()))?;
-    for e in walkdir::WalkDir::new(from).min_depth(1) {
+    let mut dirs = Vec::new();
+    for e in walkdir::WalkDir::new(from) {
         let e = e.with_context(|| format!("reading the cached tree {}", from.display()))?;
         let rel = e
             .path()
@@ -119,11 +126,15 @@ fn link_tree(from: &Path, to: &Path, owner: bool) -> anyhow::Result<u64> {
         let target = to.join(rel);
         if e.file_type().is_dir() {
             let md = e.metadata()?;
-            fs::create_dir(&target).with_context(|| format!("creating {}", target.display()))?;
-            fs::set_permissions(&target, fs::Permissions::from_mode(md.mode() & 0o7777))?;
-            if owner {
-                std::os::unix::fs::lchown(&target, Some(md.uid()), Some(md.gid()))?;
-            }
+            let created = if rel.as_os_str().is_empty() {
+                fs::create_dir_all(&target)
+            } else {
+                fs::create_dir(&target)
+            };
+            created.with_context(|| format!("creating {}", target.display()))?;
+            copy_dir_meta(e.path(), &target, &md, owner)
+                .with_context(|| format!("copying the metadata of {}", e.path().display()))?;
+            dirs.push((target, md.mtime()));
         } else {
             if e.file_type().is_file() {
                 bytes += e.metadata()?.len();
@@ -132,7 +143,23 @@ fn link_tree(from: &Path, to: &Path, owner: bool) -> anyhow::Result<u64> {
                 .with_context(|| format!("linking {}", target.display()))?;
         }
     }
+    // Linking into a folder changed its mtime: set them all once done.
+    for (dir, mtime) in dirs {
+        fs_meta::set_mtime(&dir, mtime)
+            .with_context(|| format!("setting the mtime of {}", dir.display()))?;
+    }
     Ok(bytes)
+}
+
+fn copy_dir_meta(from: &Path, to: &Path, md: &fs::Metadata, owner: bool) -> anyhow::Result<()> {
+    if owner {
+        std::os::unix::fs::lchown(to, Some(md.uid()), Some(md.gid()))?;
+    }
+    fs::set_permissions(to, fs::Permissions::from_mode(md.mode() & 0o7777))?;
+    for (name, value) in fs_meta::xattrs(from)? {
+        fs_meta::set_xattr(to, &name, &value)?;
+    }
+    Ok(())
 }
 
 fn file_bytes(tree: &Path) -> anyhow::Result<u64> {

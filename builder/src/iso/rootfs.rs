@@ -18,7 +18,7 @@ use crate::oci::source::SourceImage;
 use crate::progress::Progress;
 
 /// Bump when the squashfs, the selection of boot files or `entry.json` changes.
-const FORMAT: &str = "edgeforge-rootfs/v2";
+const FORMAT: &str = "edgeforge-rootfs/v3";
 
 pub struct RootfsParts {
     pub squashfs: PathBuf,
@@ -71,7 +71,7 @@ impl Prepare<'_> {
                     return Ok(parts);
                 }
                 let dir = self.work.join("rootfs");
-                let stats = lower_tree::flatten_into(&image, self.cache, &dir)?;
+                let stats = lower_tree::flatten_into(&image, self.cache, &dir, self.epoch)?;
                 info!(
                     "flattened {} ({} layers, {} entries)",
                     archive.display(),

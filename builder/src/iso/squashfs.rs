@@ -1,5 +1,7 @@
-//! `rootfs.squashfs` via mksquashfs, reproducibly: fixed filesystem and file
-//! times, sorted directories (mksquashfs's default since 4.4).
+//! `rootfs.squashfs` via mksquashfs, reproducibly: a fixed filesystem time,
+//! sorted directories (mksquashfs's default since 4.4), and every file as
+//! the root filesystem has it: mtimes, owners, modes and extended attributes
+//! (flattening gives them as the image records them).
 
 use std::fmt;
 use std::path::Path;
@@ -7,6 +9,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use xshell::{cmd, Shell};
 
+use crate::fs_meta;
 use crate::host_tools;
 
 /// The squashfs compressor. zstd at level 3 is the default: on this
@@ -48,8 +51,15 @@ pub fn make(
         Compression::Lz4 => &["-comp", "lz4"],
     };
     let epoch = epoch.to_string();
-    // mksquashfs refuses SOURCE_DATE_EPOCH (even empty) together with explicit times.
-    let cmd = cmd!(sh, "mksquashfs {rootfs} {out} -noappend -b 1M {comp...} -mkfs-time {epoch} -all-time {epoch} -no-progress -quiet")
+    // Unprivileged, flattening cannot give files their owners: record
+    // root rather than whoever ran the build.
+    let owners: &[&str] = if fs_meta::is_root() {
+        &[]
+    } else {
+        &["-all-root"]
+    };
+    // mksquashfs refuses SOURCE_DATE_EPOCH (even empty) together with an explicit time.
+    let cmd = cmd!(sh, "mksquashfs {rootfs} {out} -noappend -b 1M {comp...} -mkfs-time {epoch} -xattrs {owners...} -no-progress -quiet")
         .env_remove("SOURCE_DATE_EPOCH");
     host_tools::run(cmd)
 }

@@ -38,11 +38,14 @@ pub fn write(
     let epoch = epoch.max(1);
     let date = format!("={epoch}");
     let epoch = epoch.to_string();
+    // Modes in the image do not depend on the umask the staged files were
+    // written under: folders 0755, files readable by all and writable by
+    // the owner only (rendered overlays come 0755 or 0644), the user-data 0600.
     let cmd = cmd!(
         sh,
         "xorriso -report_about SORRY -stdio_sync off -compliance no_emul_toc -outdev - -volid COS_LIVE -joliet on -padding 0 -volume_date all_file_dates {date}
-            -map {stage} / -chmod 0755 / --
-            -find /config.yaml -exec sort_weight -1 --
+            -map {stage} / -chmod_r go-w,a+r / -- -find / -type d -exec chmod 0755 --
+            -find /config.yaml -exec sort_weight -1 -- -find /config.yaml -exec chmod 0600 --
             -boot_image grub bin_path=/boot/eltorito.img
             -boot_image grub grub2_mbr={hybrid}
             -boot_image grub grub2_boot_info=on

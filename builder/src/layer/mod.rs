@@ -3,10 +3,11 @@
 
 pub mod cache;
 mod compress;
+pub mod lower;
 pub mod secrets;
 mod sources;
 mod writer;
 
 pub use cache::LayerCache;
-pub use sources::{add_tarball, add_tree};
+pub use sources::{add_tarball, add_tree, Placement};
 pub use writer::{LayerBlob, LayerWriter};

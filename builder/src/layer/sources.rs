@@ -2,45 +2,77 @@
 //! (re-written entry by entry, so ownership and mtimes are normalized and
 //! every path is checked).
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufReader, Read};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
+use super::lower::{LowerView, Place};
 use super::writer::{LayerWriter, Meta};
 use crate::error::{fail, Category};
 use crate::log::verbose;
 use crate::safe_path;
 
-/// Emits directory entries for each ancestor of `dest` (a relative path), so
-/// content placed under `/opt/x` has its parents in the layer.
-fn add_parents(w: &mut LayerWriter<'_>, dest: &Path, epoch: u64) -> anyhow::Result<()> {
+/// What a new layer is placed on, and the modes the definition sets.
+pub struct Placement<'a> {
+    pub lower: &'a LowerView,
+    /// By image path without the leading `/` (`file_modes`).
+    pub modes: &'a BTreeMap<PathBuf, u32>,
+}
+
+impl Placement<'_> {
+    /// The name an entry is written under, or `None` for a folder the lower
+    /// layers already have.
+    fn place(&self, name: &Path, dir: bool) -> anyhow::Result<Option<PathBuf>> {
+        Ok(match self.lower.place(name, dir)? {
+            Place::At(at) => Some(at),
+            Place::Existing => None,
+        })
+    }
+
+    /// The definition's mode for `name` (as declared, or where it landed).
+    fn mode(&self, name: &Path, at: &Path) -> Option<u32> {
+        self.modes.get(name).or_else(|| self.modes.get(at)).copied()
+    }
+}
+
+/// Emits folder entries for the ancestors of `dest` (a relative path) that
+/// the lower layers do not have, so content placed under `/opt/x` has its
+/// parents in the layer.
+fn add_parents(
+    w: &mut LayerWriter<'_>,
+    to: &Placement<'_>,
+    dest: &Path,
+    epoch: u64,
+) -> anyhow::Result<()> {
     let mut p = PathBuf::new();
     for c in dest.components() {
         p.push(c);
-        w.dir(
-            &p,
-            &Meta {
-                mode: 0o755,
-                mtime: epoch,
-            },
-        )?;
+        if let Some(at) = to.place(&p, true)? {
+            let mode = to.mode(&p, &at).unwrap_or(0o755);
+            w.dir(&at, &Meta::new(mode, epoch))?;
+        }
     }
     Ok(())
 }
 
 /// Adds the content of folder `root` at `dest` (relative to the image root).
+/// What a checkout gives a file besides its content is noise (the umask,
+/// the clone time), so entries get 0755 (folders and executables) or 0644
+/// unless `file_modes` says otherwise, and `epoch` as their mtime.
 /// `origin` names the file a path (relative to `root`) came from, for errors.
 pub fn add_tree(
     w: &mut LayerWriter<'_>,
+    to: &Placement<'_>,
     root: &Path,
     dest: &Path,
     epoch: u64,
     origin: &dyn Fn(&Path) -> String,
 ) -> anyhow::Result<()> {
-    add_parents(w, dest, epoch)?;
+    add_parents(w, to, dest, epoch)?;
     let walk = walkdir::WalkDir::new(root)
         .min_depth(1)
         .follow_links(false)
@@ -55,20 +87,25 @@ pub fn add_tree(
         let md = entry
             .metadata()
             .with_context(|| format!("reading {}", src.display()))?;
-        let meta = Meta {
-            mode: md.permissions().mode(),
-            mtime: md.mtime().max(0) as u64,
-        };
         let ft = md.file_type();
+        let Some(at) = to.place(&name, ft.is_dir())? else {
+            continue;
+        };
+        let normal = if ft.is_dir() || md.permissions().mode() & 0o111 != 0 {
+            0o755
+        } else {
+            0o644
+        };
+        let meta = Meta::new(to.mode(&name, &at).unwrap_or(normal), epoch);
         if ft.is_dir() {
-            w.dir(&name, &meta)?;
+            w.dir(&at, &meta)?;
         } else if ft.is_file() {
             let f = File::open(src).with_context(|| format!("reading {}", src.display()))?;
-            w.file(&name, &meta, md.len(), f, &origin(rel))?;
+            w.file(&at, &meta, md.len(), f, &origin(rel))?;
         } else if ft.is_symlink() {
             let target = std::fs::read_link(src)
                 .with_context(|| format!("reading link {}", src.display()))?;
-            if !safe_path::symlink_stays_inside(&name, &target) {
+            if !safe_path::symlink_stays_inside(&at, &target) {
                 return Err(fail(
                     Category::BadImage,
                     format!(
@@ -78,7 +115,7 @@ pub fn add_tree(
                     ),
                 ));
             }
-            w.symlink(&name, &target, &meta)?;
+            w.symlink(&at, &target, &meta)?;
         } else {
             verbose!(
                 "skipping {} (socket, device or FIFO in a folder source)",
@@ -112,11 +149,12 @@ fn open_tar(path: &Path) -> anyhow::Result<tar::Archive<Box<dyn Read>>> {
 /// root (`..`, absolute names, symlinks or hard links pointing outside) are refused.
 pub fn add_tarball(
     w: &mut LayerWriter<'_>,
+    to: &Placement<'_>,
     path: &Path,
     dest: &Path,
     epoch: u64,
 ) -> anyhow::Result<()> {
-    add_parents(w, dest, epoch)?;
+    add_parents(w, to, dest, epoch)?;
     let mut archive = open_tar(path)?;
     let unsafe_entry = |what: String| {
         fail(
@@ -143,29 +181,33 @@ pub fn add_tarball(
             continue;
         };
         let name = dest.join(&rel);
-        let h = entry.header();
-        let meta = Meta {
-            mode: h.mode()?,
-            mtime: h.mtime()?,
+        let kind = entry.header().entry_type();
+        let Some(at) = to.place(&name, kind == tar::EntryType::Directory)? else {
+            continue;
         };
-        let kind = h.entry_type();
+        let mut meta = Meta {
+            mode: to.mode(&name, &at).unwrap_or(entry.header().mode()?),
+            mtime: entry.header().mtime()?,
+            xattrs: xattrs(&mut entry)?,
+        };
+        let h = entry.header();
         let source = format!("{}:{}", path.display(), raw.display());
         match kind {
-            tar::EntryType::Directory => w.dir(&name, &meta)?,
+            tar::EntryType::Directory => w.dir(&at, &meta)?,
             tar::EntryType::Regular | tar::EntryType::Continuous => {
                 let size = entry.size();
-                w.file(&name, &meta, size, &mut entry, &source)?;
+                w.file(&at, &meta, size, &mut entry, &source)?;
             }
             tar::EntryType::Symlink => {
                 let target = entry.link_name()?.unwrap_or_default().into_owned();
-                if !safe_path::symlink_stays_inside(&rel, &target) {
+                if !safe_path::symlink_stays_inside(&at, &target) {
                     return Err(unsafe_entry(format!(
                         "symlink `{}` -> `{}` points outside the root",
                         raw.display(),
                         target.display()
                     )));
                 }
-                w.symlink(&name, &target, &meta)?;
+                w.symlink(&at, &target, &meta)?;
             }
             tar::EntryType::Link => {
                 let target = entry.link_name()?.unwrap_or_default().into_owned();
@@ -174,17 +216,35 @@ pub fn add_tarball(
                     .ok_or_else(|| {
                         unsafe_entry(format!("hard link `{}` points at the root", raw.display()))
                     })?;
-                w.hardlink(&name, &dest.join(target), &meta)?;
+                let target = to.lower.resolve_entry(&dest.join(target))?;
+                // A hard link's metadata is its target's.
+                meta.xattrs.clear();
+                w.hardlink(&at, &target, &meta)?;
             }
             tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
                 let dev = (
                     h.device_major()?.unwrap_or(0),
                     h.device_minor()?.unwrap_or(0),
                 );
-                w.special(&name, kind, &meta, dev)?;
+                w.special(&at, kind, &meta, dev)?;
             }
             other => verbose!("skipping {source}: entry type {other:?}"),
         }
     }
     Ok(())
+}
+
+/// The extended attributes a tar entry carries (`SCHILY.xattr.*`), such as
+/// `security.capability`.
+fn xattrs(entry: &mut tar::Entry<impl Read>) -> anyhow::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    let mut out = Vec::new();
+    if let Some(extensions) = entry.pax_extensions()? {
+        for ext in extensions {
+            let ext = ext?;
+            if let Some(name) = ext.key_bytes().strip_prefix(b"SCHILY.xattr.") {
+                out.push((name.to_vec(), ext.value_bytes().to_vec()));
+            }
+        }
+    }
+    Ok(out)
 }

@@ -56,6 +56,18 @@ impl<R: Read> Read for Guarded<'_, R> {
 pub struct Meta {
     pub mode: u32,
     pub mtime: u64,
+    /// Extended attributes (name, value), as PAX `SCHILY.xattr.*` records.
+    pub xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+impl Meta {
+    pub fn new(mode: u32, mtime: u64) -> Meta {
+        Meta {
+            mode,
+            mtime,
+            xattrs: Vec::new(),
+        }
+    }
 }
 
 impl<'p> LayerWriter<'p> {
@@ -81,7 +93,28 @@ impl<'p> LayerWriter<'p> {
         })
     }
 
-    fn header(&self, kind: tar::EntryType, meta: &Meta, size: u64) -> tar::Header {
+    /// The entry's header, after its extended attributes (if any) went out
+    /// as a PAX extension header.
+    fn header(&mut self, kind: tar::EntryType, meta: &Meta, size: u64) -> io::Result<tar::Header> {
+        if !meta.xattrs.is_empty() {
+            let keys: Vec<Vec<u8>> = meta
+                .xattrs
+                .iter()
+                .map(|(n, _)| [b"SCHILY.xattr.".as_slice(), n].concat())
+                .collect();
+            let keys: Vec<&str> = keys
+                .iter()
+                .map(|k| std::str::from_utf8(k))
+                .collect::<Result<_, _>>()
+                .map_err(|_| {
+                    io::Error::new(io::ErrorKind::InvalidData, "an xattr name is not UTF-8")
+                })?;
+            self.tar.append_pax_extensions(
+                keys.iter()
+                    .zip(&meta.xattrs)
+                    .map(|(k, (_, v))| (*k, v.as_slice())),
+            )?;
+        }
         let mut h = tar::Header::new_gnu();
         h.set_entry_type(kind);
         h.set_mode(meta.mode & 0o7777);
@@ -89,7 +122,7 @@ impl<'p> LayerWriter<'p> {
         h.set_gid(0);
         h.set_mtime(meta.mtime.min(self.epoch));
         h.set_size(size);
-        h
+        Ok(h)
     }
 
     fn ctx(&self, name: &Path) -> String {
@@ -101,10 +134,15 @@ impl<'p> LayerWriter<'p> {
     }
 
     pub fn dir(&mut self, name: &Path, meta: &Meta) -> anyhow::Result<()> {
-        let mut h = self.header(tar::EntryType::Directory, meta, 0);
         let ctx = self.ctx(name);
+        let mut h = self
+            .header(tar::EntryType::Directory, meta, 0)
+            .context(ctx.clone())?;
+        // Names are bytes: append the slash without a detour through text.
+        let mut slashed = name.as_os_str().to_owned();
+        slashed.push("/");
         self.tar
-            .append_data(&mut h, format!("{}/", name.display()), io::empty())
+            .append_data(&mut h, Path::new(&slashed), io::empty())
             .context(ctx)
     }
 
@@ -118,8 +156,10 @@ impl<'p> LayerWriter<'p> {
         data: impl Read,
         source: &str,
     ) -> anyhow::Result<()> {
-        let mut h = self.header(tar::EntryType::Regular, meta, size);
         let ctx = self.ctx(name);
+        let mut h = self
+            .header(tar::EntryType::Regular, meta, size)
+            .context(ctx.clone())?;
         let guarded = Guarded {
             inner: data,
             guard: &mut self.guard,
@@ -144,21 +184,26 @@ impl<'p> LayerWriter<'p> {
     }
 
     pub fn symlink(&mut self, name: &Path, target: &Path, meta: &Meta) -> anyhow::Result<()> {
-        let mut h = self.header(
-            tar::EntryType::Symlink,
-            &Meta {
-                mode: 0o777,
-                ..*meta
-            },
-            0,
-        );
         let ctx = self.ctx(name);
+        let mut h = self
+            .header(
+                tar::EntryType::Symlink,
+                &Meta {
+                    mode: 0o777,
+                    mtime: meta.mtime,
+                    xattrs: meta.xattrs.clone(),
+                },
+                0,
+            )
+            .context(ctx.clone())?;
         self.tar.append_link(&mut h, name, target).context(ctx)
     }
 
     pub fn hardlink(&mut self, name: &Path, target: &Path, meta: &Meta) -> anyhow::Result<()> {
-        let mut h = self.header(tar::EntryType::Link, meta, 0);
         let ctx = self.ctx(name);
+        let mut h = self
+            .header(tar::EntryType::Link, meta, 0)
+            .context(ctx.clone())?;
         self.tar.append_link(&mut h, name, target).context(ctx)
     }
 
@@ -170,10 +215,10 @@ impl<'p> LayerWriter<'p> {
         meta: &Meta,
         dev: (u32, u32),
     ) -> anyhow::Result<()> {
-        let mut h = self.header(kind, meta, 0);
+        let ctx = self.ctx(name);
+        let mut h = self.header(kind, meta, 0).context(ctx.clone())?;
         h.set_device_major(dev.0)?;
         h.set_device_minor(dev.1)?;
-        let ctx = self.ctx(name);
         self.tar.append_data(&mut h, name, io::empty()).context(ctx)
     }
 

@@ -148,7 +148,7 @@ impl Renderer {
                     }
                     fs::create_dir_all(&out)
                         .with_context(|| format!("creating {}", out.display()))?;
-                    fs::set_permissions(&out, md.permissions())?;
+                    fs::set_permissions(&out, fs::Permissions::from_mode(0o755))?;
                 } else if ft.is_symlink() {
                     let out = dest.join(rel);
                     remove(&out)?;
@@ -162,7 +162,7 @@ impl Renderer {
                     let text = self.render_file(src)?;
                     remove(&out)?;
                     fs::write(&out, text).with_context(|| format!("writing {}", out.display()))?;
-                    fs::set_permissions(&out, fs::Permissions::from_mode(md.permissions().mode()))?;
+                    fs::set_permissions(&out, normal_mode(&md))?;
                 } else {
                     origins.insert(rel.to_path_buf(), src.to_path_buf());
                     let out = dest.join(rel);
@@ -170,11 +170,19 @@ impl Renderer {
                     fs::copy(src, &out).with_context(|| {
                         format!("copying {} to {}", src.display(), out.display())
                     })?;
+                    fs::set_permissions(&out, normal_mode(&md))?;
                 }
             }
         }
         Ok(origins)
     }
+}
+
+/// What a checkout gives a file's mode is the umask's doing: rendered trees
+/// have 0755 for executables and 0644 for the rest.
+fn normal_mode(md: &fs::Metadata) -> fs::Permissions {
+    let exec = md.permissions().mode() & 0o111 != 0;
+    fs::Permissions::from_mode(if exec { 0o755 } else { 0o644 })
 }
 
 /// Rendered path (relative) -> the overlay file it came from.

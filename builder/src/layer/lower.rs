@@ -1,0 +1,214 @@
+//! What the layers below a new layer hold, as far as placing the new
+//! layer's entries needs it: which paths are folders and which are
+//! symlinks. A component at `/lib/firmware/x` on a usr-merged base
+//! (`lib -> usr/lib`) is written at `usr/lib/firmware/x`, where every
+//! consumer puts it (an overlayfs snapshotter would otherwise let a `lib`
+//! folder hide the `lib` symlink), and folders the lower layers already
+//! have get no entry of ours, so they keep their mode and owner (`/tmp`
+//! 1777, `/root` 0700).
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+use crate::error::{fail, Category};
+use crate::oci::source::SourceImage;
+use crate::oci::spec::{layer_compression, Compression};
+use crate::safe_path;
+
+#[derive(Debug, Clone, PartialEq)]
+enum Kind {
+    Dir,
+    Symlink(PathBuf),
+    Other,
+}
+
+/// Paths of the lower layers, applied in order (whiteouts included).
+#[derive(Default)]
+pub struct LowerView {
+    paths: BTreeMap<PathBuf, Kind>,
+}
+
+/// Where an entry of a new layer goes.
+#[derive(Debug, PartialEq)]
+pub enum Place {
+    /// Write the entry under this (resolved) name.
+    At(PathBuf),
+    /// A folder the lower layers already have: leave it as it is.
+    Existing,
+}
+
+impl LowerView {
+    /// Reads the layers of `image`, in order.
+    pub fn of_image(image: &SourceImage) -> anyhow::Result<LowerView> {
+        let mut view = LowerView::default();
+        for (i, desc) in image.layers.iter().enumerate() {
+            let mut blob = image.open_layer(i)?;
+            let ctx = || format!("reading layer {} of {}", desc.digest, image.origin);
+            let read = match layer_compression(&desc.media_type) {
+                Some(Compression::Gzip) => view.apply(flate2::read::MultiGzDecoder::new(&mut blob)),
+                Some(Compression::Zstd) => zstd::Decoder::new(&mut blob)
+                    .map_err(anyhow::Error::from)
+                    .and_then(|r| view.apply(r)),
+                _ => view.apply(&mut blob),
+            };
+            blob.finish().with_context(ctx)?;
+            read.with_context(ctx)?;
+        }
+        Ok(view)
+    }
+
+    /// Applies a gzip layer blob edgeforge wrote.
+    pub fn add_layer(&mut self, path: &Path) -> anyhow::Result<()> {
+        let f = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        self.apply(flate2::read::MultiGzDecoder::new(BufReader::new(f)))
+            .with_context(|| format!("reading layer {}", path.display()))
+    }
+
+    fn apply(&mut self, layer: impl Read) -> anyhow::Result<()> {
+        let mut archive = tar::Archive::new(layer);
+        for entry in archive.entries()? {
+            let entry = entry?;
+            let raw = entry.path()?.into_owned();
+            let Some(rel) = safe_path::entry_path(&raw).map_err(|e| {
+                fail(
+                    Category::BadImage,
+                    format!("layer entry {e}; the image is unsafe to unpack"),
+                )
+            })?
+            else {
+                continue;
+            };
+            let name = rel.file_name().expect("normalized paths end in a name");
+            let parent = self.resolve(rel.parent().unwrap_or(Path::new("")), true)?;
+            if name == ".wh..wh..opq" {
+                // Opaque: lower content goes; what this layer put there
+                // before the marker is lost too, which only shows as a
+                // folder entry emitted that was not needed.
+                let gone = self.subtree(&parent);
+                for p in gone.into_iter().filter(|p| p != &parent) {
+                    self.paths.remove(&p);
+                }
+                continue;
+            }
+            if let Some(hidden) = name.to_str().and_then(|n| n.strip_prefix(".wh.")) {
+                for p in self.subtree(&parent.join(hidden)) {
+                    self.paths.remove(&p);
+                }
+                continue;
+            }
+            let kind = match entry.header().entry_type() {
+                tar::EntryType::Directory => Kind::Dir,
+                tar::EntryType::Symlink => {
+                    Kind::Symlink(entry.link_name()?.unwrap_or_default().into_owned())
+                }
+                _ => Kind::Other,
+            };
+            let path = parent.join(name);
+            if kind == Kind::Dir && self.is_dir(&self.resolve(&path, true)?) {
+                continue;
+            }
+            if self.paths.get(&path) == Some(&Kind::Dir) {
+                for p in self.subtree(&path) {
+                    self.paths.remove(&p);
+                }
+            }
+            self.paths.insert(path, kind);
+        }
+        Ok(())
+    }
+
+    /// `path` and everything under it.
+    fn subtree(&self, path: &Path) -> Vec<PathBuf> {
+        self.paths
+            .range(path.to_path_buf()..)
+            .map(|(k, _)| k)
+            .take_while(|k| k.starts_with(path))
+            .cloned()
+            .collect()
+    }
+
+    fn resolve(&self, rel: &Path, follow_last: bool) -> anyhow::Result<PathBuf> {
+        safe_path::resolve(rel, follow_last, |p| match self.paths.get(p) {
+            Some(Kind::Symlink(t)) => Some(t.clone()),
+            _ => None,
+        })
+        .map_err(|e| fail(Category::BadImage, format!("layer entry {e}")))
+    }
+
+    fn is_dir(&self, resolved: &Path) -> bool {
+        resolved.as_os_str().is_empty() || self.paths.get(resolved) == Some(&Kind::Dir)
+    }
+
+    /// `name` with the folders on its way resolved through the lower layers' symlinks.
+    pub fn resolve_entry(&self, name: &Path) -> anyhow::Result<PathBuf> {
+        let parent = self.resolve(name.parent().unwrap_or(Path::new("")), true)?;
+        Ok(parent.join(name.file_name().unwrap_or_default()))
+    }
+
+    /// Where an entry named `name` goes; a folder entry (`dir`) over a
+    /// folder (or a symlink to one) of the lower layers is left out.
+    pub fn place(&self, name: &Path, dir: bool) -> anyhow::Result<Place> {
+        let at = self.resolve_entry(name)?;
+        if dir && self.is_dir(&self.resolve(&at, true)?) {
+            return Ok(Place::Existing);
+        }
+        Ok(Place::At(at))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layer(entries: &[(&str, tar::EntryType, &str)]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, kind, link) in entries {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(*kind);
+            h.set_size(0);
+            h.set_mode(0o755);
+            if *kind == tar::EntryType::Symlink {
+                b.append_link(&mut h, name, link).unwrap();
+            } else {
+                b.append_data(&mut h, name, std::io::empty()).unwrap();
+            }
+        }
+        b.into_inner().unwrap()
+    }
+
+    #[test]
+    fn places_entries_where_consumers_put_them() {
+        use tar::EntryType::{Directory as D, Regular as F, Symlink as L};
+        let mut v = LowerView::default();
+        v.apply(
+            &layer(&[
+                ("usr/", D, ""),
+                ("usr/lib/", D, ""),
+                ("lib", L, "usr/lib"),
+                ("tmp/", D, ""),
+                ("etc/", D, ""),
+                ("etc/old/", D, ""),
+                ("etc/old/a", F, ""),
+            ])[..],
+        )
+        .unwrap();
+        v.apply(&layer(&[("etc/.wh.old", F, "")])[..]).unwrap();
+        let at = |p: &str| Place::At(PathBuf::from(p));
+        assert_eq!(v.place(Path::new("lib"), true).unwrap(), Place::Existing);
+        assert_eq!(
+            v.place(Path::new("lib/firmware"), true).unwrap(),
+            at("usr/lib/firmware")
+        );
+        assert_eq!(
+            v.place(Path::new("lib/firmware/x/a.bin"), false).unwrap(),
+            at("usr/lib/firmware/x/a.bin")
+        );
+        assert_eq!(v.place(Path::new("tmp"), true).unwrap(), Place::Existing);
+        assert_eq!(v.place(Path::new("etc/old"), true).unwrap(), at("etc/old"));
+        assert_eq!(v.place(Path::new("lib"), false).unwrap(), at("lib"));
+    }
+}
