@@ -21,7 +21,7 @@ mkdir -p "$rootfs/opt/payload"
 head -c 1100M /dev/urandom > "$rootfs/opt/payload/incompressible.bin"   # keeps the ISO over 1 GiB
 
 
-rebuild=$(secs "$bin" iso images/demo.yaml --golden --rootfs "$rootfs" --out "$bench/golden")
+rebuild=$(secs "$bin" iso images/demo-busybox.yaml --golden --rootfs "$rootfs" --out "$bench/golden")
 golden=$bench/golden/palette-edge-installer.iso
 size=$(stat -c %s "$golden")
 echo "golden ISO: $size bytes; full rebuild (edgeforge iso --golden): ${rebuild}s"

@@ -28,7 +28,7 @@ printf '#cloud-config\nstylus:\n  site:\n    name: bench\n' > "$ud"
 
 edgeforge_iso() {
   rm -rf "$bench/ef"
-  "$bin" -q iso images/demo.yaml --rootfs "$rootfs" --user-data "$ud" --out "$bench/ef"
+  "$bin" -q iso images/demo-busybox.yaml --rootfs "$rootfs" --user-data "$ud" --out "$bench/ef"
 }
 
 bare_pipeline() {

@@ -22,7 +22,7 @@ head -c 256M /dev/urandom > "$bench/component/payload.bin"
 
 measure() { # $1: label, $2: extra definition YAML, $3...: the edgeforge command after the definition
   local label=$1 extra=$2; shift 2
-  sed -e "s|../overlays/rootfs|$bench/overlay|" -e "s|\.\./|$PWD/|g" images/demo.yaml > "$bench/def.yaml"
+  sed -e "s|../overlays/rootfs|$bench/overlay|" -e "s|\.\./|$PWD/|g" images/demo-busybox.yaml > "$bench/def.yaml"
   printf '%s' "$extra" >> "$bench/def.yaml"
   local best_clean=999999 best_re=999999 i c r
   for i in $(seq "$rounds"); do

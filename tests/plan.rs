@@ -203,7 +203,7 @@ fn json_outputs_parse_agree_with_the_artifacts_and_hold_no_token() {
         "--output",
         "json",
         "build",
-        "images/demo.yaml",
+        "images/demo-busybox.yaml",
         "--site",
         site.to_str().unwrap(),
         "--token-env",
@@ -281,7 +281,7 @@ fn json_outputs_parse_agree_with_the_artifacts_and_hold_no_token() {
         .unwrap()
         .contains("edgeHostToken: ****"));
 
-    let p = run(&["--output", "json", "plan", "images/demo.yaml"]);
+    let p = run(&["--output", "json", "plan", "images/demo-busybox.yaml"]);
     assert_ok(&p);
     assert_eq!(
         serde_json::from_str::<serde_json::Value>(&stdout(&p)).unwrap()["variants"]
@@ -306,7 +306,7 @@ fn json_outputs_parse_agree_with_the_artifacts_and_hold_no_token() {
     let rendered = t.path().join("rendered");
     assert_ok(&run(&[
         "render",
-        "images/demo.yaml",
+        "images/demo-busybox.yaml",
         "--set",
         "proxy.http_proxy=http://bob:hunter2@proxy:3128",
         "--out",
@@ -454,7 +454,7 @@ fn progress_is_a_bar_on_a_terminal_and_plain_lines_otherwise() {
     let plain = edgeforge(&[
         "--no-cache",
         "build",
-        "images/demo.yaml",
+        "images/demo-busybox.yaml",
         "--user-data",
         ud.to_str().unwrap(),
         "--out",
@@ -474,7 +474,7 @@ fn progress_is_a_bar_on_a_terminal_and_plain_lines_otherwise() {
 
     // Under a pseudo-terminal (util-linux `script`), indicatif draws its spinner.
     let cmd = format!(
-        "{} --no-cache build images/demo.yaml --user-data {} --out {}",
+        "{} --no-cache build images/demo-busybox.yaml --user-data {} --out {}",
         env!("CARGO_BIN_EXE_edgeforge"),
         ud.display(),
         t.path().join("b").display()
@@ -510,7 +510,7 @@ fn an_iso_rebuilt_with_other_user_data_reuses_the_cached_squashfs() {
         "--cache-dir",
         c,
         "build",
-        "images/demo.yaml",
+        "images/demo-busybox.yaml",
         "--user-data",
         ud1.to_str().unwrap(),
         "--out",
@@ -524,7 +524,7 @@ fn an_iso_rebuilt_with_other_user_data_reuses_the_cached_squashfs() {
         "--cache-dir",
         c,
         "iso",
-        "images/demo.yaml",
+        "images/demo-busybox.yaml",
         "--user-data",
         ud2.to_str().unwrap(),
         "--out",
@@ -541,7 +541,7 @@ fn an_iso_rebuilt_with_other_user_data_reuses_the_cached_squashfs() {
     run(&[
         "--no-cache",
         "iso",
-        "images/demo.yaml",
+        "images/demo-busybox.yaml",
         "--user-data",
         ud2.to_str().unwrap(),
         "--provider-image",
@@ -561,7 +561,7 @@ fn an_iso_rebuilt_with_other_user_data_reuses_the_cached_squashfs() {
         "--source-date-epoch",
         "1700000001",
         "iso",
-        "images/demo.yaml",
+        "images/demo-busybox.yaml",
         "--user-data",
         ud2.to_str().unwrap(),
         "--provider-image",

@@ -12,6 +12,7 @@ use std::process::{Command, Output};
 use sha2::{Digest, Sha256};
 
 pub mod meta_tar;
+pub mod reference;
 pub mod tree;
 
 pub const EPOCH: &str = "1700000000";
