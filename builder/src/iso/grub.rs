@@ -26,6 +26,7 @@ pub const MODULES: &[&str] = &[
     "cat",
     "serial",
     "terminal",
+    "font",
     "iso9660",
     "part_gpt",
     "part_msdos",

@@ -10,6 +10,7 @@ pub mod embed;
 mod grub;
 mod kernel;
 pub mod lower_tree;
+pub mod menu;
 pub mod packages;
 pub mod reader;
 pub mod reserved;
