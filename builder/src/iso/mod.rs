@@ -7,7 +7,7 @@ pub mod boot;
 pub mod content;
 mod efi;
 pub mod embed;
-mod grub;
+pub mod grub;
 mod kernel;
 pub mod lower_tree;
 pub mod menu;
@@ -120,7 +120,7 @@ pub fn build(
     link_or_copy(&parts.kernel, &stage.join("boot/kernel"))?;
     link_or_copy(&parts.initrd, &stage.join("boot/initrd"))?;
     link_or_copy(&parts.squashfs, &stage.join("rootfs.squashfs"))?;
-    let configs = grub::write_configs(&mut renderer, &stage, work.path())?;
+    let configs = grub::write_configs(&renderer, &stage, work.path())?;
     boot::BootImages {
         sh: &sh,
         configs: &configs,
