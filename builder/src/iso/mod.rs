@@ -120,6 +120,14 @@ pub fn build(
     link_or_copy(&parts.kernel, &stage.join("boot/kernel"))?;
     link_or_copy(&parts.initrd, &stage.join("boot/initrd"))?;
     link_or_copy(&parts.squashfs, &stage.join("rootfs.squashfs"))?;
+    // The menu loads the font when present (templates/grub.cfg.tera); one
+    // from overlays.iso wins over the image's.
+    let font = stage.join("boot/grub2/fonts/unicode.pf2");
+    if let (Some(from), false) = (&parts.font, font.exists()) {
+        fs::create_dir_all(font.parent().expect("has a parent"))
+            .context("creating boot/grub2/fonts")?;
+        link_or_copy(from, &font)?;
+    }
     let configs = grub::write_configs(&renderer, &stage, work.path())?;
     boot::BootImages {
         sh: &sh,
