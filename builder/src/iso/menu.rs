@@ -249,7 +249,12 @@ impl Menu {
             consoles.push(format!("console={c}"));
         }
         let global = &m.cmdline;
-        check_removals("iso.menu.cmdline.remove", &global.remove, |_| true)?;
+        check_removals(
+            "iso.menu.cmdline.remove",
+            &global.remove,
+            "any entry",
+            |_| true,
+        )?;
         check_adds("iso.menu.cmdline.add", &global.add)?;
         let extra: Vec<String> = iso
             .extra_cmdline
@@ -260,7 +265,8 @@ impl Menu {
         for id in EntryId::ALL {
             let field = format!("iso.menu.entries.{}", id.as_str());
             let own = m.entries.get(id);
-            if !ids.contains(&id) && !(own.add.is_empty() && own.remove.is_empty()) {
+            let changed = !own.add.is_empty() || !own.remove.is_empty();
+            if changed && !ids.contains(&id) {
                 return Err(err(
                     &field,
                     format!(
@@ -270,7 +276,12 @@ impl Menu {
                     ),
                 ));
             }
-            check_removals(&format!("{field}.remove"), &own.remove, |d| d.on(id))?;
+            check_removals(
+                &format!("{field}.remove"),
+                &own.remove,
+                &format!("the {} entry", id.as_str()),
+                |d| d.on(id),
+            )?;
             check_adds(&format!("{field}.add"), &own.add)?;
         }
 
@@ -381,6 +392,7 @@ fn check_adds(field: &str, args: &[String]) -> Result<(), MenuError> {
 fn check_removals(
     field: &str,
     items: &[String],
+    of: &str,
     on: impl Fn(&DefaultArg) -> bool,
 ) -> Result<(), MenuError> {
     for item in items {
@@ -414,7 +426,7 @@ fn check_removals(
             return Err(err(
                 field,
                 format!(
-                    "`{item}` is not a default argument here; the removable ones are {}",
+                    "`{item}` is not a default argument of {of}; the removable ones are {}",
                     removable.join(", ")
                 ),
             ));
