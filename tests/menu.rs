@@ -514,3 +514,43 @@ fn the_debug_entry_boots_when_selected() {
         );
     }
 }
+
+#[test]
+fn the_images_grub_font_goes_where_the_menu_loads_it() {
+    let t = tempfile::tempdir().unwrap();
+    let rootfs = t.path().join("rootfs");
+    assert_ok(&edgeforge(&[
+        "unpack",
+        demo_base().to_str().unwrap(),
+        "--out",
+        rootfs.to_str().unwrap(),
+    ]));
+    fs::create_dir_all(rootfs.join("usr/share/grub2")).unwrap();
+    fs::write(rootfs.join("usr/share/grub2/unicode.pf2"), b"PFF2 stand-in").unwrap();
+    let def = write_definition(t.path(), "font", &demo_base(), "");
+    let ud = user_data(t.path());
+    let out = t.path().join("build");
+    assert_ok(&edgeforge(&[
+        "iso",
+        def.to_str().unwrap(),
+        "--user-data",
+        ud.to_str().unwrap(),
+        "--rootfs",
+        rootfs.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]));
+    let iso = out.join("palette-edge-installer.iso");
+    assert_eq!(
+        iso_extract(
+            &iso,
+            "/boot/grub2/fonts/unicode.pf2",
+            &t.path().join("f.pf2")
+        ),
+        b"PFF2 stand-in"
+    );
+    let menu = iso_extract(&iso, "/boot/grub2/grub.cfg", &t.path().join("grub.cfg"));
+    assert!(String::from_utf8(menu)
+        .unwrap()
+        .contains("loadfont $prefix/fonts/unicode.pf2"));
+}
