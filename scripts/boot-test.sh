@@ -2,7 +2,9 @@
 # Boots an installer ISO in qemu-system-x86_64 (software emulation) and passes
 # only when the demo initramfs reports the expected user-data sha256 on the
 # serial console. Modes: bios (SeaBIOS, CD), uefi (OVMF, CD), usb (OVMF, the
-# ISO as a disk, as a USB stick boots it).
+# ISO as a disk, as a USB stick boots it). Each mode also prints the kernel
+# command line the booted entry gave (from the kernel's log on the serial
+# console), so callers can check which entry booted with which arguments.
 #   scripts/boot-test.sh ISO SHA256 [MODE...]      (default modes: bios uefi)
 set -euo pipefail
 iso=${1:?usage: boot-test.sh ISO SHA256 [bios|uefi|usb]...}
@@ -35,11 +37,14 @@ for mode in "${modes[@]}"; do
   timeout "$limit" qemu-system-x86_64 "${args[@]}" </dev/null >/dev/null 2>&1 || true
   took=$(( $(date +%s) - start ))
   line=$(tr -d '\r' < "$log" | grep -a -m1 'EDGEFORGE-BOOT' || true)
+  cmdline=$(tr -d '\r' < "$log" | grep -a -m1 -o ' Command line: .*' | sed 's/^ Command line: //' || true)
   if printf '%s' "$line" | grep -q "user-data sha256=$want"; then
     echo "boot-test $mode: ok in ${took}s: $line"
+    echo "boot-test $mode: kernel command line: ${cmdline:-not seen}"
   else
     failed=1
     echo "boot-test $mode: FAILED after ${took}s (want user-data sha256=$want); got: ${line:-no EDGEFORGE-BOOT line}" >&2
+    echo "boot-test $mode: kernel command line: ${cmdline:-not seen}" >&2
     echo "--- last serial output ($mode) ---" >&2
     tr -d '\r' < "$log" | sed 's/\x1b\[[0-9;]*[a-zA-Z]//g' | tail -n 25 >&2
   fi

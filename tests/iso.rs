@@ -268,6 +268,29 @@ fn iso_boots_under_bios_uefi_and_as_a_usb_disk() {
             report.contains(&format!("boot-test {mode}: ok")),
             "{report}"
         );
+        // The default (install) entry, with Kairos's arguments; vga=795 on BIOS only.
+        let prefix = format!("boot-test {mode}: kernel command line: ");
+        let cmdline = report
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .unwrap_or_else(|| panic!("no command line for {mode}: {report}"));
+        let args: Vec<&str> = cmdline.split_whitespace().collect();
+        for a in [
+            "cdroot",
+            "root=live:CDLABEL=COS_LIVE",
+            "net.ifnames=1",
+            "selinux=0",
+            "rd.cos.disable",
+            "install-mode",
+            "edgeforge.test=1",
+        ] {
+            assert!(args.contains(&a), "{mode} lacks {a}: {cmdline}");
+        }
+        assert_eq!(
+            args.contains(&"vga=795"),
+            mode == "bios",
+            "{mode}: {cmdline}"
+        );
     }
     assert!(
         report.contains("kairos=v4.5.0-k3s-1.30.5"),

@@ -22,6 +22,8 @@ pub fn run(a: RenderArgs, epoch: u64) -> anyhow::Result<()> {
             let trees: Vec<_> = trees.iter().map(|t| l.resolve(t)).collect();
             renderer.render_trees(&trees, &dest.join(kind))?;
         }
+        // The GRUB menu and stubs, as the ISO has them (over overlays.iso, like there).
+        crate::iso::grub::write_tree(&crate::iso::grub::render(&renderer)?, &dest.join("iso"))?;
         let mut ctx = context_for(&l.def, &variant, epoch)?.into_json();
         crate::mask::proxy_urls(&mut ctx);
         let json = serde_json::to_string_pretty(&ctx)?;

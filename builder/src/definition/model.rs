@@ -218,12 +218,16 @@ pub struct Overlays {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IsoOptions {
-    /// Appended to the kernel command line of every boot entry.
+    /// Appended to the kernel command line of every boot entry (after
+    /// `menu.cmdline.add`): one string, handy with `--set`.
     #[serde(default)]
     pub extra_cmdline: String,
-    /// Seconds the GRUB menu waits before the default (install) entry.
+    /// Seconds the GRUB menu waits before the default entry (`menu.default`).
     #[serde(default = "default_timeout")]
     pub timeout: u32,
+    /// The GRUB menu: default entry, consoles, kernel arguments per entry.
+    #[serde(default)]
+    pub menu: MenuOptions,
     /// rootfs.squashfs compression.
     #[serde(default)]
     pub compression: crate::iso::Compression,
@@ -280,11 +284,169 @@ impl Default for IsoOptions {
         IsoOptions {
             extra_cmdline: String::new(),
             timeout: default_timeout(),
+            menu: MenuOptions::default(),
             compression: Default::default(),
             edge_custom_config: None,
             cluster_definition: None,
             bundles: Vec::new(),
             split_size: default_split(),
+        }
+    }
+}
+
+/// `iso.menu`: what the installer's GRUB menu boots (see `iso/menu.rs` for
+/// the default arguments and why each is there).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MenuOptions {
+    /// The entry GRUB boots when the timeout runs out.
+    #[serde(default)]
+    pub default: EntryId,
+    /// Kernel consoles (`console=` values) in order: the last one becomes
+    /// `/dev/console`; the first `ttyS<N>` also gets GRUB's serial terminal.
+    #[serde(default = "default_consoles")]
+    pub consoles: Vec<String>,
+    /// `nomodeset` nowhere (`none`), as a separate install entry (`entry`),
+    /// or on every entry (`all`); `true`/`false` mean `all`/`none`.
+    #[serde(default)]
+    pub nomodeset: Nomodeset,
+    /// Arguments added to, or default ones removed from, every entry.
+    #[serde(default)]
+    pub cmdline: CmdlineChanges,
+    /// The same, per entry.
+    #[serde(default)]
+    pub entries: MenuEntries,
+}
+
+fn default_consoles() -> Vec<String> {
+    vec!["ttyS0,115200".into(), "tty1".into()]
+}
+
+impl Default for MenuOptions {
+    fn default() -> Self {
+        MenuOptions {
+            default: EntryId::default(),
+            consoles: default_consoles(),
+            nomodeset: Nomodeset::default(),
+            cmdline: CmdlineChanges::default(),
+            entries: MenuEntries::default(),
+        }
+    }
+}
+
+/// The boot entries of the installer menu, by their GRUB `--id`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EntryId {
+    #[default]
+    Install,
+    Manual,
+    Interactive,
+    Recovery,
+    Live,
+    Debug,
+    Nomodeset,
+}
+
+impl EntryId {
+    pub const ALL: [EntryId; 7] = [
+        EntryId::Install,
+        EntryId::Manual,
+        EntryId::Interactive,
+        EntryId::Recovery,
+        EntryId::Live,
+        EntryId::Debug,
+        EntryId::Nomodeset,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntryId::Install => "install",
+            EntryId::Manual => "manual",
+            EntryId::Interactive => "interactive",
+            EntryId::Recovery => "recovery",
+            EntryId::Live => "live",
+            EntryId::Debug => "debug",
+            EntryId::Nomodeset => "nomodeset",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Nomodeset {
+    #[default]
+    None,
+    Entry,
+    All,
+}
+
+/// Hand-written so `true`/`false` (what most people write) are accepted too.
+impl<'de> Deserialize<'de> for Nomodeset {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Nomodeset;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("one of none, entry, all (or true for all, false for none)")
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Nomodeset, E> {
+                Ok(if v { Nomodeset::All } else { Nomodeset::None })
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Nomodeset, E> {
+                match v {
+                    "none" => Ok(Nomodeset::None),
+                    "entry" => Ok(Nomodeset::Entry),
+                    "all" => Ok(Nomodeset::All),
+                    _ => Err(E::invalid_value(serde::de::Unexpected::Str(v), &self)),
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Kernel arguments added (in order) and default ones removed (by the whole
+/// argument, `selinux=0`, or by its key, `vga`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CmdlineChanges {
+    #[serde(default)]
+    pub add: Vec<String>,
+    #[serde(default)]
+    pub remove: Vec<String>,
+}
+
+/// `iso.menu.entries.<id>`: changes to one entry's arguments.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MenuEntries {
+    #[serde(default)]
+    pub install: CmdlineChanges,
+    #[serde(default)]
+    pub manual: CmdlineChanges,
+    #[serde(default)]
+    pub interactive: CmdlineChanges,
+    #[serde(default)]
+    pub recovery: CmdlineChanges,
+    #[serde(default)]
+    pub live: CmdlineChanges,
+    #[serde(default)]
+    pub debug: CmdlineChanges,
+    #[serde(default)]
+    pub nomodeset: CmdlineChanges,
+}
+
+impl MenuEntries {
+    pub fn get(&self, id: EntryId) -> &CmdlineChanges {
+        match id {
+            EntryId::Install => &self.install,
+            EntryId::Manual => &self.manual,
+            EntryId::Interactive => &self.interactive,
+            EntryId::Recovery => &self.recovery,
+            EntryId::Live => &self.live,
+            EntryId::Debug => &self.debug,
+            EntryId::Nomodeset => &self.nomodeset,
         }
     }
 }

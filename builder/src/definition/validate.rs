@@ -189,14 +189,8 @@ pub fn validate(l: &LoadedDefinition) -> anyhow::Result<()> {
             }
         }
     }
-    if d.iso
-        .extra_cmdline
-        .contains(['\n', '\r', '"', ';', '{', '}'])
-    {
-        return Err(l.field_error(
-            "iso.extra_cmdline",
-            "must be one line of kernel arguments without quotes, `;` or braces",
-        ));
+    if let Err(e) = crate::iso::menu::Menu::new(&d.iso) {
+        return Err(l.field_error(&e.field, e.message));
     }
     for (field, trees) in [
         ("overlays.rootfs", &d.overlays.rootfs),

@@ -26,6 +26,7 @@ pub const MODULES: &[&str] = &[
     "cat",
     "serial",
     "terminal",
+    "font",
     "iso9660",
     "part_gpt",
     "part_msdos",
@@ -44,29 +45,45 @@ pub struct Configs {
     pub early: PathBuf,
 }
 
-pub fn write_configs(
-    renderer: &mut Renderer,
-    stage: &Path,
-    work: &Path,
-) -> anyhow::Result<Configs> {
-    let menu = renderer.render_named("grub.cfg.tera")?;
-    let stub = renderer.render_named("grub-stub.cfg.tera")?;
-    let early = renderer.render_named("grub-early.cfg.tera")?;
+/// The three rendered GRUB configs.
+pub struct Rendered {
+    pub menu: String,
+    pub stub: String,
+    pub early: String,
+}
+
+pub fn render(renderer: &Renderer) -> anyhow::Result<Rendered> {
+    Ok(Rendered {
+        menu: renderer.render_named("grub.cfg.tera")?,
+        stub: renderer.render_named("grub-stub.cfg.tera")?,
+        early: renderer.render_named("grub-early.cfg.tera")?,
+    })
+}
+
+/// Writes the menu and the stubs where the ISO tree `root` has them
+/// (`edgeforge render` writes the same files).
+pub fn write_tree(rendered: &Rendered, root: &Path) -> anyhow::Result<()> {
     for (rel, text) in [
-        ("boot/grub2/grub.cfg", &menu),
-        ("boot/grub/grub.cfg", &stub),
-        ("EFI/BOOT/grub.cfg", &stub),
+        ("boot/grub2/grub.cfg", &rendered.menu),
+        ("boot/grub/grub.cfg", &rendered.stub),
+        ("EFI/BOOT/grub.cfg", &rendered.stub),
     ] {
-        let p = stage.join(rel);
+        let p = root.join(rel);
         fs::create_dir_all(p.parent().expect("has a parent"))?;
         fs::write(&p, text).with_context(|| format!("writing {}", p.display()))?;
     }
+    Ok(())
+}
+
+pub fn write_configs(renderer: &Renderer, stage: &Path, work: &Path) -> anyhow::Result<Configs> {
+    let rendered = render(renderer)?;
+    write_tree(&rendered, stage)?;
     let configs = Configs {
         stub: work.join("grub-stub.cfg"),
         early: work.join("grub-early.cfg"),
     };
-    fs::write(&configs.stub, stub)?;
-    fs::write(&configs.early, early)?;
+    fs::write(&configs.stub, rendered.stub)?;
+    fs::write(&configs.early, rendered.early)?;
     Ok(configs)
 }
 

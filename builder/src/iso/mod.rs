@@ -7,9 +7,10 @@ pub mod boot;
 pub mod content;
 mod efi;
 pub mod embed;
-mod grub;
+pub mod grub;
 mod kernel;
 pub mod lower_tree;
+pub mod menu;
 pub mod packages;
 pub mod reader;
 pub mod reserved;
@@ -119,7 +120,15 @@ pub fn build(
     link_or_copy(&parts.kernel, &stage.join("boot/kernel"))?;
     link_or_copy(&parts.initrd, &stage.join("boot/initrd"))?;
     link_or_copy(&parts.squashfs, &stage.join("rootfs.squashfs"))?;
-    let configs = grub::write_configs(&mut renderer, &stage, work.path())?;
+    // The menu loads the font when present (templates/grub.cfg.tera); one
+    // from overlays.iso wins over the image's.
+    let font = stage.join("boot/grub2/fonts/unicode.pf2");
+    if let (Some(from), false) = (&parts.font, font.exists()) {
+        fs::create_dir_all(font.parent().expect("has a parent"))
+            .context("creating boot/grub2/fonts")?;
+        link_or_copy(from, &font)?;
+    }
+    let configs = grub::write_configs(&renderer, &stage, work.path())?;
     boot::BootImages {
         sh: &sh,
         configs: &configs,

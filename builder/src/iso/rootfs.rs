@@ -1,5 +1,5 @@
 //! What the ISO needs from the root filesystem: `rootfs.squashfs`, the kernel,
-//! the initrd and the image's signed EFI loaders, if any. For a provider
+//! the initrd, the image's signed EFI loaders and GRUB font, if any. For a provider
 //! image these are cached by its manifest digest (with the compression and
 //! epoch), so an ISO rebuilt with other user-data or boot settings skips the
 //! flatten and mksquashfs.
@@ -18,7 +18,7 @@ use crate::oci::source::SourceImage;
 use crate::progress::Progress;
 
 /// Bump when the squashfs, the selection of boot files or `entry.json` changes.
-const FORMAT: &str = "edgeforge-rootfs/v3";
+const FORMAT: &str = "edgeforge-rootfs/v4";
 
 pub struct RootfsParts {
     pub squashfs: PathBuf,
@@ -26,12 +26,15 @@ pub struct RootfsParts {
     pub initrd: PathBuf,
     /// shim and the signed CD GRUB, when the image carries them.
     pub signed: Option<(PathBuf, PathBuf)>,
+    /// GRUB's `unicode.pf2`, when the image carries it.
+    pub font: Option<PathBuf>,
     pub packages: Vec<Package>,
 }
 
 #[derive(Serialize, Deserialize)]
 struct Meta {
     signed: bool,
+    font: bool,
     packages: Vec<Package>,
 }
 
@@ -98,18 +101,23 @@ impl Prepare<'_> {
             kernel: boot.kernel,
             initrd: boot.initrd,
             signed: efi::signed_loaders(rootfs),
+            font: FONTS.iter().map(|p| rootfs.join(p)).find(|p| p.is_file()),
             packages: packages::find(rootfs, self.distribution),
         })
     }
 }
 
+/// Where images carry GRUB's font: Debian, Ubuntu and RHEL's grub packages, SUSE's.
+const FONTS: [&str; 2] = ["usr/share/grub/unicode.pf2", "usr/share/grub2/unicode.pf2"];
+
 const KIND: &str = "rootfs";
-const FILES: [&str; 5] = [
+const FILES: [&str; 6] = [
     "rootfs.squashfs",
     "kernel",
     "initrd",
     "shim.efi",
     "grub.efi",
+    "unicode.pf2",
 ];
 
 fn lookup(cache: &EntryCache, key: &Sha256Digest) -> Option<RootfsParts> {
@@ -117,12 +125,13 @@ fn lookup(cache: &EntryCache, key: &Sha256Digest) -> Option<RootfsParts> {
 }
 
 fn from_entry(entry: entry_cache::Entry<Meta>) -> RootfsParts {
-    let [squashfs, kernel, initrd, shim, grub] = FILES.map(|f| entry.dir.join(f));
+    let [squashfs, kernel, initrd, shim, grub, font] = FILES.map(|f| entry.dir.join(f));
     RootfsParts {
         squashfs,
         kernel,
         initrd,
         signed: entry.meta.signed.then_some((shim, grub)),
+        font: entry.meta.font.then_some(font),
         packages: entry.meta.packages,
     }
 }
@@ -140,8 +149,12 @@ fn store(
     if let Some((shim, grub)) = &parts.signed {
         files.extend([(FILES[3], shim.as_path()), (FILES[4], grub.as_path())]);
     }
+    if let Some(font) = &parts.font {
+        files.push((FILES[5], font));
+    }
     let meta = Meta {
         signed: parts.signed.is_some(),
+        font: parts.font.is_some(),
         packages: parts.packages.clone(),
     };
     Ok(from_entry(cache.store(key, &files, meta)?))

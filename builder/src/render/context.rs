@@ -20,6 +20,8 @@ struct RenderContext<'a> {
     fips: bool,
     proxy: &'a crate::definition::Proxy,
     iso: &'a crate::definition::IsoOptions,
+    /// The GRUB menu built from `iso` (entries and kernel arguments).
+    menu: crate::iso::menu::Menu,
     image: Image<'a>,
     /// The provider image tag, also used as the OS release version.
     version: &'a str,
@@ -91,6 +93,12 @@ pub fn context_for(
         fips: def.fips,
         proxy: &def.proxy,
         iso: &def.iso,
+        menu: crate::iso::menu::Menu::new(&def.iso).map_err(|e| {
+            crate::error::fail(
+                crate::error::Category::InvalidInput,
+                format!("{}: {}", e.field, e.message),
+            )
+        })?,
         image: Image {
             tag: &variant.tag,
             reference: &variant.reference,

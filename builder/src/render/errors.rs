@@ -22,7 +22,7 @@ pub fn template_error(path: &Path, text: &str, e: &tera::Error) -> anyhow::Error
         return fail(
             Category::Template,
             format!(
-                "{}{line}: undefined variable `{var}`; the variables are os, arch, kubernetes, agent, registry, repository, custom_tag, iso_name, fips, proxy, iso, image, version, source_date_epoch, created, labels (see `edgeforge render` context.json)",
+                "{}{line}: undefined variable `{var}`; the variables are os, arch, kubernetes, agent, registry, repository, custom_tag, iso_name, fips, proxy, iso, menu, image, version, source_date_epoch, created, labels (see `edgeforge render` context.json)",
                 path.display()
             ),
         );
