@@ -7,6 +7,7 @@
 # packages give the same digests.
 #   scripts/make-demo-base.sh [OUT_DIR]     (default: .cache/demo-base)
 set -euo pipefail
+umask 022  # the layout's bytes must not depend on the caller's umask
 here=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:-$here/.cache/demo-base}
 if [ -f "$out/index.json" ]; then

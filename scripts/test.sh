@@ -4,6 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-host-tools.sh
 bash scripts/make-demo-base.sh
+bash scripts/make-debian-base.sh   # cached outside the checkout after the first run
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo test --locked
