@@ -33,49 +33,8 @@ clean_build() {
   edgeforge_build
 }
 
-mods="normal configfile linux search search_fs_file search_label echo test ls cat serial terminal iso9660 part_gpt part_msdos fat gzio true sleep reboot halt"
-
-# The parts of the bare ISO pipeline that do not depend on the root
-# filesystem: GRUB images, the FAT image, the ISO tree. Made once, outside the timing.
-prepare_iso_tree() {
-  local w=$bench/bare
-  rm -rf "$w" && mkdir -p "$w/iso/boot/grub2" "$w/iso/boot/grub" "$w/iso/EFI/BOOT"
-  printf 'search --no-floppy --file --set=root /boot/kernel\nset prefix=($root)/boot/grub2\n' > "$w/early.cfg"
-  { cat "$w/early.cfg"; echo 'configfile $prefix/grub.cfg'; } > "$w/stub.cfg"
-  cp "$w/stub.cfg" "$w/iso/boot/grub/grub.cfg"; cp "$w/stub.cfg" "$w/iso/EFI/BOOT/grub.cfg"
-  echo 'menuentry install { linux /boot/kernel ; initrd /boot/initrd }' > "$w/iso/boot/grub2/grub.cfg"
-  cp "$ud" "$w/iso/config.yaml"
-}
-
-grub_and_fat() {
-  local w=$bench/bare
-  rm -f "$w/iso/boot/uefi.img"
-  grub-mkimage -O i386-pc-eltorito -c "$w/early.cfg" -p /boot/grub2 -o "$w/iso/boot/eltorito.img" biosdisk $mods
-  cp /usr/lib/grub/i386-pc/boot_hybrid.img "$w/iso/boot/"
-  grub-mkimage -O x86_64-efi -c "$w/early.cfg" -p /EFI/BOOT -o "$w/bootx64.efi" efi_gop all_video $mods
-  mformat -C -i "$w/iso/boot/uefi.img" -T 4096 -h 64 -s 32 -v EFI_LIVE -N 6553F100 ::
-  mmd -i "$w/iso/boot/uefi.img" ::/EFI ::/EFI/BOOT ::/boot ::/boot/grub
-  mcopy -i "$w/iso/boot/uefi.img" "$w/bootx64.efi" ::/EFI/BOOT/bootx64.efi
-  mcopy -i "$w/iso/boot/uefi.img" "$w/stub.cfg" ::/EFI/BOOT/grub.cfg
-  mcopy -i "$w/iso/boot/uefi.img" "$w/stub.cfg" ::/boot/grub/grub.cfg
-}
-
 # What a changed root filesystem cannot avoid: squashfs, ISO, hash.
-squash_iso_hash() {
-  local w=$bench/bare rootfs=$bench/bare/bundle/rootfs
-  rm -f "$w/iso/rootfs.squashfs" "$w/iso/boot/kernel" "$w/iso/boot/initrd" "$w/out.iso"
-  ln "$(readlink -f "$rootfs/boot/vmlinuz")" "$w/iso/boot/kernel"
-  ln "$(readlink -f "$rootfs/boot/initrd")" "$w/iso/boot/initrd"
-  env -u SOURCE_DATE_EPOCH mksquashfs "$rootfs" "$w/iso/rootfs.squashfs" -noappend -b 1M -comp zstd -Xcompression-level 3 \
-    -mkfs-time "$SOURCE_DATE_EPOCH" -xattrs -no-progress -quiet
-  xorriso -report_about SORRY -outdev "$w/out.iso" -volid COS_LIVE -joliet on -padding 0 -volume_date all_file_dates "=$SOURCE_DATE_EPOCH" \
-    -map "$w/iso" / -chmod 0755 / -- -boot_image grub bin_path=/boot/eltorito.img -boot_image grub grub2_mbr="$w/iso/boot/boot_hybrid.img" \
-    -boot_image grub grub2_boot_info=on -boot_image any partition_offset=16 -boot_image any cat_path=/boot/boot.catalog -boot_image any cat_hidden=on \
-    -boot_image any boot_info_table=on -boot_image any platform_id=0x00 -boot_image any emul_type=no_emulation -boot_image any load_size=2048 \
-    -append_partition 2 0xef "$w/iso/boot/uefi.img" -boot_image any next -boot_image any efi_path=--interval:appended_partition_2:all:: \
-    -boot_image any platform_id=0xef -boot_image any emul_type=no_emulation -boot_image any appended_part_as=gpt -boot_image any mbr_force_bootable=on
-  sha256sum "$w/out.iso"
-}
+squash_iso_hash() { bare_squash_iso "$bench/bare" "$bench/bare/bundle/rootfs"; }
 
 bare_pipeline() {
   local w=$bench/bare archive
@@ -83,7 +42,7 @@ bare_pipeline() {
   rm -rf "$w/layout" "$w/bundle" && mkdir -p "$w/layout"
   tar -xf "$archive" -C "$w/layout"
   umoci unpack --image "$w/layout:$(tag_of "$w/layout")" "$w/bundle"
-  grub_and_fat
+  bare_boot_images "$w"
   squash_iso_hash
 }
 
@@ -92,7 +51,7 @@ tag_of() {
 }
 
 clean_build  # warm the page cache and make the provider image the bare pipeline unpacks
-prepare_iso_tree
+bare_iso_tree "$bench/bare" "$ud"
 best_bare=999999 best_clean=999999 best_re=999999 best_floor=999999
 for i in $(seq "$rounds"); do
   sync
