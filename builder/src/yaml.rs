@@ -148,7 +148,7 @@ impl Document {
         serde_yaml::from_value(self.0).map_err(|e| {
             fail(
                 Category::InvalidInput,
-                format!("{origin}: {}", secrets.text(&hint(&e.to_string()))),
+                format!("{origin}: {}", bounded(secrets.text(&hint(&e.to_string())))),
             )
         })
     }
@@ -162,11 +162,11 @@ fn located_error(path: &Path, text: &str, e: &serde_yaml::Error, reparse: bool) 
     let parsed = reparse.then(|| parse_quietly(text)).flatten();
     let secrets = parsed.as_ref().map(crate::mask::Secrets::of);
     let msg = hint(&e.to_string());
-    let msg = match &secrets {
+    let msg = bounded(match &secrets {
         Some(s) => s.text(&msg),
         // A syntax error's message is the parser's own, without content.
         None => msg,
-    };
+    });
     let loc = match e.location() {
         Some(l) => format!("{}:{}:{}", path.display(), l.line(), l.column()),
         None => path.display().to_string(),
@@ -188,6 +188,17 @@ fn located_error(path: &Path, text: &str, e: &serde_yaml::Error, reparse: bool) 
         })
         .unwrap_or_default();
     fail(Category::InvalidInput, format!("{loc}: {msg}{quoted}"))
+}
+
+/// A type error quotes the value it got (`invalid type: string "..."`), which
+/// may be a whole long line: cut it (after masking, so no secret is cut in
+/// half) while keeping the longest field lists whole.
+fn bounded(msg: String) -> String {
+    const MAX: usize = 600;
+    match msg.char_indices().nth(MAX) {
+        Some((i, _)) => format!("{}...", &msg[..i]),
+        None => msg,
+    }
 }
 
 /// serde_yaml says "at line X column Y" itself; we print the location up front,
@@ -276,6 +287,28 @@ mod tests {
         assert_eq!(v["k"]["version"], serde_yaml::Value::String("1.30".into()));
         assert_eq!(v["flag"], serde_yaml::Value::Bool(true));
         assert_eq!(v["n"], serde_yaml::Value::Number(5.into()));
+    }
+
+    #[test]
+    fn errors_about_long_values_stay_short_and_masked() {
+        #[derive(serde::Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct D {
+            flag: bool,
+            password: Option<String>,
+        }
+        let text = format!(
+            "password: hunter2-x\nflag: \"hunter2-x {}\"\n",
+            "y".repeat(50_000)
+        );
+        let e = parse::<D>(Path::new("d.yaml"), &text)
+            .unwrap_err()
+            .to_string();
+        assert!(e.len() < 1000 && e.starts_with("d.yaml:2:"), "{e}");
+        assert!(!e.contains("hunter2") && e.contains("..."), "{e}");
+        let long = format!("a: {}\n", "b".repeat(MAX_LINE));
+        let e = parse::<serde_yaml::Value>(Path::new("d.yaml"), &long).unwrap_err();
+        assert!(e.to_string().starts_with("d.yaml:1: the line is"), "{e}");
     }
 
     #[test]
