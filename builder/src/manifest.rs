@@ -78,7 +78,7 @@ impl Manifest {
         outputs: Vec<Output>,
     ) -> anyhow::Result<Manifest> {
         let mut definition = serde_json::to_value(&l.def)?;
-        mask::proxy_urls(&mut definition);
+        mask::json(&mut definition);
         let tools = host_tools::build_versions().clone();
         Ok(Manifest {
             schema: "edgeforge.build-manifest/v1",

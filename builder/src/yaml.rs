@@ -10,10 +10,65 @@ use crate::error::{fail, Category};
 /// An untyped document, used only to apply `--set` overrides.
 pub struct Document(serde_yaml::Value);
 
+/// Longer lines are refused before parsing: no hand-written YAML has them,
+/// and the parser's time grows with the square of some (a line of `[`).
+pub const MAX_LINE: usize = 64 * 1024;
+
 /// Parses `text` (read from `path`) into `T`; syntax and type errors name the
-/// file, line and column.
+/// file, line and column, and quote the line with its secrets masked.
 pub fn parse<T: DeserializeOwned>(path: &Path, text: &str) -> anyhow::Result<T> {
-    serde_yaml::from_str(text).map_err(|e| located_error(path, text, &e))
+    check_lines(path, text)?;
+    serde_yaml::from_str(text).map_err(|e| located_error(path, text, &e, true))
+}
+
+/// Parses `text` into a JSON value, or `None` when it is not YAML (or has a
+/// line over [`MAX_LINE`]); for finding the secrets of a document to show.
+/// Any YAML goes: tags are dropped and keys that are not strings (`1:`,
+/// `? [a, b]`) become their text, so no document falls back to the coarser
+/// masking of unparsed text just for its shape.
+pub fn parse_quietly(text: &str) -> Option<serde_json::Value> {
+    if text.split('\n').any(|l| l.len() > MAX_LINE) {
+        return None;
+    }
+    serde_yaml::from_str(text).ok().map(loose_json)
+}
+
+fn loose_json(v: serde_yaml::Value) -> serde_json::Value {
+    use serde_yaml::Value as Y;
+    match v {
+        Y::Null => serde_json::Value::Null,
+        Y::Bool(b) => b.into(),
+        Y::Number(n) => serde_json::to_value(&n).unwrap_or_else(|_| n.to_string().into()),
+        Y::String(s) => s.into(),
+        Y::Sequence(items) => items.into_iter().map(loose_json).collect(),
+        Y::Mapping(m) => m
+            .into_iter()
+            .map(|(k, v)| {
+                let key = match k {
+                    Y::String(s) => s,
+                    other => serde_json::to_string(&loose_json(other)).unwrap_or_default(),
+                };
+                (key, loose_json(v))
+            })
+            .collect(),
+        Y::Tagged(t) => loose_json(t.value),
+    }
+}
+
+fn check_lines(path: &Path, text: &str) -> anyhow::Result<()> {
+    match text.split('\n').enumerate().find(|(_, l)| l.len() > MAX_LINE) {
+        Some((i, l)) => Err(fail(
+            Category::InvalidInput,
+            format!(
+                "{}:{}: the line is {} bytes, more than the {} KiB a YAML line may have; break it up (block style, one key per line)",
+                path.display(),
+                i + 1,
+                l.len(),
+                MAX_LINE / 1024
+            ),
+        )),
+        None => Ok(()),
+    }
 }
 
 /// Parses `text` into a JSON value, for checks that walk a document whose
@@ -33,7 +88,10 @@ pub fn parse_value(path: &Path, text: &str) -> anyhow::Result<serde_json::Value>
             ),
         ));
     }
-    parse(path, text)
+    check_lines(path, text)?;
+    // A failure here is a syntax error (or a shape JSON cannot hold): there
+    // is no document to find secrets in, so the quoted line is masked whole.
+    serde_yaml::from_str(text).map_err(|e| located_error(path, text, &e, false))
 }
 
 pub fn parse_document(path: &Path, text: &str) -> anyhow::Result<Document> {
@@ -55,7 +113,10 @@ impl Document {
             if part.is_empty() {
                 return Err(fail(
                     Category::Usage,
-                    format!("--set {key}={value}: empty segment in key `{key}`"),
+                    format!(
+                        "--set {}: empty segment in key `{key}`",
+                        crate::mask::assignment(&format!("{key}={value}"))
+                    ),
                 ));
             }
             if node.is_null() {
@@ -64,7 +125,10 @@ impl Document {
             let map = node.as_mapping_mut().ok_or_else(|| {
                 fail(
                     Category::Usage,
-                    format!("--set {key}={value}: `{part}` is below a field that is not a mapping"),
+                    format!(
+                        "--set {}: `{part}` is below a field that is not a mapping",
+                        crate::mask::assignment(&format!("{key}={value}"))
+                    ),
                 )
             })?;
             node = map
@@ -78,27 +142,63 @@ impl Document {
     /// Deserializes the (overridden) document; errors cannot carry a line since
     /// the values may come from the command line, so they name `origin`.
     pub fn into_typed<T: DeserializeOwned>(self, origin: &str) -> anyhow::Result<T> {
+        let secrets = serde_json::to_value(&self.0)
+            .map(|doc| crate::mask::Secrets::of(&doc))
+            .unwrap_or_else(|_| crate::mask::Secrets::none());
         serde_yaml::from_value(self.0).map_err(|e| {
             fail(
                 Category::InvalidInput,
-                format!("{origin}: {}", hint(&e.to_string())),
+                format!("{origin}: {}", bounded(secrets.text(&hint(&e.to_string())))),
             )
         })
     }
 }
 
-fn located_error(path: &Path, text: &str, e: &serde_yaml::Error) -> anyhow::Error {
+/// `file:line:column: message`, then the line, masked and cut to a bounded
+/// length. `reparse`: whether the text may still parse as a plain document
+/// (the error was about types), which gives the secrets to mask by value;
+/// otherwise the line shows its structure only.
+fn located_error(path: &Path, text: &str, e: &serde_yaml::Error, reparse: bool) -> anyhow::Error {
+    let parsed = reparse.then(|| parse_quietly(text)).flatten();
+    let secrets = parsed.as_ref().map(crate::mask::Secrets::of);
     let msg = hint(&e.to_string());
+    let msg = bounded(match &secrets {
+        Some(s) => s.text(&msg),
+        // A syntax error's message is the parser's own, without content.
+        None => msg,
+    });
     let loc = match e.location() {
         Some(l) => format!("{}:{}:{}", path.display(), l.line(), l.column()),
         None => path.display().to_string(),
     };
     let quoted = e
         .location()
-        .and_then(|l| text.lines().nth(l.line().saturating_sub(1)))
-        .map(|line| format!("\n    {}", crate::mask::line(line.trim_end())))
+        .and_then(|l| {
+            let line = text.lines().nth(l.line().saturating_sub(1))?.trim_end();
+            let before: String = line.chars().take(l.column().saturating_sub(1)).collect();
+            let mask = |t: &str| match &secrets {
+                Some(s) => s.text(t),
+                None => crate::mask::unparsed_line(t),
+            };
+            let column = mask(&before).chars().count() + 1;
+            Some(format!(
+                "\n    {}",
+                crate::mask::snippet(&mask(line), column)
+            ))
+        })
         .unwrap_or_default();
     fail(Category::InvalidInput, format!("{loc}: {msg}{quoted}"))
+}
+
+/// A type error quotes the value it got (`invalid type: string "..."`), which
+/// may be a whole long line: cut it (after masking, so no secret is cut in
+/// half) while keeping the longest field lists whole.
+fn bounded(msg: String) -> String {
+    const MAX: usize = 600;
+    match msg.char_indices().nth(MAX) {
+        Some((i, _)) => format!("{}...", &msg[..i]),
+        None => msg,
+    }
 }
 
 /// serde_yaml says "at line X column Y" itself; we print the location up front,
@@ -187,6 +287,28 @@ mod tests {
         assert_eq!(v["k"]["version"], serde_yaml::Value::String("1.30".into()));
         assert_eq!(v["flag"], serde_yaml::Value::Bool(true));
         assert_eq!(v["n"], serde_yaml::Value::Number(5.into()));
+    }
+
+    #[test]
+    fn errors_about_long_values_stay_short_and_masked() {
+        #[derive(serde::Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct D {
+            flag: bool,
+            password: Option<String>,
+        }
+        let text = format!(
+            "password: hunter2-x\nflag: \"hunter2-x {}\"\n",
+            "y".repeat(50_000)
+        );
+        let e = parse::<D>(Path::new("d.yaml"), &text)
+            .unwrap_err()
+            .to_string();
+        assert!(e.len() < 1000 && e.starts_with("d.yaml:2:"), "{e}");
+        assert!(!e.contains("hunter2") && e.contains("..."), "{e}");
+        let long = format!("a: {}\n", "b".repeat(MAX_LINE));
+        let e = parse::<serde_yaml::Value>(Path::new("d.yaml"), &long).unwrap_err();
+        assert!(e.to_string().starts_with("d.yaml:1: the line is"), "{e}");
     }
 
     #[test]

@@ -63,12 +63,12 @@ pub fn show(iso: &Path, reveal: bool, output: OutputFormat) -> anyhow::Result<()
                 None => (&bytes[..], None),
             };
             let text = String::from_utf8_lossy(doc);
-            let content = text
-                .lines()
-                .map(|l| if reveal { l.to_string() } else { mask::line(l) })
-                .collect::<Vec<_>>()
-                .join("\n")
-                + "\n";
+            let shown = if reveal {
+                text.into_owned()
+            } else {
+                mask::document(&text)
+            };
+            let content = shown.lines().collect::<Vec<_>>().join("\n") + "\n";
             Some(ShownUserData {
                 bytes: doc.len(),
                 sha256: Sha256Digest::of(doc).to_string(),

@@ -25,7 +25,7 @@ pub fn run(a: RenderArgs, epoch: u64) -> anyhow::Result<()> {
         // The GRUB menu and stubs, as the ISO has them (over overlays.iso, like there).
         crate::iso::grub::write_tree(&crate::iso::grub::render(&renderer)?, &dest.join("iso"))?;
         let mut ctx = context_for(&l.def, &variant, epoch)?.into_json();
-        crate::mask::proxy_urls(&mut ctx);
+        crate::mask::json(&mut ctx);
         let json = serde_json::to_string_pretty(&ctx)?;
         fs::write(dest.join("context.json"), json + "\n")
             .with_context(|| format!("writing {}/context.json", dest.display()))?;

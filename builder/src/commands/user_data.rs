@@ -44,8 +44,8 @@ pub fn run(c: UserDataCommand, epoch: u64) -> anyhow::Result<()> {
                 }
                 None => {
                     let text = String::from_utf8_lossy(ud.bytes());
-                    for line in text.lines() {
-                        println!("{}", mask::line(line));
+                    for line in mask::document(&text).lines() {
+                        println!("{line}");
                     }
                 }
             }

@@ -37,16 +37,16 @@ impl LoadedDefinition {
                 let (k, v) = o.split_once('=').ok_or_else(|| {
                     crate::error::fail(
                         crate::error::Category::Usage,
-                        format!("--set {o}: expected key=value, for example --set kubernetes.version=1.30.5"),
+                        format!("--set {}: expected key=value, for example --set kubernetes.version=1.30.5", crate::mask::assignment(o)),
                     )
                 })?;
                 doc.set(k.trim(), v)?;
             }
-            let origin = format!(
-                "{} with --set {}",
-                path.display(),
-                overrides.join(" --set ")
-            );
+            let shown: Vec<String> = overrides
+                .iter()
+                .map(|o| crate::mask::assignment(o))
+                .collect();
+            let origin = format!("{} with --set {}", path.display(), shown.join(" --set "));
             def = doc.into_typed(&origin)?;
         }
         let dir = match path.parent() {
@@ -79,9 +79,13 @@ impl LoadedDefinition {
             Some(line) => format!("{}:{line}", self.path.display()),
             None => self.path.display().to_string(),
         };
+        // Messages quote values; the definition's secrets (proxy passwords) stay masked.
+        let secrets = serde_json::to_value(&self.def)
+            .map(|d| crate::mask::Secrets::of(&d))
+            .unwrap_or_else(|_| crate::mask::Secrets::none());
         crate::error::fail(
             crate::error::Category::InvalidInput,
-            format!("{loc}: {field}: {message}"),
+            format!("{loc}: {field}: {}", secrets.text(&message.to_string())),
         )
     }
 

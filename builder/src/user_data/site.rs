@@ -88,14 +88,18 @@ impl Site {
             let (k, val) = v.split_once('=').ok_or_else(|| {
                 crate::error::fail(
                     crate::error::Category::Usage,
-                    format!("--site-value {v}: expected key=value, like name=store-42"),
+                    format!(
+                        "--site-value {}: expected key=value, like name=store-42",
+                        crate::mask::assignment(v)
+                    ),
                 )
             })?;
             doc.set(k.trim(), val)?;
         }
+        let shown: Vec<String> = values.iter().map(|v| crate::mask::assignment(v)).collect();
         doc.into_typed(&format!(
             "{origin} with --site-value {}",
-            values.join(" --site-value ")
+            shown.join(" --site-value ")
         ))
     }
 }

@@ -172,6 +172,12 @@ pub fn check(doc: &Value, text: &str) -> Vec<Finding> {
             &["airgap", "connected"],
         );
     }
+    // Messages quote values (`bob:PW@proxy:3128` must be a URL...): mask
+    // every secret of the document in them.
+    let secrets = crate::mask::Secrets::of(doc);
+    for f in &mut c.findings {
+        f.message = secrets.text(&f.message);
+    }
     c.findings
 }
 
