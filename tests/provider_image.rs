@@ -15,7 +15,8 @@ const TAG: &str = "k3s-1.30.5-v4.5.0-test";
 const ARCHIVE: &str = "ubuntu-k3s-1.30.5-v4.5.0-test.oci.tar";
 
 /// A definition over the demo base with the shipped overlays plus one test
-/// overlay holding an executable, a symlink and a 0600 file.
+/// overlay holding an executable (0750 in the checkout), a symlink and a
+/// file the definition makes 0600 (`file_modes`).
 fn demo_definition(dir: &Path, extra: &str) -> std::path::PathBuf {
     let ov = dir.join("test-overlay");
     fs::create_dir_all(ov.join("usr/local/bin")).unwrap();
@@ -35,7 +36,7 @@ fn demo_definition(dir: &Path, extra: &str) -> std::path::PathBuf {
     .unwrap();
     let root = repo_root();
     let overlays = format!(
-        "overlays:\n  rootfs: [{}, {}]\n",
+        "file_modes:\n  /etc/private.conf: \"0600\"\noverlays:\n  rootfs: [{}, {}]\n",
         root.join("overlays/rootfs").display(),
         ov.display()
     );
@@ -153,8 +154,11 @@ fn demo_image_is_accepted_by_skopeo_and_umoci_with_overlay_modes_and_symlinks() 
             .mode()
             & 0o7777
     };
-    assert_eq!(mode("usr/local/bin/hello.sh"), 0o750);
+    // Checkout modes are the umask's: an executable is 0755 whatever it was
+    // there, and only the definition sets another mode.
+    assert_eq!(mode("usr/local/bin/hello.sh"), 0o755);
     assert_eq!(mode("etc/private.conf"), 0o600);
+    assert_eq!(mode("etc/logrotate.d/stylus.conf"), 0o644);
     assert_eq!(
         fs::read_link(rootfs.join("usr/local/bin/hello")).unwrap(),
         Path::new("hello.sh")
@@ -417,24 +421,34 @@ fn tar_entries_escaping_the_root_are_refused() {
         assert_eq!(entries(&out), Vec::<String>::new(), "{name}");
     }
 
-    // Flattening refuses to write through a symlink that leads out of the tree.
-    let base = t.path().join("through-link");
-    oci_layout(
-        &base,
-        &[
-            vec![Entry::Symlink("evil", "/etc")],
-            vec![Entry::File("evil/passwd", b"owned")],
-        ],
-    );
-    let out = t.path().join("through-rootfs");
-    let o = edgeforge(&[
-        "unpack",
-        base.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert_fails(&o, 7, &["through a symlink"]);
-    assert!(!out.exists());
+    // A path through a symlink that leads out of the tree lands inside it,
+    // where umoci and containerd put it (the symlink is resolved inside the
+    // root), never on the host.
+    let host_passwd = fs::read("/etc/passwd").unwrap();
+    for (name, target) in [("absolute", "/etc"), ("relative", "../../../../../../etc")] {
+        let base = t.path().join(format!("through-{name}"));
+        oci_layout(
+            &base,
+            &[
+                vec![Entry::Symlink("evil", target)],
+                vec![Entry::File("evil/passwd", b"owned")],
+            ],
+        );
+        let out = t.path().join(format!("through-{name}-rootfs"));
+        assert_ok(&edgeforge(&[
+            "unpack",
+            base.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]));
+        assert_eq!(
+            fs::read(out.join("etc/passwd")).unwrap(),
+            b"owned",
+            "{name}"
+        );
+        assert_eq!(fs::read_link(out.join("evil")).unwrap(), Path::new(target));
+    }
+    assert_eq!(fs::read("/etc/passwd").unwrap(), host_passwd);
 }
 
 #[test]

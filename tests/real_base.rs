@@ -38,13 +38,7 @@ struct Fixture {
 fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
-        let base = repo_root().join(".cache/debian-base");
-        let status = Command::new("bash")
-            .arg(repo_root().join("scripts/make-debian-base.sh"))
-            .arg(&base)
-            .status()
-            .expect("running scripts/make-debian-base.sh");
-        assert!(status.success(), "scripts/make-debian-base.sh failed");
+        let base = debian_base();
         let dir = tempfile::tempdir().unwrap();
         let firmware = dir.path().join("firmware");
         fs::create_dir_all(firmware.join("edgeforge")).unwrap();
@@ -89,8 +83,9 @@ fn fixture() -> &'static Fixture {
 
 /// Boots `iso` in `modes` through its default menu entry and passes only
 /// when the live system reports `user_data`'s sha256 and a live root.
+/// Returns boot-test's report (it names each mode's kernel command line).
 #[track_caller]
-fn assert_boots(iso: &Path, user_data: &[u8], modes: &[&str]) {
+fn assert_boots(iso: &Path, user_data: &[u8], modes: &[&str]) -> String {
     let o = Command::new("bash")
         .arg(repo_root().join("scripts/boot-test.sh"))
         .arg(iso)
@@ -104,6 +99,7 @@ fn assert_boots(iso: &Path, user_data: &[u8], modes: &[&str]) {
     let report = format!("{}{}", stdout(&o), stderr(&o));
     println!("{report}");
     assert!(o.status.success(), "{report}");
+    report
 }
 
 #[test]
@@ -111,6 +107,41 @@ fn debian_iso_boots_in_all_three_modes() {
     let f = fixture();
     let user_data = fs::read(repo_root().join(USER_DATA)).unwrap();
     assert_boots(&f.out.join(ISO), &user_data, &["bios", "uefi", "usb"]);
+}
+
+/// The menu's "boot local node from live CD" and debug entries, chosen as
+/// the default from the definition, boot the real base too (issue #17).
+#[test]
+fn debian_live_and_debug_entries_boot_when_selected() {
+    let f = fixture();
+    let user_data = fs::read(repo_root().join(USER_DATA)).unwrap();
+    for (entry, mode, wanted) in [
+        ("live", "bios", "kairos.boot_live_mode"),
+        ("debug", "uefi", "rd.immucore.debug"),
+    ] {
+        let out = f.dir.path().join(format!("menu-{entry}"));
+        assert_ok(&edgeforge(&[
+            "iso",
+            f.definition.to_str().unwrap(),
+            "--set",
+            &format!("iso.menu.default={entry}"),
+            "--provider-image",
+            f.out.join(ARCHIVE).to_str().unwrap(),
+            "--user-data",
+            USER_DATA,
+            "--out",
+            out.to_str().unwrap(),
+        ]));
+        let report = assert_boots(&out.join(ISO), &user_data, &[mode]);
+        let cmdline = report
+            .lines()
+            .find_map(|l| l.split_once("kernel command line: ").map(|(_, c)| c))
+            .unwrap_or_default();
+        assert!(
+            cmdline.split_whitespace().any(|a| a == wanted),
+            "the {entry} entry booted with `{cmdline}`, which lacks {wanted}"
+        );
+    }
 }
 
 #[test]

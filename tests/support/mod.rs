@@ -36,6 +36,19 @@ pub fn demo_base() -> PathBuf {
     out
 }
 
+/// The Debian base layout (images/demo.yaml's), made by the project's script
+/// from Debian's packages on first use and cached outside the checkout.
+pub fn debian_base() -> PathBuf {
+    let out = repo_root().join(".cache/debian-base");
+    let status = Command::new("bash")
+        .arg(repo_root().join("scripts/make-debian-base.sh"))
+        .arg(&out)
+        .status()
+        .expect("running scripts/make-debian-base.sh");
+    assert!(status.success(), "scripts/make-debian-base.sh failed");
+    out
+}
+
 /// The layer cache the tests share (content-addressed, so sharing is safe),
 /// kept out of the developer's own cache.
 pub fn test_cache() -> PathBuf {
