@@ -1,0 +1,163 @@
+//! The secret guard against syntax: a registration token reaches no provider
+//! image through a next-line value, an escaped or explicit YAML key, a gzip
+//! or UTF-16 file, a bare value the run knows (the user-data's token), or an
+//! overlay template reading the environment. Each run gets a fresh random
+//! token, and each refusal leaves it nowhere: not in stdout/stderr, not in the
+//! output folder, not in the run's layer cache (gzip files read back
+//! decompressed).
+
+mod support;
+
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use support::*;
+
+/// A token nobody else uses: 32 hex digits from the kernel's random source.
+fn random_token() -> String {
+    let mut bytes = [0u8; 16];
+    fs::File::open("/dev/urandom")
+        .unwrap()
+        .read_exact(&mut bytes)
+        .unwrap();
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("tok{hex}")
+}
+
+/// A test's folders: `ov` (the rootfs overlay), `out`, `cache`.
+struct Case {
+    t: tempfile::TempDir,
+    token: String,
+}
+
+impl Case {
+    fn new() -> Case {
+        let t = tempfile::tempdir().unwrap();
+        fs::create_dir_all(t.path().join("ov/etc")).unwrap();
+        Case {
+            t,
+            token: random_token(),
+        }
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.t.path().join(rel)
+    }
+
+    /// Writes `rel` under the overlay and returns its path.
+    fn overlay_file(&self, rel: &str, bytes: &[u8]) -> PathBuf {
+        let p = self.path("ov").join(rel);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(&p, bytes).unwrap();
+        p
+    }
+
+    fn definition(&self) -> PathBuf {
+        write_definition(
+            self.t.path(),
+            "guard",
+            &demo_base(),
+            &format!("overlays:\n  rootfs: [{}]\n", self.path("ov").display()),
+        )
+    }
+
+    /// Runs edgeforge with this case's cache folder and `env`.
+    fn run(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let cache = self.path("cache");
+        let mut all = vec!["--cache-dir", cache.to_str().unwrap()];
+        all.extend_from_slice(args);
+        edgeforge_env(&all, env)
+    }
+
+    /// Asserts a refusal with `code` naming `file`, and that the token (and
+    /// any of `forms`, the encoded shapes it was planted in) is in neither
+    /// output stream, nor any file under the output and cache folders, and
+    /// that no provider image was written.
+    #[track_caller]
+    fn assert_refused(&self, o: &Output, code: i32, file: &Path, forms: &[&[u8]]) {
+        assert_fails(o, code, &[&file.display().to_string()]);
+        let mut needles: Vec<&[u8]> = vec![self.token.as_bytes()];
+        needles.extend_from_slice(forms);
+        for n in &needles {
+            assert!(
+                !contains(&o.stdout, n) && !contains(&o.stderr, n),
+                "the secret is printed:\n{}",
+                stderr(o)
+            );
+        }
+        let archives: Vec<String> = entries(&self.path("out"))
+            .into_iter()
+            .filter(|e| e.ends_with(".oci.tar") || e.ends_with(".iso"))
+            .collect();
+        assert!(archives.is_empty(), "artifacts written: {archives:?}");
+        for dir in [self.path("out"), self.path("cache")] {
+            assert_nowhere_in(&dir, &needles);
+        }
+    }
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Every file under `dir`, read raw and, when it is gzip, decompressed.
+#[track_caller]
+fn assert_nowhere_in(dir: &Path, needles: &[&[u8]]) {
+    for e in walk(dir) {
+        let raw = fs::read(&e).unwrap();
+        let mut views = vec![raw.clone()];
+        if raw.starts_with(&[0x1f, 0x8b]) {
+            let mut plain = Vec::new();
+            flate2::read::MultiGzDecoder::new(&raw[..])
+                .read_to_end(&mut plain)
+                .unwrap();
+            views.push(plain);
+        }
+        for v in &views {
+            for n in needles {
+                assert!(!contains(v, n), "{} holds the secret", e.display());
+            }
+        }
+    }
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let Ok(rd) = fs::read_dir(dir) else {
+        return files;
+    };
+    for e in rd {
+        let e = e.unwrap();
+        let ft = e.file_type().unwrap();
+        if ft.is_dir() {
+            files.extend(walk(&e.path()));
+        } else if ft.is_file() {
+            files.push(e.path());
+        }
+    }
+    files
+}
+
+#[test]
+fn get_env_in_an_overlay_template_is_a_template_error() {
+    let c = Case::new();
+    let f = c.overlay_file(
+        "etc/leak.tera",
+        b"token={{ get_env(name=\"EF_GUARD_TOKEN\") }}\n",
+    );
+    let def = c.definition();
+    let out = c.path("out");
+    let o = c.run(
+        &[
+            "provider-image",
+            def.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &[("EF_GUARD_TOKEN", &c.token)],
+    );
+    c.assert_refused(&o, 6, &f, &[]);
+    assert!(stderr(&o).contains("get_env"), "{}", stderr(&o));
+}
