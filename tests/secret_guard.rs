@@ -9,7 +9,7 @@
 mod support;
 
 use std::fs;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
@@ -69,6 +69,20 @@ impl Case {
         let mut all = vec!["--cache-dir", cache.to_str().unwrap()];
         all.extend_from_slice(args);
         edgeforge_env(&all, env)
+    }
+
+    fn provider_image(&self) -> Output {
+        let def = self.definition();
+        let out = self.path("out");
+        self.run(
+            &[
+                "provider-image",
+                def.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+            ],
+            &[],
+        )
     }
 
     /// Asserts a refusal with `code` naming `file`, and that the token (and
@@ -140,6 +154,68 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+fn utf16le_with_bom(text: &str) -> Vec<u8> {
+    let mut v = vec![0xff, 0xfe];
+    v.extend(text.encode_utf16().flat_map(u16::to_le_bytes));
+    v
+}
+
+#[test]
+fn a_token_on_the_line_after_its_key_is_refused() {
+    let c = Case::new();
+    let f = c.overlay_file(
+        "etc/stylus.yaml",
+        format!("stylus:\n  site:\n    edgeHostToken:\n      {}\n", c.token).as_bytes(),
+    );
+    c.assert_refused(&c.provider_image(), 8, &f, &[]);
+}
+
+#[test]
+fn a_token_under_an_escaped_key_is_refused() {
+    let c = Case::new();
+    let f = c.overlay_file(
+        "etc/stylus.yaml",
+        format!("stylus:\n  site:\n    \"edge\\x48ostToken\": {}\n", c.token).as_bytes(),
+    );
+    c.assert_refused(&c.provider_image(), 8, &f, &[]);
+}
+
+#[test]
+fn a_token_under_an_explicit_key_is_refused() {
+    let c = Case::new();
+    let f = c.overlay_file(
+        "etc/stylus.yaml",
+        format!("stylus:\n  site:\n    ? edgeHostToken\n    : {}\n", c.token).as_bytes(),
+    );
+    c.assert_refused(&c.provider_image(), 8, &f, &[]);
+}
+
+#[test]
+fn a_token_in_a_gzip_file_is_refused() {
+    let c = Case::new();
+    let gz = gzip(format!("stylus:\n  site:\n    edgeHostToken: {}\n", c.token).as_bytes());
+    let f = c.overlay_file("etc/stylus.yaml.gz", &gz);
+    c.assert_refused(&c.provider_image(), 8, &f, &[&gz]);
+}
+
+#[test]
+fn a_token_in_a_utf16_file_is_refused() {
+    let c = Case::new();
+    let utf16 = utf16le_with_bom(&format!(
+        "stylus:\n  site:\n    edgeHostToken: {}\n",
+        c.token
+    ));
+    let f = c.overlay_file("etc/stylus.yaml", &utf16);
+    let token16: Vec<u8> = c.token.encode_utf16().flat_map(u16::to_le_bytes).collect();
+    c.assert_refused(&c.provider_image(), 8, &f, &[&token16]);
+}
+
 #[test]
 fn get_env_in_an_overlay_template_is_a_template_error() {
     let c = Case::new();
@@ -160,4 +236,25 @@ fn get_env_in_an_overlay_template_is_a_template_error() {
     );
     c.assert_refused(&o, 6, &f, &[]);
     assert!(stderr(&o).contains("get_env"), "{}", stderr(&o));
+}
+
+#[test]
+fn mentions_of_edge_host_token_without_a_value_still_build() {
+    let c = Case::new();
+    c.overlay_file(
+        "etc/README",
+        b"Set edgeHostToken in the site's user-data (stylus.site.edgeHostToken), never here.\n",
+    );
+    c.overlay_file(
+        "etc/stylus.yaml",
+        b"# edgeHostToken comes from the ISO's user-data\nstylus:\n  site:\n    edgeHostToken:\n    name: \"edge\\x2d1\"\n",
+    );
+    c.overlay_file("etc/empty.json", b"{\"edgeHostToken\": \"\"}\n");
+    c.overlay_file("etc/docs.yaml.gz", &gzip(b"# set edgeHostToken per site\n"));
+    let o = c.provider_image();
+    assert_ok(&o);
+    assert!(c
+        .path("out")
+        .join("ubuntu-k3s-1.30.5-v4.5.0-test.oci.tar")
+        .is_file());
 }

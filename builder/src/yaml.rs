@@ -87,6 +87,21 @@ impl Document {
     }
 }
 
+/// Runs `seed` over every document of `text`, read as YAML or else as JSON
+/// (which YAML 1.1 parsers refuse in places, such as tab indentation),
+/// without building a tree: for checks that look into any file (the secret
+/// guard). Returns whether `text` parsed.
+pub fn visit_documents<S>(text: &str, seed: S) -> bool
+where
+    S: for<'de> serde::de::DeserializeSeed<'de> + Copy,
+{
+    let yaml = serde_yaml::Deserializer::from_str(text).all(|doc| seed.deserialize(doc).is_ok());
+    yaml || {
+        let mut json = serde_json::Deserializer::from_str(text);
+        seed.deserialize(&mut json).is_ok() && json.end().is_ok()
+    }
+}
+
 fn located_error(path: &Path, text: &str, e: &serde_yaml::Error) -> anyhow::Error {
     let msg = hint(&e.to_string());
     let loc = match e.location() {

@@ -20,6 +20,9 @@ use crate::progress::Progress;
 
 /// Bump when the bytes a layer writer produces for the same input change.
 const FORMAT: &str = "edgeforge-layer/v1";
+/// Bump when the secret guard refuses more: an entry an older guard let
+/// through was never checked by this one.
+const GUARD: &str = "secret-guard/2";
 
 pub struct LayerCache {
     dir: PathBuf,
@@ -38,6 +41,7 @@ struct Entry {
 pub fn key(parts: &[&str]) -> Sha256Digest {
     let mut h = Sha256::new();
     h.update(FORMAT);
+    h.update(GUARD);
     for p in parts {
         h.update(b"\n");
         h.update(p.as_bytes());
