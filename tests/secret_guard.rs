@@ -85,6 +85,20 @@ impl Case {
         )
     }
 
+    /// A user-data file carrying this case's token.
+    fn user_data(&self) -> PathBuf {
+        let p = self.path("user-data.yaml");
+        fs::write(
+            &p,
+            format!(
+                "#cloud-config\nstylus:\n  site:\n    paletteEndpoint: api.spectrocloud.com\n    edgeHostToken: {}\n    name: edge-guard-1\ninstall:\n  poweroff: true\n",
+                self.token
+            ),
+        )
+        .unwrap();
+        p
+    }
+
     /// Asserts a refusal with `code` naming `file`, and that the token (and
     /// any of `forms`, the encoded shapes it was planted in) is in neither
     /// output stream, nor any file under the output and cache folders, and
@@ -217,6 +231,87 @@ fn a_token_in_a_utf16_file_is_refused() {
 }
 
 #[test]
+fn the_bare_token_of_the_runs_user_data_is_refused_even_from_a_cached_layer() {
+    let c = Case::new();
+    let f = c.overlay_file("etc/notes.txt", format!("{}\n", c.token).as_bytes());
+    let def = c.definition();
+    let ud = c.user_data();
+    let out = c.path("out");
+    let o = c.run(
+        &[
+            "build",
+            def.to_str().unwrap(),
+            "--user-data",
+            ud.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &[],
+    );
+    c.assert_refused(&o, 8, &f, &[]);
+    assert!(
+        stderr(&o).contains("stylus.site.edgeHostToken"),
+        "says which secret: {}",
+        stderr(&o)
+    );
+
+    // `provider-image` knows no token, so its layer (cached) carries it; a
+    // `build` that knows the token must not take that layer unscanned.
+    assert_ok(&c.provider_image());
+    let out2 = c.path("out2");
+    let o = c.run(
+        &[
+            "build",
+            def.to_str().unwrap(),
+            "--user-data",
+            ud.to_str().unwrap(),
+            "--out",
+            out2.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_fails(&o, 8, &[&f.display().to_string()]);
+    assert!(!contains(&o.stdout, c.token.as_bytes()) && !contains(&o.stderr, c.token.as_bytes()));
+    assert!(
+        entries(&out2)
+            .iter()
+            .all(|e| !e.ends_with(".oci.tar") && !e.ends_with(".iso")),
+        "{:?}",
+        entries(&out2)
+    );
+}
+
+#[test]
+fn a_site_token_from_the_environment_is_refused_in_base64_and_utf16() {
+    for form in ["base64", "utf16"] {
+        let c = Case::new();
+        let encoded = match form {
+            "base64" => base64(format!("t={}", c.token).as_bytes()).into_bytes(),
+            _ => c.token.encode_utf16().flat_map(u16::to_be_bytes).collect(),
+        };
+        let f = c.overlay_file("etc/blob", &encoded);
+        let def = c.definition();
+        let out = c.path("out");
+        let o = c.run(
+            &[
+                "build",
+                def.to_str().unwrap(),
+                "--site-value",
+                "name=store-1",
+                "--site-value",
+                "palette_endpoint=api.spectrocloud.com",
+                "--token-env",
+                "EF_GUARD_TOKEN",
+                "--out",
+                out.to_str().unwrap(),
+            ],
+            &[("EF_GUARD_TOKEN", &c.token)],
+        );
+        c.assert_refused(&o, 8, &f, &[&encoded]);
+    }
+}
+
+#[test]
 fn get_env_in_an_overlay_template_is_a_template_error() {
     let c = Case::new();
     let f = c.overlay_file(
@@ -257,4 +352,26 @@ fn mentions_of_edge_host_token_without_a_value_still_build() {
         .path("out")
         .join("ubuntu-k3s-1.30.5-v4.5.0-test.oci.tar")
         .is_file());
+}
+
+/// Standard base64 without line breaks (no crate needed for a test).
+fn base64(data: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut s = String::new();
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
+        for i in 0..4 {
+            if i <= chunk.len() {
+                s.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                s.push('=');
+            }
+        }
+    }
+    s
 }

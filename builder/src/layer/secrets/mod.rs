@@ -33,6 +33,7 @@ use stream::StreamScan;
 const BARE_MIN: usize = 8;
 
 const PASSWORD_HINT: &str = "passwords never go into the provider image; render the proxy without credentials there and give sites theirs through the user-data (stylus.site.network.httpProxy)";
+const USER_DATA_HINT: &str = "the user-data goes into the ISO's /config.yaml only, never into the provider image; remove it from the overlay or component";
 const TOKEN_HINT: &str = "registration tokens belong in the ISO's user-data (edgeforge iso --user-data), never in the provider image; remove it from the overlay or component";
 
 /// A secret value the run knows, and where it comes from.
@@ -57,6 +58,15 @@ impl Secret {
         Some(Secret { what, hint, plain })
     }
 
+    /// A value of the user-data (the token, a password): looked for bare,
+    /// so only when long enough.
+    pub fn value(what: String, value: &str) -> Option<Secret> {
+        (value.len() >= BARE_MIN).then(|| Secret {
+            what,
+            hint: USER_DATA_HINT,
+            plain: vec![value.as_bytes().to_vec()],
+        })
+    }
 }
 
 /// The passwords of `proxy.http_proxy` and `proxy.https_proxy` URLs.
@@ -71,6 +81,22 @@ pub fn of_proxy(p: &Proxy) -> Vec<Secret> {
         Secret::url_password(format!("the password of {field}"), pw, PASSWORD_HINT)
     })
     .collect()
+}
+
+/// The secrets of a user-data document (`user_data::secrets`), for a run
+/// that builds layers and an ISO together.
+pub fn of_user_data(fields: &[crate::user_data::SecretField]) -> Vec<Secret> {
+    fields
+        .iter()
+        .filter_map(|f| {
+            let what = format!("the user-data's {}", f.path);
+            if f.in_url {
+                Secret::url_password(format!("the password in {what}"), &f.value, USER_DATA_HINT)
+            } else {
+                Secret::value(what, &f.value)
+            }
+        })
+        .collect()
 }
 
 /// What a guarded file was found to carry, and what to do about it.
@@ -349,6 +375,30 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn user_data_secrets_are_looked_for_bare_when_long_enough() {
+        let field = |path: &str, value: &str, in_url| crate::user_data::SecretField {
+            path: path.into(),
+            value: value.into(),
+            in_url,
+        };
+        let secrets = of_user_data(&[
+            field("stylus.site.edgeHostToken", "aUAxxxxxxxxx0ChYCrO", false),
+            field("stylus.registryCredentials.password", "short", false),
+            field("stylus.site.network.httpProxy", "pw", true),
+        ]);
+        assert_eq!(secrets.len(), 2, "the short password is left out");
+        assert_eq!(
+            secret_in_chunks(secrets.clone(), b"t: aUAxxxxxxxxx0ChYCrO\n", 3).as_deref(),
+            Some("the user-data's stylus.site.edgeHostToken")
+        );
+        assert_eq!(secret_in_chunks(secrets.clone(), b"short", 3), None);
+        assert_eq!(
+            secret_in_chunks(secrets, b"http://u:pw@proxy:3128", 3).as_deref(),
+            Some("the password in the user-data's stylus.site.network.httpProxy")
+        );
     }
 
     #[test]
