@@ -27,6 +27,9 @@ pub struct BuildSettings {
     pub epoch: u64,
     /// Where layers are cached across builds; `None` keeps them for this build only.
     pub cache: Option<PathBuf>,
+    /// Secret values the run knows besides the definition's (the user-data's
+    /// token and passwords, when it builds the ISO too): no layer may carry them.
+    pub secrets: Vec<layer::secrets::Secret>,
 }
 
 /// One written provider image.
@@ -65,10 +68,9 @@ pub fn build(
         .tempdir_in(&s.out_dir)
         .with_context(|| format!("creating a work folder in {}", s.out_dir.display()))?;
 
-    let cache = LayerCache::open(
-        s.cache.as_deref().unwrap_or(work.path()),
-        layer::secrets::of_proxy(&def.proxy),
-    )?;
+    let mut secrets = layer::secrets::of_proxy(&def.proxy);
+    secrets.extend(s.secrets.iter().cloned());
+    let cache = LayerCache::open(s.cache.as_deref().unwrap_or(work.path()), secrets)?;
     let modes = def.file_modes();
     let mut lower = LowerViews::new(&base);
     let mut shared: Vec<NewLayer> = Vec::new();

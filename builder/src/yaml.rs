@@ -154,6 +154,21 @@ impl Document {
     }
 }
 
+/// Runs `seed` over every document of `text`, read as YAML or else as JSON
+/// (which YAML 1.1 parsers refuse in places, such as tab indentation),
+/// without building a tree: for checks that look into any file (the secret
+/// guard). Returns whether `text` parsed.
+pub fn visit_documents<S>(text: &str, seed: S) -> bool
+where
+    S: for<'de> serde::de::DeserializeSeed<'de> + Copy,
+{
+    let yaml = serde_yaml::Deserializer::from_str(text).all(|doc| seed.deserialize(doc).is_ok());
+    yaml || {
+        let mut json = serde_json::Deserializer::from_str(text);
+        seed.deserialize(&mut json).is_ok() && json.end().is_ok()
+    }
+}
+
 /// `file:line:column: message`, then the line, masked and cut to a bounded
 /// length. `reparse`: whether the text may still parse as a plain document
 /// (the error was about types), which gives the secrets to mask by value;

@@ -3,6 +3,7 @@ use crate::cli::{BuildArgs, OutputFormat};
 use crate::definition::LoadedDefinition;
 use crate::error::{fail, Category};
 use crate::iso::{self, RootfsSource};
+use crate::layer;
 use crate::manifest::{self, Manifest, Output, Source};
 use crate::provider::{self, file_name, BuildSettings};
 
@@ -18,10 +19,16 @@ pub fn run(
     // Checked before the provider image so a bad document fails in seconds.
     let user_data = user_data_source::for_iso(&a.user_data, &l, epoch, a.golden)?;
     let config = iso::Config::new(user_data.as_ref(), a.golden);
+    // Known before the layers are built, so none may carry them.
+    let secrets = match &user_data {
+        Some(u) => layer::secrets::of_user_data(&u.secrets()?),
+        None => Vec::new(),
+    };
     let settings = BuildSettings {
         out_dir: a.out.clone(),
         epoch,
         cache,
+        secrets,
     };
     let mut variants = l.variants();
     if let Some(name) = &a.variant {

@@ -25,6 +25,8 @@ pub fn run(a: IsoArgs, epoch: u64, cache: Option<std::path::PathBuf>) -> anyhow:
         out_dir: a.out.clone(),
         epoch,
         cache,
+        // No layers are built here.
+        secrets: Vec::new(),
     };
     for variant in &variants {
         let source = match (&a.rootfs, &a.provider_image) {

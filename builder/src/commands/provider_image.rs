@@ -12,6 +12,9 @@ pub fn run(
         out_dir: a.out,
         epoch,
         cache,
+        // No user-data here; the definition's proxy passwords are added by
+        // the provider stage itself.
+        secrets: Vec::new(),
     };
     for image in provider::build(&l, &l.variants(), &settings)? {
         println!(

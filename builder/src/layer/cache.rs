@@ -20,11 +20,15 @@ use crate::progress::Progress;
 
 /// Bump when the bytes a layer writer produces for the same input change.
 const FORMAT: &str = "edgeforge-layer/v1";
+/// Bump when the secret guard refuses more: an entry an older guard let
+/// through was never checked by this one.
+const GUARD: &str = "secret-guard/2";
 
 pub struct LayerCache {
     dir: PathBuf,
-    /// Looked for in every layer built. An entry built before a secret was
-    /// declared was never scanned for it, so with secrets entries are rebuilt.
+    /// Looked for in every layer built. An entry built before the run knew
+    /// a secret was never scanned for it, so with secrets entries are
+    /// rescanned when taken from the cache.
     secrets: Vec<Secret>,
 }
 
@@ -38,6 +42,7 @@ struct Entry {
 pub fn key(parts: &[&str]) -> Sha256Digest {
     let mut h = Sha256::new();
     h.update(FORMAT);
+    h.update(GUARD);
     for p in parts {
         h.update(b"\n");
         h.update(p.as_bytes());
@@ -62,8 +67,11 @@ impl LayerCache {
     ) -> anyhow::Result<(LayerBlob, bool)> {
         let blob_path = self.dir.join(format!("{key}.tar.gz"));
         let meta_path = self.dir.join(format!("{key}.json"));
-        if self.secrets.is_empty() {
-            if let Some(blob) = self.lookup(&blob_path, &meta_path) {
+        if let Some(blob) = self.lookup(&blob_path, &meta_path) {
+            // An entry carrying a secret is built again, so the refusal
+            // names the overlay or component file it came from.
+            if self.secrets.is_empty() || !super::rescan::carries_secrets(&blob.path, &self.secrets)
+            {
                 return Ok((blob, true));
             }
         }

@@ -4,6 +4,7 @@
 pub mod cache;
 mod compress;
 pub mod lower;
+mod rescan;
 pub mod secrets;
 mod sources;
 mod writer;

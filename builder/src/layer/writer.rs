@@ -168,17 +168,9 @@ impl<'p> LayerWriter<'p> {
         self.tar.append_data(&mut h, name, guarded).context(ctx)?;
         match self.guard.finish() {
             None => Ok(()),
-            Some(Finding::Token) => Err(fail(
+            Some(Finding { what, hint }) => Err(fail(
                 Category::SecretRefused,
-                format!(
-                    "{source} carries a stylus.site.edgeHostToken: registration tokens belong in the ISO's user-data (edgeforge iso --user-data), never in the provider image; remove it from the overlay or component"
-                ),
-            )),
-            Some(Finding::Secret(what)) => Err(fail(
-                Category::SecretRefused,
-                format!(
-                    "{source} carries {what}: passwords never go into the provider image; render the proxy without credentials there and give sites theirs through the user-data (stylus.site.network.httpProxy)"
-                ),
+                format!("{source} carries {what}: {hint}"),
             )),
         }
     }

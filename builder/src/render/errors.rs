@@ -27,10 +27,17 @@ pub fn template_error(path: &Path, text: &str, e: &tera::Error) -> anyhow::Error
             ),
         );
     }
-    // Parse errors carry " --> LINE:COL" in the message.
+    // Parse errors carry " --> LINE:COL" in the message; a failed function
+    // call (`get_env`) is found in the text like an undefined variable.
     let line = messages
         .iter()
-        .find_map(|m| between(m, "--> ", ":").map(str::to_string));
+        .find_map(|m| between(m, "--> ", ":").map(str::to_string))
+        .or_else(|| {
+            let function = messages
+                .iter()
+                .find_map(|m| between(m, "Function call '", "' failed"))?;
+            line_using(text, function).map(|l| l.to_string())
+        });
     let loc = line.map(|l| format!(":{l}")).unwrap_or_default();
     let detail = messages
         .iter()

@@ -62,6 +62,10 @@ impl Renderer {
             sources: HashMap::new(),
         };
         r.tera.autoescape_on(vec![]);
+        // Tera registers `get_env` whatever its features: a template could
+        // read the whole environment, a `--token-env` variable included, and
+        // bake it into an image. Templates see only their context.
+        r.tera.register_function("get_env", no_environment);
         for (name, text) in BUILTIN {
             r.add(
                 name,
@@ -178,6 +182,14 @@ impl Renderer {
     }
 }
 
+/// Stands in for Tera's `get_env`, so a template calling it fails naming
+/// itself instead of reading the environment.
+fn no_environment(_: &HashMap<String, tera::Value>) -> tera::Result<tera::Value> {
+    Err(tera::Error::msg(
+        "get_env is disabled: templates see no environment variables (a registration token could be among them), only the definition's variables (see `edgeforge render` context.json); pass values through the definition or --set",
+    ))
+}
+
 /// What a checkout gives a file's mode is the umask's doing: rendered trees
 /// have 0755 for executables and 0644 for the rest.
 fn normal_mode(md: &fs::Metadata) -> fs::Permissions {
@@ -205,4 +217,27 @@ fn remove(p: &Path) -> anyhow::Result<()> {
         Err(_) => Ok(()),
     }
     .with_context(|| format!("replacing {}", p.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_cannot_read_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("leak.tera");
+        fs::write(&file, "a\nb={{ get_env(name=\"PATH\", default=\"\") }}\n").unwrap();
+        let mut r = Renderer::new(None, tera::Context::new()).unwrap();
+        let e = r.render_file(&file).unwrap_err();
+        let msg = e.to_string();
+        assert_eq!(
+            e.downcast_ref::<crate::error::Failure>()
+                .map(|f| f.category),
+            Some(Category::Template),
+            "{msg}"
+        );
+        assert!(msg.starts_with(&format!("{}:2: ", file.display())), "{msg}");
+        assert!(msg.contains("get_env is disabled"), "{msg}");
+    }
 }

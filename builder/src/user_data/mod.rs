@@ -4,6 +4,7 @@
 //! printed, and every file edgeforge writes it to is created 0600.
 
 mod render;
+mod secrets;
 mod site;
 mod token;
 pub mod validate;
@@ -17,6 +18,7 @@ use crate::error::{fail, Category};
 use crate::io::Sha256Digest;
 use crate::yaml;
 pub use render::render;
+pub use secrets::SecretField;
 pub use site::Site;
 pub use token::{Secret, REFUSED};
 use validate::{Finding, Severity};
@@ -107,5 +109,11 @@ impl UserData {
 
     pub fn bytes(&self) -> &[u8] {
         &self.bytes
+    }
+
+    /// The token and passwords the document carries (`secrets.rs`).
+    pub fn secrets(&self) -> anyhow::Result<Vec<SecretField>> {
+        let text = std::str::from_utf8(&self.bytes).expect("checked as UTF-8 when loaded");
+        Ok(secrets::of(&yaml::parse_value(&self.path, text)?))
     }
 }
