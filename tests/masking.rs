@@ -343,7 +343,7 @@ fn user_data_render_masks_proxy_passwords_from_site_values() {
             &[
                 "user-data",
                 "render",
-                "images/demo.yaml",
+                "images/demo-busybox.yaml",
                 "--site-value",
                 "name=edge-mask",
                 "--site-value",
@@ -379,7 +379,7 @@ fn render_context_and_set_errors_mask_a_scheme_less_proxy_password() {
     let out = t.path().join("rendered");
     let o = edgeforge(&[
         "render",
-        "images/demo.yaml",
+        "images/demo-busybox.yaml",
         "--set",
         &set,
         "--out",
@@ -394,7 +394,7 @@ fn render_context_and_set_errors_mask_a_scheme_less_proxy_password() {
     // An error naming the overrides names this one masked.
     let o = edgeforge(&[
         "render",
-        "images/demo.yaml",
+        "images/demo-busybox.yaml",
         "--set",
         &set,
         "--set",

@@ -62,8 +62,8 @@ fn plan_json_lists_every_variant_with_rule_following_tags_and_input_digests() {
     let plan: serde_json::Value =
         serde_json::from_str(&stdout(&o)).expect("plan --format json is JSON");
     let variants = plan["variants"].as_array().unwrap();
-    // demo (1) + k3s, rke2, kubeadm (3 versions each).
-    assert_eq!(variants.len(), 10);
+    // demo and demo-busybox (1 each) + k3s, rke2, kubeadm (3 versions each).
+    assert_eq!(variants.len(), 11);
     let mut names = std::collections::HashSet::new();
     for v in variants {
         let tag = v["tag"].as_str().unwrap();
