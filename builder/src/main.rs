@@ -21,6 +21,7 @@ mod progress;
 mod provider;
 mod render;
 mod safe_path;
+mod tree_digest;
 mod user_data;
 mod yaml;
 

@@ -18,7 +18,7 @@ use crate::oci::source::SourceImage;
 use crate::progress::Progress;
 
 /// Bump when the squashfs, the selection of boot files or `entry.json` changes.
-const FORMAT: &str = "edgeforge-rootfs/v3";
+const FORMAT: &str = "edgeforge-rootfs/v4";
 
 pub struct RootfsParts {
     pub squashfs: PathBuf,
@@ -63,7 +63,11 @@ impl Prepare<'_> {
                     &image.manifest_digest.to_string(),
                 ]);
                 let cache = self.cache.map(|c| EntryCache::new(c, KIND));
-                if let Some(parts) = cache.as_ref().and_then(|c| lookup(c, &key)) {
+                let cached = match &cache {
+                    Some(c) => lookup(c, &key)?,
+                    None => None,
+                };
+                if let Some(parts) = cached {
                     info!(
                         "rootfs.squashfs ({}, cached for {})",
                         self.compression, image.manifest_digest
@@ -112,8 +116,8 @@ const FILES: [&str; 5] = [
     "grub.efi",
 ];
 
-fn lookup(cache: &EntryCache, key: &Sha256Digest) -> Option<RootfsParts> {
-    cache.lookup(key, &FILES[..3]).map(from_entry)
+fn lookup(cache: &EntryCache, key: &Sha256Digest) -> anyhow::Result<Option<RootfsParts>> {
+    Ok(cache.lookup(key, &FILES[..3])?.map(from_entry))
 }
 
 fn from_entry(entry: entry_cache::Entry<Meta>) -> RootfsParts {
