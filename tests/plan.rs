@@ -716,3 +716,138 @@ fn an_iso_rebuilt_after_an_overlay_change_links_the_cached_lower_tree_and_matche
     assert!(fourth.contains("is damaged"), "{fourth}");
     assert_eq!(file_in(&repaired, "etc/issue"), "component issue\n");
 }
+
+/// Flips one bit in the middle of `path` in place, keeping its size and
+/// mtime, as bit rot or a stray write would.
+fn flip_a_byte(path: &std::path::Path) {
+    let mtime = fs::metadata(path).unwrap().modified().unwrap();
+    let mut bytes = fs::read(path).unwrap();
+    assert!(!bytes.is_empty(), "{}", path.display());
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x10;
+    fs::write(path, bytes).unwrap();
+    fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+}
+
+/// The entries of one kind in a cache folder (not the hidden temporaries).
+fn cache_entries(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut v: Vec<_> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn a_damaged_cache_entry_of_any_kind_is_rebuilt_with_a_warning_and_never_used() {
+    let t = tempfile::tempdir().unwrap();
+    let cache = t.path().join("cache");
+    let (def, _) = with_component_and_overlay(
+        t.path(),
+        "/",
+        &[
+            ("etc/issue", b"component issue\n"),
+            ("opt/blob", &[7u8; 100_000]),
+        ],
+        "motd\n",
+    );
+    let ud = repo_root().join("images/user-data/demo.yaml");
+    let build = |out: &str, extra: &[&str]| {
+        let out = t.path().join(out);
+        let mut args = vec!["--cache-dir", cache.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        args.extend([
+            "build",
+            def.to_str().unwrap(),
+            "--user-data",
+            ud.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        let o = edgeforge(&args);
+        assert_ok(&o);
+        let read = |name: &str| fs::read(out.join(name)).unwrap();
+        (
+            stderr(&o),
+            read("palette-edge-installer.iso"),
+            read("ubuntu-k3s-1.30.5-v4.5.0-test.oci.tar"),
+        )
+    };
+    let (_, clean_iso, clean_archive) = build("clean", &["--no-cache"]);
+    let (first, _, _) = build("first", &[]);
+    assert!(!first.contains("damaged"), "{first}");
+
+    let entry = |kind: &str| {
+        let v = cache_entries(&cache.join(kind));
+        assert_eq!(v.len(), 1, "{kind}: {v:?}");
+        v[0].clone()
+    };
+    let layers: Vec<_> = cache_entries(&cache.join("layers"))
+        .into_iter()
+        .filter(|p| p.to_string_lossy().ends_with(".tar.gz"))
+        .collect();
+    assert_eq!(layers.len(), 2, "the component and the overlay layer");
+    let (rootfs, boot, tree) = (entry("rootfs"), entry("boot"), entry("trees"));
+    // Each round damages entries of several kinds at once; the rootfs entry
+    // is damaged in each, so the lower tree is consulted too.
+    let rounds: Vec<Vec<std::path::PathBuf>> = vec![
+        vec![
+            layers[0].clone(),
+            layers[1].clone(),
+            rootfs.join("rootfs.squashfs"),
+            boot.join("eltorito.img"),
+            tree.join("rootfs/etc/issue"),
+        ],
+        vec![
+            rootfs.join("kernel"),
+            boot.join("uefi.img"),
+            tree.join("rootfs/opt/blob"),
+        ],
+        vec![rootfs.join("initrd"), rootfs.join("entry.json")],
+    ];
+    for (i, damaged) in rounds.iter().enumerate() {
+        for f in damaged {
+            flip_a_byte(f);
+        }
+        let (log, iso, archive) = build(&format!("round{i}"), &[]);
+        for f in damaged {
+            // The entry: cache/<kind>/<key> (a layer: its blob).
+            let entry = f
+                .ancestors()
+                .find(|a| a.parent().and_then(|p| p.parent()) == Some(cache.as_path()))
+                .unwrap()
+                .display()
+                .to_string();
+            assert!(
+                log.lines().any(|l| l.contains("warning:")
+                    && l.contains("is damaged")
+                    && l.contains(&entry)),
+                "round {i}: no warning for {}:\n{log}",
+                f.display()
+            );
+        }
+        assert!(
+            archive == clean_archive,
+            "round {i}: the provider image equals a --no-cache build"
+        );
+        assert!(
+            iso == clean_iso,
+            "round {i}: the ISO equals a --no-cache build"
+        );
+        // The damaged entries were built anew: the next build uses them.
+        let (next, iso, _) = build(&format!("round{i}-next"), &[]);
+        assert!(!next.contains("damaged"), "round {i}, next build:\n{next}");
+        assert!(
+            next.contains("(cached tree, ") || next.contains("cached for sha256:"),
+            "{next}"
+        );
+        assert!(iso == clean_iso, "round {i}: the next ISO too");
+    }
+}
