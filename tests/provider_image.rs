@@ -819,7 +819,7 @@ fn concurrent_unpacks_to_one_folder_one_wins_whole_the_other_fails() {
         assert_ok(&unpack(&image, &alone));
         images.push((image, tree_files(&alone)));
     }
-    for round in 0..3 {
+    for round in 0..5 {
         let out = t.path().join(format!("out{round}"));
         let runs: Vec<_> = images
             .iter()

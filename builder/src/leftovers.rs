@@ -18,9 +18,14 @@ pub fn hold(path: &Path) -> anyhow::Result<File> {
     Ok(f)
 }
 
-/// Whether a live process holds `path` locked.
-pub fn in_use(path: &Path) -> bool {
-    File::open(path).is_ok_and(|f| matches!(f.try_lock(), Err(TryLockError::WouldBlock)))
+/// Whether `path` was left by a dead process. Its writer creates it, locks
+/// it and only then puts anything in it, so `has_content` (taken before the
+/// lock is tried) proves it was locked once, and if no one holds it now its
+/// writer is gone. An empty one may be a live writer's not locked yet: it is
+/// left alone (it holds nothing).
+pub fn abandoned(path: &Path, has_content: bool) -> bool {
+    has_content
+        && File::open(path).is_ok_and(|f| !matches!(f.try_lock(), Err(TryLockError::WouldBlock)))
 }
 
 /// Removes a folder tree, making its folders writable first if it must (a
@@ -35,4 +40,22 @@ pub fn remove_tree(path: &Path) -> anyhow::Result<()> {
         }
     }
     fs::remove_dir_all(path).with_context(|| format!("removing {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_unheld_files_with_content_are_abandoned() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join(".edgeforge-x.partial");
+        fs::write(&p, "").unwrap();
+        assert!(!abandoned(&p, false), "empty: perhaps not locked yet");
+        let held = hold(&p).unwrap();
+        fs::write(&p, "user-data").unwrap();
+        assert!(!abandoned(&p, true), "its writer holds it");
+        drop(held);
+        assert!(abandoned(&p, true), "its writer is gone");
+    }
 }

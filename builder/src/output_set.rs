@@ -201,8 +201,8 @@ impl Drop for FolderLock {
 
 /// Removes, from a folder whose lock is held, the work folders and
 /// temporary files killed runs left (the temporary files may hold
-/// user-data). A temporary file another process still holds locked (one
-/// `iso embed` is writing) is left alone.
+/// user-data). A temporary file another process is writing (`iso embed`,
+/// `layer`, which do not take the folder's lock) is left alone.
 fn remove_leftovers(dir: &Path) -> anyhow::Result<()> {
     let mut removed = 0;
     let rd = fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?;
@@ -216,7 +216,10 @@ fn remove_leftovers(dir: &Path) -> anyhow::Result<()> {
         }
         if kind.is_dir() && name.starts_with(".edgeforge-work-") {
             leftovers::remove_tree(&path)?;
-        } else if kind.is_file() && name.ends_with(".partial") && !leftovers::in_use(&path) {
+        } else if kind.is_file()
+            && name.ends_with(".partial")
+            && leftovers::abandoned(&path, fs::metadata(&path).is_ok_and(|m| m.len() > 0))
+        {
             fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
         } else {
             continue;

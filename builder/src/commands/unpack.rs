@@ -3,7 +3,8 @@
 //! already there is followed or merged into; 0700 while incomplete) and
 //! renamed onto OUT without replacing anything, so of two unpacks to one
 //! OUT one wins and the other fails. The folder is locked while its unpack
-//! lives; the next unpack to the same OUT removes those of killed ones.
+//! lives; the next unpack to the same OUT removes those of killed ones (an
+//! unpack killed before it began the tree leaves an empty folder).
 
 use std::ffi::CString;
 use std::fs;
@@ -70,14 +71,15 @@ pub fn run(a: UnpackArgs, epoch: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Removes the folders of killed unpacks to the same OUT (no one holds them).
+/// Removes the folders of killed unpacks to the same OUT: those holding a
+/// tree (so their unpack had locked them) that no one holds.
 fn remove_killed(parent: &Path, prefix: &str) -> anyhow::Result<()> {
     let rd = fs::read_dir(parent).with_context(|| format!("reading {}", parent.display()))?;
     for e in rd.flatten() {
         let path = e.path();
         if e.file_name().to_string_lossy().starts_with(prefix)
             && e.file_type().is_ok_and(|t| t.is_dir())
-            && !leftovers::in_use(&path)
+            && leftovers::abandoned(&path, path.join("rootfs").exists())
         {
             info!("removing {}, left by an interrupted unpack", path.display());
             leftovers::remove_tree(&path)?;
