@@ -4,11 +4,10 @@
 //! `<out>/.edgeforge.lock` from start to end (the file is removed when the
 //! lock is released); a second run into the same folder waits for it
 //! (saying so), so runs serialise and `SHA256SUMS`, a read-modify-write,
-//! never loses another run's entries. Holding the lock,
-//! a run first removes what killed runs left (`.edgeforge-work-*` folders,
-//! `.edgeforge-*.partial` files no live process holds), then stages every
-//! artifact as a temporary file, and only when every stage succeeded
-//! commits them: all content flushed, then renamed into place, artifacts
+//! never loses another run's entries. Holding the lock, a run first removes
+//! what killed runs left (`.edgeforge-work-*` folders, `.edgeforge-*.partial`
+//! files: `leftovers.rs`), then stages every artifact as a temporary file,
+//! and only when every stage succeeded commits them: all content flushed, then renamed into place, artifacts
 //! (each followed by its `.sha256`), then `manifest.json`, then
 //! `SHA256SUMS` last. Until that last rename the folder holds either the old
 //! set untouched or new artifacts beside the old `SHA256SUMS`, which
