@@ -571,9 +571,9 @@ fn an_iso_rebuilt_with_other_user_data_reuses_the_cached_squashfs() {
         t.path().join("third").to_str().unwrap(),
     ]);
     assert!(!third.contains("boot images cached"), "{third}");
+    // The tree is keyed by the epoch too (folders no layer describes get it).
     let pruned = edgeforge(&["--cache-dir", c, "cache", "prune", "--all"]);
     assert!(
-        // The tree is keyed by the epoch too (folders no layer describes get it).
         stdout(&pruned).contains("2 flattened trees, 2 root filesystems and 2 boot image sets"),
         "{}",
         stdout(&pruned)
@@ -715,6 +715,448 @@ fn an_iso_rebuilt_after_an_overlay_change_links_the_cached_lower_tree_and_matche
     fs::write(&issue, "").unwrap();
     fs::write(ov.join("motd"), "overlay 3\n").unwrap();
     let (fourth, repaired) = build("four", &[]);
-    assert!(fourth.contains("flattening anew"), "{fourth}");
+    assert!(fourth.contains("is damaged"), "{fourth}");
     assert_eq!(file_in(&repaired, "etc/issue"), "component issue\n");
+}
+
+/// Flips one bit in the middle of `path` in place, keeping its size and
+/// mtime, as bit rot or a stray write would.
+fn flip_a_byte(path: &std::path::Path) {
+    let mtime = fs::metadata(path).unwrap().modified().unwrap();
+    let mut bytes = fs::read(path).unwrap();
+    assert!(!bytes.is_empty(), "{}", path.display());
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x10;
+    fs::write(path, bytes).unwrap();
+    fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+}
+
+/// The entries of one kind in a cache folder (not the hidden temporaries).
+fn cache_entries(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut v: Vec<_> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn a_damaged_cache_entry_of_any_kind_is_rebuilt_with_a_warning_and_never_used() {
+    let t = tempfile::tempdir().unwrap();
+    let cache = t.path().join("cache");
+    let (def, _) = with_component_and_overlay(
+        t.path(),
+        "/",
+        &[
+            ("etc/issue", b"component issue\n"),
+            ("opt/blob", &[7u8; 100_000]),
+        ],
+        "motd\n",
+    );
+    let ud = repo_root().join("images/user-data/demo.yaml");
+    let build = |out: &str, extra: &[&str]| {
+        let out = t.path().join(out);
+        let mut args = vec!["--cache-dir", cache.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        args.extend([
+            "build",
+            def.to_str().unwrap(),
+            "--user-data",
+            ud.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        let o = edgeforge(&args);
+        assert_ok(&o);
+        let read = |name: &str| fs::read(out.join(name)).unwrap();
+        (
+            stderr(&o),
+            read("palette-edge-installer.iso"),
+            read("ubuntu-k3s-1.30.5-v4.5.0-test.oci.tar"),
+        )
+    };
+    let (_, clean_iso, clean_archive) = build("clean", &["--no-cache"]);
+    let (first, _, _) = build("first", &[]);
+    assert!(!first.contains("damaged"), "{first}");
+
+    let entry = |kind: &str| {
+        let v = cache_entries(&cache.join(kind));
+        assert_eq!(v.len(), 1, "{kind}: {v:?}");
+        v[0].clone()
+    };
+    let layers: Vec<_> = cache_entries(&cache.join("layers"))
+        .into_iter()
+        .filter(|p| p.to_string_lossy().ends_with(".tar.gz"))
+        .collect();
+    assert_eq!(layers.len(), 2, "the component and the overlay layer");
+    let (rootfs, boot, tree) = (entry("rootfs"), entry("boot"), entry("trees"));
+    // Each round damages entries of several kinds at once; the rootfs entry
+    // is damaged in each, so the lower tree is consulted too.
+    let rounds: Vec<Vec<std::path::PathBuf>> = vec![
+        vec![
+            layers[0].clone(),
+            layers[1].clone(),
+            rootfs.join("rootfs.squashfs"),
+            boot.join("eltorito.img"),
+            tree.join("rootfs/etc/issue"),
+        ],
+        vec![
+            rootfs.join("kernel"),
+            boot.join("uefi.img"),
+            tree.join("rootfs/opt/blob"),
+        ],
+        vec![rootfs.join("initrd"), rootfs.join("entry.json")],
+    ];
+    for (i, damaged) in rounds.iter().enumerate() {
+        for f in damaged {
+            flip_a_byte(f);
+        }
+        let (log, iso, archive) = build(&format!("round{i}"), &[]);
+        for f in damaged {
+            // The entry: cache/<kind>/<key> (a layer: its blob).
+            let entry = f
+                .ancestors()
+                .find(|a| a.parent().and_then(|p| p.parent()) == Some(cache.as_path()))
+                .unwrap()
+                .display()
+                .to_string();
+            assert!(
+                log.lines().any(|l| l.contains("warning:")
+                    && l.contains("is damaged")
+                    && l.contains(&entry)),
+                "round {i}: no warning for {}:\n{log}",
+                f.display()
+            );
+        }
+        assert!(
+            archive == clean_archive,
+            "round {i}: the provider image equals a --no-cache build"
+        );
+        assert!(
+            iso == clean_iso,
+            "round {i}: the ISO equals a --no-cache build"
+        );
+        // The damaged entries were built anew: the next build uses them.
+        let (next, iso, _) = build(&format!("round{i}-next"), &[]);
+        assert!(!next.contains("damaged"), "round {i}, next build:\n{next}");
+        assert!(
+            next.contains("(cached tree, ") || next.contains("cached for sha256:"),
+            "{next}"
+        );
+        assert!(iso == clean_iso, "round {i}: the next ISO too");
+    }
+}
+
+/// A running edgeforge in its own process group (so a kill takes the host
+/// tools it runs too), its stderr lines read on a thread.
+struct Running {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    log: String,
+}
+
+impl Running {
+    fn start(args: &[&str], env: &[(&str, &str)]) -> Running {
+        use std::io::BufRead;
+        use std::os::unix::process::CommandExt;
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_edgeforge"));
+        c.args(args)
+            .current_dir(repo_root())
+            .env("SOURCE_DATE_EPOCH", EPOCH)
+            .env("EDGEFORGE_CACHE_DIR", test_cache())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .process_group(0);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let mut child = c.spawn().expect("running edgeforge");
+        let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for l in stderr.lines().map_while(Result::ok) {
+                if tx.send(l).is_err() {
+                    break;
+                }
+            }
+        });
+        Running {
+            child,
+            lines,
+            log: String::new(),
+        }
+    }
+
+    /// Reads stderr up to a line containing `needle` (true) or to its end.
+    fn wait_for(&mut self, needle: &str) -> bool {
+        while let Ok(l) = self.lines.recv() {
+            self.log += &l;
+            self.log.push('\n');
+            if l.contains(needle) {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// kill -9 of the run and every process it started.
+    fn kill(mut self) {
+        // SAFETY: plain syscall; the group is the child's own.
+        unsafe { libc::kill(-(self.child.id() as i32), libc::SIGKILL) };
+        self.child.wait().unwrap();
+    }
+
+    fn finish(mut self) -> (std::process::ExitStatus, String) {
+        self.wait_for("\0never");
+        (self.child.wait().unwrap(), self.log)
+    }
+}
+
+/// Every visible file of an output folder with its bytes.
+fn artifact_set(dir: &std::path::Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    entries(dir)
+        .into_iter()
+        .filter(|n| !n.starts_with('.'))
+        .map(|n| {
+            let bytes = fs::read(dir.join(&n)).unwrap();
+            (n, bytes)
+        })
+        .collect()
+}
+
+fn hidden_entries(dir: &std::path::Path) -> Vec<String> {
+    entries(dir)
+        .into_iter()
+        .filter(|n| n.starts_with('.'))
+        .collect()
+}
+
+#[test]
+fn a_rebuild_killed_at_any_point_leaves_the_old_set_the_new_set_or_one_verify_rejects() {
+    let t = tempfile::tempdir().unwrap();
+    let cache = t.path().join("cache");
+    let (def, ov) =
+        with_component_and_overlay(t.path(), "/", &[("etc/issue", b"component\n")], "old\n");
+    let ud = repo_root().join("images/user-data/demo.yaml");
+    let args = |out: &std::path::Path| -> Vec<String> {
+        [
+            "--cache-dir",
+            cache.to_str().unwrap(),
+            "build",
+            def.to_str().unwrap(),
+            "--user-data",
+            ud.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let build = |out: &std::path::Path| {
+        let a = args(out);
+        let o = edgeforge(&a.iter().map(String::as_str).collect::<Vec<_>>());
+        assert_ok(&o);
+    };
+    let verifies = |dir: &std::path::Path| edgeforge(&["verify", dir.to_str().unwrap()]);
+    let old = t.path().join("old");
+    build(&old);
+    fs::write(ov.join("motd"), "new\n").unwrap();
+    let new = t.path().join("new");
+    build(&new);
+    let (old_set, new_set) = (artifact_set(&old), artifact_set(&new));
+    for name in new_set.keys() {
+        assert!(
+            name == "SHA256SUMS" || old_set[name] != new_set[name],
+            "{name} changes in the rebuild"
+        );
+    }
+
+    // The provider image, its .sha256, the ISO, its .sha256, manifest.json,
+    // then SHA256SUMS: 6 renames; commit-N pauses before the N-th.
+    let mut points = vec![("mid-run".to_string(), "rootfs.squashfs (".to_string())];
+    points.extend((0..=6).map(|n| (format!("commit-{n}"), format!("test pause at commit-{n}"))));
+    for (point, needle) in points {
+        let dir = t.path().join(format!("killed-{point}"));
+        copy_tree(&old, &dir);
+        let a = args(&dir);
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        let mut run = Running::start(&a, &[("EDGEFORGE_TEST_PAUSE_AT", &point)]);
+        assert!(
+            run.wait_for(&needle),
+            "{point} was not reached:\n{}",
+            run.log
+        );
+        run.kill();
+        let left = artifact_set(&dir);
+        let v = verifies(&dir);
+        let names: Vec<&String> = left.keys().collect();
+        match point.as_str() {
+            "commit-0" => assert!(left == old_set, "before any rename: the old set"),
+            "commit-6" => assert!(left == new_set, "after SHA256SUMS: the new set"),
+            "mid-run" => assert!(
+                !v.status.success() || left == old_set || left == new_set,
+                "{point}: verify passed on a mixed set {names:?}:\n{}",
+                stdout(&v)
+            ),
+            _ => assert_eq!(
+                v.status.code(),
+                Some(7),
+                "{point}: verify must fail on {names:?}:\n{}",
+                stdout(&v)
+            ),
+        }
+        if left == old_set || left == new_set {
+            assert_ok(&v);
+        }
+
+        // The next run removes what the killed one left and commits its set.
+        let o = edgeforge(&a);
+        assert_ok(&o);
+        assert_eq!(hidden_entries(&dir), Vec::<String>::new(), "{point}");
+        assert!(artifact_set(&dir) == new_set, "{point}: the next run's set");
+        assert_ok(&verifies(&dir));
+    }
+}
+
+#[test]
+fn builds_into_one_folder_wait_for_each_other_and_keep_every_checksum() {
+    let t = tempfile::tempdir().unwrap();
+    demo_base();
+    let out = t.path().join("out");
+    fs::create_dir_all(&out).unwrap();
+    // Hold the folder's lock as a run in progress would.
+    let lock = fs::File::create(out.join(".edgeforge.lock")).unwrap();
+    lock.lock().unwrap();
+    let ud = repo_root().join("images/user-data/demo.yaml");
+    let variants = ["ubuntu-k3s-1.30.5-v4.5.0", "ubuntu-k3s-1.29.9-v4.5.0"];
+    let mut runs: Vec<Running> = variants
+        .iter()
+        .map(|v| {
+            Running::start(
+                &[
+                    "build",
+                    "images/ubuntu-22.04-k3s.yaml",
+                    "--variant",
+                    v,
+                    "--user-data",
+                    ud.to_str().unwrap(),
+                    "--out",
+                    out.to_str().unwrap(),
+                ],
+                &[],
+            )
+        })
+        .collect();
+    for r in &mut runs {
+        assert!(
+            r.wait_for("waiting for another edgeforge run writing into"),
+            "{}",
+            r.log
+        );
+    }
+    assert_eq!(
+        entries(&out),
+        [".edgeforge.lock"],
+        "nothing written while waiting"
+    );
+    drop(lock);
+    for r in runs {
+        let (status, log) = r.finish();
+        assert!(status.success(), "{log}");
+    }
+    let sums = fs::read_to_string(out.join("SHA256SUMS")).unwrap();
+    for v in variants {
+        let tag = v.strip_prefix("ubuntu-").unwrap();
+        for name in [
+            format!("{v}.oci.tar"),
+            format!("palette-edge-installer-ubuntu-22.04-k3s-{tag}.iso"),
+        ] {
+            assert!(sums.contains(&format!("  {name}\n")), "{name} in:\n{sums}");
+        }
+    }
+    assert_eq!(sums.lines().count(), 4, "{sums}");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["outputs"].as_array().unwrap().len(), 2);
+    let v = edgeforge(&["verify", out.to_str().unwrap()]);
+    assert_ok(&v);
+    assert_eq!(hidden_entries(&out), Vec::<String>::new());
+}
+
+#[test]
+fn a_build_failing_after_the_provider_image_leaves_the_folder_as_it_was_and_removes_leftovers() {
+    let t = tempfile::tempdir().unwrap();
+    let (def, ov) =
+        with_component_and_overlay(t.path(), "/", &[("etc/issue", b"component\n")], "old\n");
+    let iso_overlay = t.path().join("iso-overlay");
+    fs::create_dir_all(&iso_overlay).unwrap();
+    fs::write(iso_overlay.join("note.txt.tera"), "{{ iso_name }}\n").unwrap();
+    let mut text = fs::read_to_string(&def).unwrap();
+    text = text.replace(
+        "overlays:\n",
+        &format!("overlays:\n  iso: [{}]\n", iso_overlay.display()),
+    );
+    fs::write(&def, text).unwrap();
+    let ud = repo_root().join("images/user-data/demo.yaml");
+    let out = t.path().join("out");
+    let build = |ud: &std::path::Path, cmd: &str| {
+        edgeforge(&[
+            cmd,
+            def.to_str().unwrap(),
+            "--user-data",
+            ud.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+    };
+    assert_ok(&build(&ud, "build"));
+    let old_set = artifact_set(&out);
+
+    // What killed runs leave: a work folder and a temporary file (0600,
+    // holding user-data).
+    fs::create_dir_all(out.join(".edgeforge-work-dead/rootfs/etc")).unwrap();
+    fs::write(out.join(".edgeforge-work-dead/rootfs/etc/motd"), "x").unwrap();
+    fs::write(out.join(".edgeforge-dead.partial"), "#cloud-config\n").unwrap();
+
+    // A new provider image, then a template error in the ISO stage.
+    fs::write(ov.join("motd"), "new\n").unwrap();
+    fs::write(
+        iso_overlay.join("note.txt.tera"),
+        "{{ no_such_variable }}\n",
+    )
+    .unwrap();
+    let o = build(&ud, "build");
+    assert_fails(&o, 6, &["note.txt.tera"]);
+    assert!(
+        artifact_set(&out) == old_set,
+        "the old set is untouched: {:?}",
+        entries(&out)
+    );
+    assert_eq!(
+        hidden_entries(&out),
+        Vec::<String>::new(),
+        "leftovers removed"
+    );
+    assert_ok(&edgeforge(&["verify", out.to_str().unwrap()]));
+
+    // `iso` replacing the ISO drops the manifest.json that described the old one.
+    fs::write(iso_overlay.join("note.txt.tera"), "{{ iso_name }}\n").unwrap();
+    let ud2 = t.path().join("ud2.yaml");
+    fs::write(&ud2, "#cloud-config\nstylus:\n  site:\n    name: second\n").unwrap();
+    let o = build(&ud2, "iso");
+    assert_ok(&o);
+    assert!(
+        stderr(&o).contains("manifest.json: it described"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!out.join("manifest.json").exists());
+    assert_ok(&edgeforge(&["verify", out.to_str().unwrap()]));
 }

@@ -732,3 +732,136 @@ fn layer_command_writes_sorted_normalized_entries() {
         ]
     );
 }
+
+fn unpack(image: &Path, out: &Path) -> std::process::Output {
+    edgeforge(&[
+        "unpack",
+        image.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ])
+}
+
+/// Relative path -> content of every file under `root` (folders as "/").
+fn tree_files(root: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut m = std::collections::BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            let rel = p.strip_prefix(root).unwrap().display().to_string();
+            let md = fs::symlink_metadata(&p).unwrap();
+            if md.is_dir() {
+                m.insert(rel + "/", vec![]);
+                stack.push(p);
+            } else {
+                m.insert(rel, fs::read(&p).unwrap());
+            }
+        }
+    }
+    m
+}
+
+#[test]
+fn unpack_builds_in_a_fresh_folder_never_through_or_into_what_is_there() {
+    let t = tempfile::tempdir().unwrap();
+    let image = t.path().join("image");
+    oci_layout(
+        &image,
+        &[vec![Entry::Dir("etc/"), Entry::File("etc/new", b"new")]],
+    );
+    let outside = t.path().join("outside");
+    fs::create_dir_all(&outside).unwrap();
+
+    // A symlink planted where a run might build the tree, leading outside.
+    let out = t.path().join("rootfs");
+    symlink(&outside, t.path().join("rootfs.partial")).unwrap();
+    assert_ok(&unpack(&image, &out));
+    assert_eq!(
+        entries(&outside),
+        Vec::<String>::new(),
+        "nothing written outside"
+    );
+    assert!(
+        fs::symlink_metadata(&out).unwrap().is_dir(),
+        "a real folder"
+    );
+    assert_eq!(fs::read(out.join("etc/new")).unwrap(), b"new");
+
+    // A stale partial tree of a killed run is not merged in.
+    let out2 = t.path().join("rootfs2");
+    fs::create_dir_all(t.path().join("rootfs2.partial/etc")).unwrap();
+    fs::write(t.path().join("rootfs2.partial/etc/stale"), "old run").unwrap();
+    assert_ok(&unpack(&image, &out2));
+    assert_eq!(entries(&out2.join("etc")), ["new"]);
+
+    // The folder of a killed unpack to the same OUT is removed by the next.
+    let killed = t.path().join(".rootfs3.edgeforge-unpack-dead");
+    fs::create_dir_all(killed.join("rootfs/etc")).unwrap();
+    fs::write(killed.join("rootfs/etc/x"), "x").unwrap();
+    let out3 = t.path().join("rootfs3");
+    assert_ok(&unpack(&image, &out3));
+    assert!(!killed.exists());
+
+    // OUT itself may not be anything already, a dangling symlink included.
+    let link = t.path().join("link");
+    symlink(outside.join("nowhere"), &link).unwrap();
+    assert_fails(&unpack(&image, &link), 2, &["already exists"]);
+    assert_eq!(entries(&outside), Vec::<String>::new());
+    assert!(
+        entries(t.path()).iter().all(|n| !n.contains("edgeforge")),
+        "{:?}",
+        entries(t.path())
+    );
+}
+
+#[test]
+fn concurrent_unpacks_to_one_folder_one_wins_whole_the_other_fails() {
+    let t = tempfile::tempdir().unwrap();
+    // Two images with many files each, so the runs overlap.
+    let names: Vec<String> = (0..1500).map(|i| format!("f{i:04}")).collect();
+    let mut images = vec![];
+    for which in ["a", "b"] {
+        let mut layer = vec![Entry::Dir("data/")];
+        let paths: Vec<String> = names.iter().map(|n| format!("data/{which}-{n}")).collect();
+        for p in &paths {
+            layer.push(Entry::File(p, which.as_bytes()));
+        }
+        let image = t.path().join(which);
+        oci_layout(&image, &[layer]);
+        let alone = t.path().join(format!("{which}-alone"));
+        assert_ok(&unpack(&image, &alone));
+        images.push((image, tree_files(&alone)));
+    }
+    for round in 0..5 {
+        let out = t.path().join(format!("out{round}"));
+        let runs: Vec<_> = images
+            .iter()
+            .map(|(image, _)| {
+                std::process::Command::new(env!("CARGO_BIN_EXE_edgeforge"))
+                    .args(["unpack", image.to_str().unwrap(), "--out"])
+                    .arg(&out)
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        let results: Vec<_> = runs
+            .into_iter()
+            .map(|c| c.wait_with_output().unwrap())
+            .collect();
+        let won: Vec<usize> = (0..2).filter(|&i| results[i].status.success()).collect();
+        assert_eq!(won.len(), 1, "round {round}: exactly one wins");
+        assert_fails(&results[1 - won[0]], 2, &["already exists"]);
+        assert!(
+            tree_files(&out) == images[won[0]].1,
+            "round {round}: OUT is the winner's image, whole and alone"
+        );
+    }
+    assert!(
+        entries(t.path()).iter().all(|n| !n.starts_with('.')),
+        "no temporary folders left: {:?}",
+        entries(t.path())
+    );
+}

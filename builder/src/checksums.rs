@@ -3,7 +3,7 @@
 //! come from hashing while writing; nothing is read back to checksum it.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
@@ -11,8 +11,15 @@ use crate::io::{AtomicFile, Sha256Digest};
 
 pub const SUMS: &str = "SHA256SUMS";
 
-fn line(sha: &Sha256Digest, name: &str) -> String {
+pub fn line(sha: &Sha256Digest, name: &str) -> String {
     format!("{sha}  {name}\n")
+}
+
+/// `<artifact>.sha256`.
+pub fn sidecar_path(artifact: &Path) -> PathBuf {
+    let mut target = artifact.as_os_str().to_owned();
+    target.push(".sha256");
+    PathBuf::from(target)
 }
 
 /// Writes `<artifact>.sha256`.
@@ -21,29 +28,40 @@ pub fn write_sidecar(artifact: &Path, sha: &Sha256Digest) -> anyhow::Result<()> 
         .file_name()
         .expect("artifacts have file names")
         .to_string_lossy();
-    let mut target = artifact.as_os_str().to_owned();
-    target.push(".sha256");
-    AtomicFile::write(Path::new(&target), line(sha, &name).as_bytes(), 0o644)
+    AtomicFile::write(&sidecar_path(artifact), line(sha, &name).as_bytes(), 0o644)
 }
 
-/// Records `artifacts` (file names in `dir`) in `dir/SHA256SUMS`, keeping the
-/// entries of other artifacts still present, dropping those whose files are gone.
-pub fn record(dir: &Path, artifacts: &[(String, Sha256Digest)]) -> anyhow::Result<()> {
-    let path = dir.join(SUMS);
+/// The `(name, hex digest)` entries of a checksum file's text.
+pub fn parse(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .filter_map(|l| l.split_once("  ").or_else(|| l.split_once(" *")))
+        .map(|(hash, name)| (name.to_string(), hash.to_string()))
+        .collect()
+}
+
+/// The text of `dir/SHA256SUMS` with `artifacts` (file names in `dir`)
+/// recorded: the entries of other artifacts still present are kept, those
+/// whose files are gone dropped.
+pub fn merged(dir: &Path, artifacts: &[(String, Sha256Digest)]) -> String {
     let mut entries: BTreeMap<String, String> = BTreeMap::new();
-    if let Ok(text) = std::fs::read_to_string(&path) {
-        for l in text.lines() {
-            if let Some((hash, name)) = l.split_once("  ") {
-                if dir.join(name).is_file() {
-                    entries.insert(name.to_string(), hash.to_string());
-                }
+    if let Ok(text) = std::fs::read_to_string(dir.join(SUMS)) {
+        for (name, hash) in parse(&text) {
+            if dir.join(&name).is_file() {
+                entries.insert(name, hash);
             }
         }
     }
     for (name, sha) in artifacts {
         entries.insert(name.clone(), sha.to_string());
     }
-    let text: String = entries.iter().map(|(n, h)| format!("{h}  {n}\n")).collect();
-    AtomicFile::write(&path, text.as_bytes(), 0o644)
+    entries.iter().map(|(n, h)| format!("{h}  {n}\n")).collect()
+}
+
+/// Records `artifacts` in `dir/SHA256SUMS` (see [`merged`]), holding the
+/// output folder's lock so no other run's entries are lost.
+pub fn record(dir: &Path, artifacts: &[(String, Sha256Digest)]) -> anyhow::Result<()> {
+    let _lock = crate::output_set::lock_folder(dir)?;
+    let path = dir.join(SUMS);
+    AtomicFile::write(&path, merged(dir, artifacts).as_bytes(), 0o644)
         .with_context(|| format!("updating {}", path.display()))
 }

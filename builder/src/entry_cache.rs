@@ -2,10 +2,15 @@
 //! the files and an `entry.json`, keyed by the digest of everything that went
 //! into them. An entry is built beside its final name and renamed into place,
 //! so a half-written one never has it; `entry.json` is touched on every use
-//! so `edgeforge cache prune` drops the entries not used recently. Cached
-//! files are not flushed to disk (that would cost a build its time), so
-//! `entry.json` records their sizes and an entry whose files lost data in a
-//! crash (ext4 leaves them empty) is not used.
+//! so `edgeforge cache prune` drops the entries not used recently.
+//!
+//! A cache must never change an artifact's bytes, yet its files live for
+//! weeks on a disk that may lose writes in a crash (cached files are not
+//! flushed: that would cost a build its time), rot, or be edited by hand. So
+//! `entry.json` records the size and SHA-256 of every stored file, and the
+//! digest of every stored folder (`tree_digest`), and carries its own
+//! checksum; every lookup re-hashes them all, and an entry that does not
+//! match is discarded with a warning and built anew, never used.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -16,7 +21,9 @@ use anyhow::Context;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-use crate::io::{AtomicFile, Sha256Digest};
+use crate::io::{file_sha256, sealed, AtomicFile, Sha256Digest};
+use crate::log::info;
+use crate::tree_digest;
 
 const META: &str = "entry.json";
 const ABANDONED: Duration = Duration::from_secs(86_400);
@@ -42,11 +49,60 @@ pub struct Entry<T> {
     pub meta: T,
 }
 
-/// `entry.json`: the caller's metadata and the size of every stored file.
+/// `entry.json` (sealed): the caller's metadata and what every stored file
+/// or folder must hash to.
 #[derive(Serialize, Deserialize)]
 struct Stored<T> {
-    sizes: BTreeMap<String, u64>,
+    files: BTreeMap<String, Hashed>,
     meta: T,
+}
+
+#[derive(Serialize, Deserialize, PartialEq)]
+enum Hashed {
+    /// A file: its size (checked first, it costs nothing) and SHA-256.
+    File { size: u64, sha256: String },
+    /// A folder: its `tree_digest`.
+    Tree { sha256: String },
+}
+
+impl Hashed {
+    fn of(path: &Path) -> anyhow::Result<Option<Hashed>> {
+        let Ok(md) = fs::symlink_metadata(path) else {
+            return Ok(None);
+        };
+        let hashed = if md.is_dir() {
+            Hashed::Tree {
+                sha256: tree_digest::of(path)?.to_string(),
+            }
+        } else {
+            let (sha, size) =
+                file_sha256(path).with_context(|| format!("reading {}", path.display()))?;
+            Hashed::File {
+                size,
+                sha256: sha.to_string(),
+            }
+        };
+        Ok(Some(hashed))
+    }
+
+    /// Why `path` does not hold what was stored, if it does not.
+    fn mismatch(&self, path: &Path) -> Option<String> {
+        if let Hashed::File { size, .. } = self {
+            match fs::metadata(path) {
+                Ok(md) if md.len() == *size => {}
+                Ok(md) => return Some(format!("{} bytes, not {size}", md.len())),
+                Err(e) => return Some(e.to_string()),
+            }
+        }
+        match Hashed::of(path) {
+            Ok(Some(found)) if found == *self => None,
+            Ok(Some(Hashed::File { sha256, .. } | Hashed::Tree { sha256 })) => {
+                Some(format!("sha256 {sha256} is not the one stored"))
+            }
+            Ok(None) => Some("missing".into()),
+            Err(e) => Some(format!("{e:#}")),
+        }
+    }
 }
 
 impl EntryCache {
@@ -56,31 +112,57 @@ impl EntryCache {
         }
     }
 
-    /// The entry for `key`, when it is complete: readable metadata, every
-    /// one of `required` (files or folders), and its files at their sizes.
+    /// The entry for `key`, when there is one and it holds exactly what was
+    /// stored: readable metadata, every one of `required` (files or
+    /// folders), every stored file and folder hashing as recorded. A damaged
+    /// entry is discarded with a warning, so the caller builds it anew.
     pub fn lookup<T: DeserializeOwned>(
         &self,
         key: &Sha256Digest,
         required: &[&str],
-    ) -> Option<Entry<T>> {
+    ) -> anyhow::Result<Option<Entry<T>>> {
         let dir = self.dir.join(key.to_string());
-        let stored: Stored<T> = serde_json::from_slice(&fs::read(dir.join(META)).ok()?).ok()?;
-        if !required.iter().all(|f| dir.join(f).exists())
-            || !stored
-                .sizes
-                .iter()
-                .all(|(f, size)| fs::metadata(dir.join(f)).is_ok_and(|m| m.len() == *size))
-        {
-            return None;
+        match self.check(&dir, required) {
+            Ok(found) => Ok(found),
+            Err(why) => {
+                info!(
+                    "warning: the cache entry {} is damaged ({why}); discarding it and building it anew",
+                    dir.display()
+                );
+                self.discard_damaged(&dir)?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// The entry in `dir` (`None` if there is none), or why it is damaged.
+    fn check<T: DeserializeOwned>(
+        &self,
+        dir: &Path,
+        required: &[&str],
+    ) -> Result<Option<Entry<T>>, String> {
+        let bytes = match fs::read(dir.join(META)) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !dir.exists() => return Ok(None),
+            Err(e) => return Err(format!("{META}: {e}")),
+        };
+        let stored: Stored<T> = sealed::from_slice(&bytes).map_err(|e| format!("{META}: {e}"))?;
+        if let Some(missing) = required.iter().find(|f| !stored.files.contains_key(**f)) {
+            return Err(format!("{missing} missing"));
+        }
+        for (name, hashed) in &stored.files {
+            if let Some(why) = hashed.mismatch(&dir.join(name)) {
+                return Err(format!("{name}: {why}"));
+            }
         }
         let _ = fs::File::options()
             .write(true)
             .open(dir.join(META))
             .and_then(|f| f.set_modified(SystemTime::now()));
-        Some(Entry {
-            dir,
+        Ok(Some(Entry {
+            dir: dir.to_path_buf(),
             meta: stored.meta,
-        })
+        }))
     }
 
     /// Stores `files` (hard-linked when possible) with `meta` under `key`
@@ -105,6 +187,7 @@ impl EntryCache {
 
     /// Stores what `fill` writes into the new entry's folder (`names` are
     /// its files or folders) under `key`, with the metadata `fill` returns.
+    /// Everything is hashed here, as it is stored.
     pub fn store_with<T: Serialize + DeserializeOwned>(
         &self,
         key: &Sha256Digest,
@@ -118,36 +201,36 @@ impl EntryCache {
             .prefix(".edgeforge-")
             .tempdir_in(&self.dir)?;
         let meta = fill(temp.path())?;
-        let sizes = names
-            .iter()
-            .filter_map(|n| {
-                let md = fs::metadata(temp.path().join(n)).ok()?;
-                md.is_file().then(|| (n.to_string(), md.len()))
-            })
-            .collect();
-        let stored = Stored { sizes, meta };
-        AtomicFile::write(
-            &temp.path().join(META),
-            &serde_json::to_vec(&stored)?,
-            0o644,
-        )?;
+        let mut files = BTreeMap::new();
+        for n in names {
+            if let Some(hashed) = Hashed::of(&temp.path().join(n))? {
+                files.insert(n.to_string(), hashed);
+            }
+        }
+        let stored = Stored { files, meta };
+        AtomicFile::write(&temp.path().join(META), &sealed::to_vec(&stored)?, 0o644)?;
         let temp = temp.keep();
         // Builds sharing the cache may store the same key at once, or find an
         // unreadable leftover (an interrupted or older edgeforge) together:
         // the one holding the lock either finds a good entry or replaces it.
         let _lock = self.lock()?;
         if fs::rename(&temp, &entry).is_err() {
-            if self.lookup::<T>(key, names).is_some() {
-                // Another build stored it first; it has the same bytes.
-                let _ = fs::remove_dir_all(&temp);
-            } else {
-                self.discard(&entry)?;
-                fs::rename(&temp, &entry)
-                    .with_context(|| format!("storing {}", entry.display()))?;
+            match self.check::<T>(&entry, names) {
+                Ok(Some(theirs)) => {
+                    // Another build stored it first; it has the same bytes.
+                    let _ = fs::remove_dir_all(&temp);
+                    return Ok(theirs);
+                }
+                _ => {
+                    self.discard(&entry)?;
+                    fs::rename(&temp, &entry)
+                        .with_context(|| format!("storing {}", entry.display()))?;
+                }
             }
         }
-        self.lookup(key, names).ok_or_else(|| {
-            anyhow::anyhow!("the cache entry {} could not be read back", entry.display())
+        Ok(Entry {
+            dir: entry,
+            meta: stored.meta,
         })
     }
 
@@ -162,7 +245,7 @@ impl EntryCache {
     }
 
     /// Removes an entry found damaged.
-    pub fn discard_damaged(&self, entry: &Path) -> anyhow::Result<()> {
+    fn discard_damaged(&self, entry: &Path) -> anyhow::Result<()> {
         let _lock = self.lock()?;
         self.discard(entry)
     }
@@ -226,32 +309,76 @@ impl EntryCache {
 mod tests {
     use super::*;
 
+    /// Flips one bit of byte `at` of `path`, in place (through every link).
+    fn flip(path: &Path, at: usize) {
+        let mut bytes = fs::read(path).unwrap();
+        bytes[at] ^= 1;
+        fs::write(path, bytes).unwrap();
+    }
+
     #[test]
-    fn an_unreadable_entry_is_replaced_and_pruned() {
+    fn unreadable_or_damaged_entries_are_discarded_and_stored_anew() {
         let t = tempfile::tempdir().unwrap();
         let src = t.path().join("a");
-        fs::write(&src, "bytes").unwrap();
         let cache = EntryCache::new(&t.path().join("cache"), "kind");
         let k = key(&["test"]);
         let leftover = t.path().join("cache/kind").join(k.to_string());
         fs::create_dir_all(&leftover).unwrap();
         fs::write(leftover.join(META), "{not json").unwrap();
-        assert!(cache.lookup::<Vec<u8>>(&k, &["a"]).is_none());
+        assert!(cache.lookup::<Vec<u8>>(&k, &["a"]).unwrap().is_none());
+        assert!(!leftover.exists(), "an unreadable entry is discarded");
+        fs::write(&src, "bytes").unwrap();
         let stored = cache.store(&k, &[("a", &src)], vec![1u8]).unwrap();
         assert_eq!(fs::read(stored.dir.join("a")).unwrap(), b"bytes");
         assert_eq!(stored.meta, vec![1u8]);
-        assert!(cache.lookup::<Vec<u8>>(&k, &["a", "b"]).is_none());
-        // A file that lost its data (a crash before writeback) voids the entry.
-        let damaged = key(&["damaged"]);
-        let entry = cache.store(&damaged, &[("a", &src)], 2u8).unwrap();
-        fs::remove_file(entry.dir.join("a")).unwrap();
-        fs::write(entry.dir.join("a"), "").unwrap();
-        assert!(cache.lookup::<u8>(&damaged, &["a"]).is_none());
+        let found = cache.lookup::<Vec<u8>>(&k, &["a"]).unwrap().unwrap();
+        assert_eq!(found.meta, vec![1u8]);
+
+        // One flipped bit anywhere (a file, a file in a stored folder, the
+        // metadata) or a file that lost its data voids the entry.
+        type Damage = fn(&Path);
+        let damages: [(&str, Damage); 4] = [
+            ("a file", |dir| flip(&dir.join("a"), 2)),
+            ("a file in a folder", |dir| flip(&dir.join("tree/sub/f"), 0)),
+            ("the metadata", |dir| {
+                let text = fs::read_to_string(dir.join(META)).unwrap();
+                fs::write(dir.join(META), text.replace("[7]", "[6]")).unwrap()
+            }),
+            ("lost data", |dir| {
+                fs::remove_file(dir.join("a")).unwrap();
+                fs::write(dir.join("a"), "").unwrap();
+            }),
+        ];
+        for (what, damage) in damages {
+            let k = key(&[what]);
+            let store = || {
+                cache
+                    .store_with(&k, &["a", "tree"], |dir| {
+                        fs::write(dir.join("a"), "bytes").unwrap();
+                        fs::create_dir_all(dir.join("tree/sub")).unwrap();
+                        fs::write(dir.join("tree/sub/f"), "in a tree").unwrap();
+                        Ok(vec![7u8])
+                    })
+                    .unwrap()
+            };
+            let entry = store();
+            assert!(cache.lookup::<Vec<u8>>(&k, &["a"]).unwrap().is_some());
+            damage(&entry.dir);
+            assert!(
+                cache.lookup::<Vec<u8>>(&k, &["a"]).unwrap().is_none(),
+                "{what}"
+            );
+            assert!(!entry.dir.exists(), "{what}: discarded");
+            store();
+            let again = cache.lookup::<Vec<u8>>(&k, &["a", "tree"]).unwrap();
+            assert_eq!(again.unwrap().meta, vec![7u8], "{what}: stored anew");
+        }
+
         assert_eq!(cache.prune(Duration::from_secs(3600)).unwrap().0, 0);
         let (n, bytes) = cache.prune(Duration::ZERO).unwrap();
-        assert_eq!(n, 2);
+        assert_eq!(n, 5);
         assert!(bytes >= 5);
-        assert!(cache.lookup::<Vec<u8>>(&k, &["a"]).is_none());
+        assert!(cache.lookup::<Vec<u8>>(&k, &["a"]).unwrap().is_none());
     }
 
     #[test]

@@ -13,14 +13,17 @@ mod inputs;
 mod io;
 mod iso;
 mod layer;
+mod leftovers;
 mod log;
 mod manifest;
 mod mask;
 mod oci;
+mod output_set;
 mod progress;
 mod provider;
 mod render;
 mod safe_path;
+mod tree_digest;
 mod user_data;
 mod yaml;
 

@@ -6,11 +6,12 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use anyhow::Context;
 use serde::Serialize;
 
 use crate::definition::LoadedDefinition;
 use crate::host_tools;
-use crate::io::{AtomicFile, Sha256Digest};
+use crate::io::Sha256Digest;
 use crate::mask;
 
 pub const FILE: &str = "manifest.json";
@@ -92,8 +93,27 @@ impl Manifest {
         })
     }
 
-    pub fn write(&self, out_dir: &Path) -> anyhow::Result<()> {
-        let text = serde_json::to_string_pretty(self)? + "\n";
-        AtomicFile::write(&out_dir.join(FILE), text.as_bytes(), 0o644)
+    pub fn to_bytes(&self) -> anyhow::Result<Vec<u8>> {
+        Ok((serde_json::to_string_pretty(self)? + "\n").into_bytes())
     }
+}
+
+/// The `(name, hex sha256)` of every output a `manifest.json` lists.
+pub fn read_outputs(path: &Path) -> anyhow::Result<Vec<(String, String)>> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let doc: serde_json::Value = serde_json::from_slice(&bytes)
+        .with_context(|| format!("{} is not JSON", path.display()))?;
+    let outputs = doc["outputs"]
+        .as_array()
+        .ok_or_else(|| anyhow::anyhow!("{} lists no outputs", path.display()))?;
+    outputs
+        .iter()
+        .map(|o| match (o["name"].as_str(), o["sha256"].as_str()) {
+            (Some(n), Some(s)) => Ok((n.to_string(), s.to_string())),
+            _ => Err(anyhow::anyhow!(
+                "{}: an output without name or sha256",
+                path.display()
+            )),
+        })
+        .collect()
 }

@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde_json::{json, Value};
 
-use crate::checksums;
 use crate::definition::{LoadedDefinition, Variant};
 use crate::error::{fail, Category};
 use crate::inputs;
@@ -20,6 +19,7 @@ use crate::log::info;
 use crate::oci::archive::ArchiveWriter;
 use crate::oci::source::SourceImage;
 use crate::oci::spec::{self, Digest, Index, Manifest, Platform};
+use crate::output_set::OutputSet;
 use crate::render::{self, Renderer};
 
 pub struct BuildSettings {
@@ -35,7 +35,10 @@ pub struct BuildSettings {
 /// One written provider image.
 pub struct ProviderImage {
     pub variant: Variant,
+    /// Its final name, once the output set is committed.
     pub archive: PathBuf,
+    /// Where its bytes are until then.
+    pub staged: PathBuf,
     pub sha256: Sha256Digest,
     pub size: u64,
     pub manifest_digest: Digest,
@@ -47,10 +50,12 @@ struct NewLayer {
     created_by: String,
 }
 
+/// Writes the provider image of every variant and stages it in `set`.
 pub fn build(
     l: &LoadedDefinition,
     variants: &[Variant],
     s: &BuildSettings,
+    set: &mut OutputSet,
 ) -> anyhow::Result<Vec<ProviderImage>> {
     let def = &l.def;
     fs::create_dir_all(&s.out_dir)
@@ -122,7 +127,6 @@ pub fn build(
     }
 
     let revision = def.revision.clone().or_else(|| git_revision(&l.dir));
-    let mut pending = Vec::new();
     let mut images = Vec::new();
     for variant in variants {
         let mut layers: Vec<&NewLayer> = shared.iter().collect();
@@ -137,7 +141,7 @@ pub fn build(
             layers.push(o);
         }
         let archive = s.out_dir.join(format!("{}.oci.tar", variant.name));
-        let (image, file) = write_archive(
+        let (mut image, file) = write_archive(
             l,
             &base,
             &layers,
@@ -151,19 +155,10 @@ pub fn build(
             "provider image {} ({})",
             variant.reference, image.manifest_digest
         );
-        pending.push((file, image.sha256, archive.clone()));
+        // Final names only when the whole set is committed.
+        image.staged = set.stage(file, image.sha256);
         images.push(image);
     }
-    // Final names only once every variant is complete.
-    for (file, sha, archive) in pending {
-        file.commit()?;
-        checksums::write_sidecar(&archive, &sha)?;
-    }
-    let sums: Vec<_> = images
-        .iter()
-        .map(|i| (file_name(&i.archive), i.sha256))
-        .collect();
-    checksums::record(&s.out_dir, &sums)?;
     Ok(images)
 }
 
@@ -347,6 +342,7 @@ fn write_archive(
         ProviderImage {
             variant: variant.clone(),
             archive: path.to_path_buf(),
+            staged: PathBuf::new(),
             sha256,
             size,
             manifest_digest,

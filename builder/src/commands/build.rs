@@ -5,7 +5,8 @@ use crate::error::{fail, Category};
 use crate::iso::{self, RootfsSource};
 use crate::layer;
 use crate::manifest::{self, Manifest, Output, Source};
-use crate::provider::{self, file_name, BuildSettings};
+use crate::output_set::OutputSet;
+use crate::provider::{self, BuildSettings};
 
 use super::user_data_source;
 
@@ -45,7 +46,9 @@ pub fn run(
             ));
         }
     }
-    let images = provider::build(&l, &variants, &settings)?;
+    // Outputs get their final names together, once every stage succeeded.
+    let mut set = OutputSet::open(&a.out)?;
+    let images = provider::build(&l, &variants, &settings, &mut set)?;
     let mut outputs: Vec<Output> = images
         .iter()
         .map(|i| {
@@ -59,9 +62,8 @@ pub fn run(
         })
         .collect();
     for image in &images {
-        let source = RootfsSource::ProviderImage(image.archive.clone());
-        let artifact = iso::build(&l, &image.variant, &source, &config, &settings)?;
-        checksums::record(&a.out, &[(file_name(&artifact.path), artifact.sha256)])?;
+        let source = RootfsSource::ProviderImage(image.staged.clone());
+        let artifact = iso::build(&l, &image.variant, &source, &config, &settings, &mut set)?;
         let mut output = Output::new(&artifact.path, "iso", artifact.size, &artifact.sha256, None);
         output.content = artifact.content;
         output.packages = artifact.packages;
@@ -72,7 +74,7 @@ pub fn run(
         sha256: format!("sha256:{}", u.sha256),
     });
     let manifest = Manifest::new(&l, epoch, source, outputs)?;
-    manifest.write(&a.out)?;
+    set.commit(Some(&manifest.to_bytes()?))?;
     if output == OutputFormat::Json {
         println!("{}", serde_json::to_string_pretty(&manifest)?);
     } else {

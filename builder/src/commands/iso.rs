@@ -1,9 +1,9 @@
-use crate::checksums;
 use crate::cli::IsoArgs;
 use crate::definition::LoadedDefinition;
 use crate::error::{fail, Category};
 use crate::iso::{self, RootfsSource};
-use crate::provider::{file_name, BuildSettings};
+use crate::output_set::OutputSet;
+use crate::provider::BuildSettings;
 
 use super::user_data_source;
 
@@ -28,6 +28,7 @@ pub fn run(a: IsoArgs, epoch: u64, cache: Option<std::path::PathBuf>) -> anyhow:
         // No layers are built here.
         secrets: Vec::new(),
     };
+    let mut sources = Vec::new();
     for variant in &variants {
         let source = match (&a.rootfs, &a.provider_image) {
             (Some(dir), _) => RootfsSource::Folder(dir.clone()),
@@ -43,8 +44,18 @@ pub fn run(a: IsoArgs, epoch: u64, cache: Option<std::path::PathBuf>) -> anyhow:
                 format!("{} does not exist: run `edgeforge provider-image` first, or `edgeforge build` for both", p.display()),
             ));
         }
-        let artifact = iso::build(&l, variant, &source, &config, &settings)?;
-        checksums::record(&a.out, &[(file_name(&artifact.path), artifact.sha256)])?;
+        sources.push((variant, source));
+    }
+    // Every variant's ISO gets its final name once all are written.
+    let mut set = OutputSet::open(&a.out)?;
+    let mut artifacts = Vec::new();
+    for (variant, source) in sources {
+        artifacts.push(iso::build(
+            &l, variant, &source, &config, &settings, &mut set,
+        )?);
+    }
+    set.commit(None)?;
+    for artifact in artifacts {
         println!(
             "{}\tsha256:{}\t{} bytes",
             artifact.path.display(),

@@ -29,6 +29,8 @@ pub fn run(a: LayerArgs, epoch: u64) -> anyhow::Result<()> {
         .tempfile_in(dir)
         .with_context(|| format!("creating a temporary file in {}", dir.display()))?
         .into_temp_path();
+    // Marks it in use: a build into the same folder removes only dead runs' files.
+    let _held = crate::leftovers::hold(&temp)?;
     let progress = Progress::bytes(format!("layer {}", a.out.display()));
     let mut w = LayerWriter::create(&temp, epoch, SecretGuard::new(Vec::new()), Some(&progress))?;
     // A layer on its own: nothing below it to place entries on.

@@ -1,5 +1,6 @@
 use crate::cli::ProviderImageArgs;
 use crate::definition::LoadedDefinition;
+use crate::output_set::OutputSet;
 use crate::provider::{self, BuildSettings};
 
 pub fn run(
@@ -8,6 +9,7 @@ pub fn run(
     cache: Option<std::path::PathBuf>,
 ) -> anyhow::Result<()> {
     let l = LoadedDefinition::load(&a.def.definition, &a.def.sets)?;
+    let mut set = OutputSet::open(&a.out)?;
     let settings = BuildSettings {
         out_dir: a.out,
         epoch,
@@ -16,7 +18,9 @@ pub fn run(
         // the provider stage itself.
         secrets: Vec::new(),
     };
-    for image in provider::build(&l, &l.variants(), &settings)? {
+    let images = provider::build(&l, &l.variants(), &settings, &mut set)?;
+    set.commit(None)?;
+    for image in images {
         println!(
             "{}\t{}\tsha256:{}\t{} bytes\tmanifest {}",
             image.archive.display(),

@@ -1,39 +1,119 @@
+//! `unpack`: an image flattened into a new folder. The tree is built inside
+//! a fresh folder created beside OUT under a random name (mkdtemp: nothing
+//! already there is followed or merged into; 0700 while incomplete) and
+//! renamed onto OUT without replacing anything, so of two unpacks to one
+//! OUT one wins and the other fails. The folder is locked while its unpack
+//! lives; the next unpack to the same OUT removes those of killed ones (an
+//! unpack killed before it began the tree leaves an empty folder).
+
+use std::ffi::CString;
 use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 
 use anyhow::Context;
 
 use crate::cli::UnpackArgs;
 use crate::error::{fail, Category};
+use crate::leftovers;
 use crate::log::info;
 use crate::oci::{flatten, source::SourceImage};
 
 pub fn run(a: UnpackArgs, epoch: u64) -> anyhow::Result<()> {
-    if a.out.exists() {
-        return Err(fail(
+    let exists = || {
+        fail(
             Category::Usage,
             format!(
                 "{} already exists; unpack creates a new folder",
                 a.out.display()
             ),
-        ));
-    }
-    let image = SourceImage::open(&a.image, std::path::Path::new("."), &a.arch)?;
-    let mut partial = a.out.as_os_str().to_owned();
-    partial.push(".partial");
-    let partial = std::path::PathBuf::from(partial);
-    let result = flatten::flatten(&image, &partial, epoch);
-    let stats = match result {
-        Ok(s) => s,
-        Err(e) => {
-            let _ = fs::remove_dir_all(&partial);
-            return Err(e);
-        }
+        )
     };
-    fs::rename(&partial, &a.out).with_context(|| format!("renaming into {}", a.out.display()))?;
+    // symlink_metadata: a symlink there, even a dangling one, is taken too.
+    if fs::symlink_metadata(&a.out).is_ok() {
+        return Err(exists());
+    }
+    let name = a
+        .out
+        .file_name()
+        .ok_or_else(|| {
+            fail(
+                Category::Usage,
+                format!("--out {} names no folder", a.out.display()),
+            )
+        })?
+        .to_string_lossy()
+        .into_owned();
+    let parent = match a.out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let image = SourceImage::open(&a.image, Path::new("."), &a.arch)?;
+    fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    let prefix = format!(".{name}.edgeforge-unpack-");
+    remove_killed(parent, &prefix)?;
+    let temp = tempfile::Builder::new()
+        .prefix(&prefix)
+        .tempdir_in(parent)
+        .with_context(|| format!("creating a folder in {}", parent.display()))?;
+    let _held = leftovers::hold(temp.path())?;
+    let root = temp.path().join("rootfs");
+    let stats = flatten::flatten(&image, &root, epoch)?;
+    rename_noreplace(&root, &a.out).map_err(|e| match e.raw_os_error() {
+        Some(libc::EEXIST | libc::ENOTEMPTY) => exists(),
+        _ => anyhow::Error::new(e).context(format!("renaming into {}", a.out.display())),
+    })?;
     info!(
         "{} layers, {} entries, {} whiteouts applied, {} device nodes skipped",
         stats.layers, stats.entries, stats.whiteouts, stats.skipped_devices
     );
     println!("{}", a.out.display());
     Ok(())
+}
+
+/// Removes the folders of killed unpacks to the same OUT: those holding a
+/// tree (so their unpack had locked them) that no one holds.
+fn remove_killed(parent: &Path, prefix: &str) -> anyhow::Result<()> {
+    let rd = fs::read_dir(parent).with_context(|| format!("reading {}", parent.display()))?;
+    for e in rd.flatten() {
+        let path = e.path();
+        if e.file_name().to_string_lossy().starts_with(prefix)
+            && e.file_type().is_ok_and(|t| t.is_dir())
+            && leftovers::abandoned(&path, path.join("rootfs").exists())
+        {
+            info!("removing {}, left by an interrupted unpack", path.display());
+            leftovers::remove_tree(&path)?;
+        }
+    }
+    Ok(())
+}
+
+/// rename(2) that fails with EEXIST instead of replacing `to` (an empty
+/// folder would be replaced otherwise). Filesystems without
+/// RENAME_NOREPLACE get a plain rename, which still never replaces a
+/// non-empty folder.
+fn rename_noreplace(from: &Path, to: &Path) -> std::io::Result<()> {
+    let c = |p: &Path| {
+        CString::new(p.as_os_str().as_bytes())
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "NUL in a path"))
+    };
+    let (f, t) = (c(from)?, c(to)?);
+    // SAFETY: valid C strings; AT_FDCWD resolves them like rename(2).
+    let r = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            f.as_ptr(),
+            libc::AT_FDCWD,
+            t.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    };
+    if r == 0 {
+        return Ok(());
+    }
+    let e = std::io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EINVAL | libc::ENOSYS) => fs::rename(from, to),
+        _ => Err(e),
+    }
 }

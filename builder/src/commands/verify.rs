@@ -5,19 +5,28 @@ use crate::checksums::SUMS;
 use crate::cli::OutputFormat;
 use crate::error::{fail, Category};
 use crate::io::HashingReader;
+use crate::manifest;
 
 /// Checks every artifact a checksum file lists, as `sha256sum -c` would.
+/// For an output folder (or its `SHA256SUMS`) also that the set is whole:
+/// every artifact in the folder is listed and `manifest.json` agrees with
+/// `SHA256SUMS`; a run killed while committing its outputs leaves a folder
+/// that fails here (see `output_set.rs`).
 pub fn run(path: &Path, output: OutputFormat) -> anyhow::Result<()> {
     let sums = if path.is_dir() {
         path.join(SUMS)
     } else {
         path.to_path_buf()
     };
-    let dir = sums.parent().unwrap_or(Path::new("."));
+    let dir = match sums.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
     let text = std::fs::read_to_string(&sums)
         .map_err(|e| fail(Category::Io, format!("reading {}: {e}", sums.display())))?;
     let (mut bad, mut total) = (0, 0);
     let mut results = Vec::new();
+    let mut listed = Vec::new();
     for (n, line) in text
         .lines()
         .enumerate()
@@ -30,6 +39,7 @@ pub fn run(path: &Path, output: OutputFormat) -> anyhow::Result<()> {
             ));
         };
         total += 1;
+        listed.push((name.to_string(), hash.to_string()));
         let status = match File::open(dir.join(name)) {
             Err(_) => "MISSING".to_string(),
             Ok(f) => match HashingReader::new(f).finish() {
@@ -46,22 +56,77 @@ pub fn run(path: &Path, output: OutputFormat) -> anyhow::Result<()> {
         }
         results.push(serde_json::json!({"name": name, "status": status}));
     }
+    let mut set_bad = 0;
+    if sums.file_name().is_some_and(|n| n == SUMS) {
+        for (name, status) in set_problems(dir, &listed) {
+            set_bad += 1;
+            if output == OutputFormat::Text {
+                println!("{name}: {status}");
+            }
+            results.push(serde_json::json!({"name": name, "status": status}));
+        }
+    }
     if output == OutputFormat::Json {
         println!(
             "{}",
             serde_json::to_string_pretty(
-                &serde_json::json!({"sums": sums.display().to_string(), "ok": bad == 0, "results": results})
+                &serde_json::json!({"sums": sums.display().to_string(), "ok": bad + set_bad == 0, "results": results})
             )?
         );
     }
+    let mut problems = Vec::new();
     if bad > 0 {
-        return Err(fail(
-            Category::BadImage,
-            format!(
-                "{bad} of {total} artifacts in {} failed verification",
-                sums.display()
-            ),
+        problems.push(format!(
+            "{bad} of {total} artifacts in {} failed verification",
+            sums.display()
         ));
     }
+    if set_bad > 0 {
+        problems.push(format!(
+            "{} does not hold one committed set of artifacts ({set_bad} problems above: an interrupted run, or files added by hand)",
+            dir.display()
+        ));
+    }
+    if !problems.is_empty() {
+        return Err(fail(Category::BadImage, problems.join("; ")));
+    }
     Ok(())
+}
+
+/// What makes the folder's files not one committed set: an artifact the
+/// checksums do not list (a new file of an interrupted run), and a
+/// `manifest.json` output `SHA256SUMS` does not list with the same digest.
+fn set_problems(dir: &Path, listed: &[(String, String)]) -> Vec<(String, String)> {
+    let mut problems = Vec::new();
+    let is_listed = |name: &str| listed.iter().any(|(n, _)| n == name);
+    let mut present: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.') && (n.ends_with(".iso") || n.ends_with(".oci.tar")))
+        .collect();
+    present.sort();
+    for name in present.into_iter().filter(|n| !is_listed(n)) {
+        problems.push((name, format!("NOT LISTED in {SUMS}")));
+    }
+    let manifest_path = dir.join(manifest::FILE);
+    if !manifest_path.exists() {
+        return problems;
+    }
+    match manifest::read_outputs(&manifest_path) {
+        Err(e) => problems.push((manifest::FILE.into(), format!("UNREADABLE ({e:#})"))),
+        Ok(outputs) => {
+            for (name, sha) in outputs {
+                if !listed.iter().any(|(n, h)| *n == name && *h == sha) {
+                    problems.push((
+                        manifest::FILE.into(),
+                        format!("lists {name} with sha256 {sha}, {SUMS} does not"),
+                    ));
+                }
+            }
+        }
+    }
+    problems
 }

@@ -1,5 +1,7 @@
 //! Files that get their final name only once complete: written to a temporary
-//! file in the destination folder, then renamed over the final path.
+//! file in the destination folder, then renamed over the final path. The
+//! temporary file is locked (flock) while its writer lives, so a later run
+//! cleaning up leftovers of killed runs can tell them from files in use.
 
 use std::fs::File;
 use std::io::{self, Write};
@@ -28,6 +30,8 @@ impl AtomicFile {
             .permissions(std::fs::Permissions::from_mode(mode))
             .tempfile_in(dir)
             .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+        // Released when the file is closed, by the process's end at the latest.
+        let _ = temp.as_file().try_lock();
         Ok(AtomicFile {
             temp,
             target: target.to_path_buf(),
@@ -38,12 +42,31 @@ impl AtomicFile {
         self.temp.as_file_mut()
     }
 
+    /// Where the bytes are until the rename.
+    pub fn temp_path(&self) -> &Path {
+        self.temp.path()
+    }
+
+    pub fn target(&self) -> &Path {
+        &self.target
+    }
+
     /// Flushes to disk and renames onto the final name.
     pub fn commit(self) -> anyhow::Result<()> {
+        self.sync()?;
+        self.rename()
+    }
+
+    /// Flushes the content to disk (before any rename can make it visible).
+    pub fn sync(&self) -> anyhow::Result<()> {
         self.temp
             .as_file()
             .sync_all()
-            .with_context(|| format!("writing {}", self.target.display()))?;
+            .with_context(|| format!("writing {}", self.target.display()))
+    }
+
+    /// Renames onto the final name (after [`AtomicFile::sync`]).
+    pub fn rename(self) -> anyhow::Result<()> {
         let target = self.target;
         self.temp
             .persist(&target)

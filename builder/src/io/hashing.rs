@@ -2,7 +2,9 @@
 //! artifact is read a second time just to checksum it.
 
 use std::fmt;
+use std::fs::File;
 use std::io::{self, Read, Write};
+use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
@@ -28,6 +30,25 @@ impl fmt::Debug for Sha256Digest {
 impl Sha256Digest {
     pub fn of(bytes: &[u8]) -> Self {
         Sha256Digest(Sha256::digest(bytes).into())
+    }
+}
+
+/// The SHA-256 and size of a file's content, read in large blocks (cached
+/// files are checked before every use, and they can be gigabytes).
+pub fn file_sha256(path: &Path) -> io::Result<(Sha256Digest, u64)> {
+    let mut f = File::open(path)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut size = 0;
+    loop {
+        let n = match f.read(&mut buf) {
+            Ok(0) => return Ok((Sha256Digest(h.finalize().into()), size)),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        h.update(&buf[..n]);
+        size += n as u64;
     }
 }
 

@@ -1,7 +1,9 @@
-//! I/O adapters: hashing while data passes, and writing files atomically.
+//! I/O adapters: hashing while data passes, writing files atomically, and
+//! metadata files that carry their own checksum.
 
 mod atomic;
 mod hashing;
+pub mod sealed;
 
 pub use atomic::AtomicFile;
-pub use hashing::{HashingReader, HashingWriter, Sha256Digest};
+pub use hashing::{file_sha256, HashingReader, HashingWriter, Sha256Digest};

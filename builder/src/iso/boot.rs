@@ -19,7 +19,7 @@ use crate::io::Sha256Digest;
 use crate::log::info;
 
 /// Bump when the commands that build the images change.
-const FORMAT: &str = "edgeforge-boot/v1";
+const FORMAT: &str = "edgeforge-boot/v2";
 const KIND: &str = "boot";
 const FILES: [&str; 2] = ["eltorito.img", "uefi.img"];
 
@@ -45,7 +45,11 @@ impl BootImages<'_> {
         grub::copy_hybrid_mbr(boot_dir)?;
         let key = self.key()?;
         let cache = self.cache.map(|c| EntryCache::new(c, KIND));
-        let entry = match cache.as_ref().and_then(|c| c.lookup::<Meta>(&key, &FILES)) {
+        let cached = match &cache {
+            Some(c) => c.lookup::<Meta>(&key, &FILES)?,
+            None => None,
+        };
+        let entry = match cached {
             Some(entry) => {
                 info!("EFI loader: {} (boot images cached)", entry.meta.loader);
                 entry.dir

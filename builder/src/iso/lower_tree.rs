@@ -5,7 +5,9 @@
 //! layer (the rendered overlays, what a rebuild usually changes) is applied
 //! on top. Applying a layer only unlinks or replaces files, so the cached
 //! tree is never written through a link; mksquashfs counts hard links within
-//! its source only, so the squashfs equals one from a clean flatten.
+//! its source only, so the squashfs equals one from a clean flatten. The
+//! cache checks the whole tree (`tree_digest`) before it is linked: a
+//! damaged tree is flattened and stored anew.
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -21,7 +23,7 @@ use crate::oci::flatten::{self, Stats};
 use crate::oci::source::SourceImage;
 
 /// Bump when flattening writes a different tree for the same layers.
-const FORMAT: &str = "edgeforge-tree/v2";
+const FORMAT: &str = "edgeforge-tree/v3";
 const KIND: &str = "trees";
 const TREE: &str = "rootfs";
 
@@ -29,9 +31,6 @@ const TREE: &str = "rootfs";
 struct Meta {
     layers: usize,
     entries: u64,
-    /// The size of all its files: a tree that lost data in a crash (files
-    /// left empty) shows it when linked, and is flattened anew.
-    bytes: u64,
 }
 
 /// Writes the root filesystem of `image` into `dest`, using and filling the
@@ -56,7 +55,7 @@ pub fn flatten_into(
     parts.extend(image.layers[..last].iter().map(|l| l.digest.to_string()));
     let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
     let key = entry_cache::key(&parts);
-    let entry = match cache.lookup::<Meta>(&key, &[TREE]) {
+    let entry = match cache.lookup::<Meta>(&key, &[TREE])? {
         Some(entry) => {
             info!(
                 "lower {} layers of {} (cached tree, {} entries)",
@@ -71,7 +70,6 @@ pub fn flatten_into(
                 Ok(Meta {
                     layers: lower.layers,
                     entries: lower.entries,
-                    bytes: file_bytes(&tree)?,
                 })
             })?;
             info!(
@@ -81,17 +79,7 @@ pub fn flatten_into(
             entry
         }
     };
-    let linked = link_tree(&entry.dir.join(TREE), dest, owner)?;
-    if linked != entry.meta.bytes {
-        info!(
-            "warning: the cached tree {} holds {linked} bytes, not {}; flattening anew",
-            entry.dir.display(),
-            entry.meta.bytes
-        );
-        cache.discard_damaged(&entry.dir)?;
-        fs::remove_dir_all(dest).with_context(|| format!("removing {}", dest.display()))?;
-        return flatten::flatten(image, dest, epoch);
-    }
+    link_tree(&entry.dir.join(TREE), dest, owner)?;
     let top = flatten::flatten_layers(image, last..last + 1, dest, epoch)?;
     Ok(Stats {
         layers: entry.meta.layers + top.layers,
@@ -112,10 +100,8 @@ fn same_filesystem(cache: &Path, dest: &Path) -> bool {
 
 /// Recreates the folders of `from` in `to` (mode, extended attributes,
 /// mtime and, as root, owner) and hard-links everything else (files,
-/// symlinks, special files: their metadata is the inode's). Returns the
-/// size of the files linked.
-fn link_tree(from: &Path, to: &Path, owner: bool) -> anyhow::Result<u64> {
-    let mut bytes = 0;
+/// symlinks, special files: their metadata is the inode's).
+fn link_tree(from: &Path, to: &Path, owner: bool) -> anyhow::Result<()> {
     let mut dirs = Vec::new();
     for e in walkdir::WalkDir::new(from) {
         let e = e.with_context(|| format!("reading the cached tree {}", from.display()))?;
@@ -136,9 +122,6 @@ fn link_tree(from: &Path, to: &Path, owner: bool) -> anyhow::Result<u64> {
                 .with_context(|| format!("copying the metadata of {}", e.path().display()))?;
             dirs.push((target, md.mtime()));
         } else {
-            if e.file_type().is_file() {
-                bytes += e.metadata()?.len();
-            }
             fs::hard_link(e.path(), &target)
                 .with_context(|| format!("linking {}", target.display()))?;
         }
@@ -148,7 +131,7 @@ fn link_tree(from: &Path, to: &Path, owner: bool) -> anyhow::Result<u64> {
         fs_meta::set_mtime(&dir, mtime)
             .with_context(|| format!("setting the mtime of {}", dir.display()))?;
     }
-    Ok(bytes)
+    Ok(())
 }
 
 fn copy_dir_meta(from: &Path, to: &Path, md: &fs::Metadata, owner: bool) -> anyhow::Result<()> {
@@ -160,17 +143,6 @@ fn copy_dir_meta(from: &Path, to: &Path, md: &fs::Metadata, owner: bool) -> anyh
         fs_meta::set_xattr(to, &name, &value)?;
     }
     Ok(())
-}
-
-fn file_bytes(tree: &Path) -> anyhow::Result<u64> {
-    let mut bytes = 0;
-    for e in walkdir::WalkDir::new(tree) {
-        let e = e.with_context(|| format!("reading {}", tree.display()))?;
-        if e.file_type().is_file() {
-            bytes += e.metadata()?.len();
-        }
-    }
-    Ok(bytes)
 }
 
 /// Removes cached trees not used for `older_than`. Returns the entries and

@@ -24,11 +24,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use crate::checksums;
 use crate::definition::{LoadedDefinition, Variant};
 use crate::error::{fail, Category};
 use crate::host_tools;
 use crate::io::Sha256Digest;
+use crate::output_set::OutputSet;
 use crate::provider::{renderer_for, BuildSettings};
 use crate::user_data::UserData;
 
@@ -78,12 +78,14 @@ impl<'a> Config<'a> {
     }
 }
 
+/// Writes the ISO of `variant` and stages it in `set`.
 pub fn build(
     l: &LoadedDefinition,
     variant: &Variant,
     source: &RootfsSource,
     config: &Config,
     s: &BuildSettings,
+    set: &mut OutputSet,
 ) -> anyhow::Result<IsoArtifact> {
     if l.def.arch.as_str() != "amd64" {
         return Err(l.field_error(
@@ -168,8 +170,7 @@ pub fn build(
     // An image that holds user-data may hold a token: readable by its owner only.
     let mode = if carries_user_data { 0o600 } else { 0o644 };
     let (sha256, size, file) = xorriso::write(&sh, &stage, &target, s.epoch, mode)?;
-    file.commit()?;
-    checksums::write_sidecar(&target, &sha256)?;
+    set.stage(file, sha256);
     Ok(IsoArtifact {
         path: target,
         sha256,

@@ -66,7 +66,11 @@ impl Prepare<'_> {
                     &image.manifest_digest.to_string(),
                 ]);
                 let cache = self.cache.map(|c| EntryCache::new(c, KIND));
-                if let Some(parts) = cache.as_ref().and_then(|c| lookup(c, &key)) {
+                let cached = match &cache {
+                    Some(c) => lookup(c, &key)?,
+                    None => None,
+                };
+                if let Some(parts) = cached {
                     info!(
                         "rootfs.squashfs ({}, cached for {})",
                         self.compression, image.manifest_digest
@@ -120,8 +124,8 @@ const FILES: [&str; 6] = [
     "unicode.pf2",
 ];
 
-fn lookup(cache: &EntryCache, key: &Sha256Digest) -> Option<RootfsParts> {
-    cache.lookup(key, &FILES[..3]).map(from_entry)
+fn lookup(cache: &EntryCache, key: &Sha256Digest) -> anyhow::Result<Option<RootfsParts>> {
+    Ok(cache.lookup(key, &FILES[..3])?.map(from_entry))
 }
 
 fn from_entry(entry: entry_cache::Entry<Meta>) -> RootfsParts {

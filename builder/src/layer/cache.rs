@@ -1,8 +1,11 @@
 //! Layers cached by the digest of their inputs, so a rebuild redoes only the
 //! layers whose inputs changed. An entry is `<key>.tar.gz` plus `<key>.json`
-//! (descriptor and diff_id), written atomically and touched on every use so
-//! `edgeforge cache prune` can drop the stale ones. Entries are checked
-//! against their digest whenever they are copied into an image.
+//! (descriptor and diff_id, carrying its own checksum: `io::sealed`),
+//! written atomically and touched on every use so `edgeforge cache prune`
+//! can drop the stale ones. A cached blob is hashed against its descriptor
+//! before it is used (lower layers are read from it to place the next one),
+//! and a damaged one is built anew with a warning; it is checked again as
+//! it is copied into an image.
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
@@ -14,12 +17,14 @@ use sha2::{Digest as _, Sha256};
 
 use super::secrets::{Secret, SecretGuard};
 use super::writer::{LayerBlob, LayerWriter};
-use crate::io::{AtomicFile, Sha256Digest};
+use crate::io::{file_sha256, sealed, AtomicFile, Sha256Digest};
+use crate::log::info;
 use crate::oci::spec::{Descriptor, Digest};
 use crate::progress::Progress;
 
-/// Bump when the bytes a layer writer produces for the same input change.
-const FORMAT: &str = "edgeforge-layer/v1";
+/// Bump when the bytes a layer writer produces for the same input, or the
+/// entry's files, change.
+const FORMAT: &str = "edgeforge-layer/v2";
 /// Bump when the secret guard refuses more: an entry an older guard let
 /// through was never checked by this one.
 const GUARD: &str = "secret-guard/2";
@@ -97,7 +102,7 @@ impl LayerCache {
         };
         temp.persist(&blob_path)
             .with_context(|| format!("storing {}", blob_path.display()))?;
-        AtomicFile::write(&meta_path, &serde_json::to_vec(&entry)?, 0o644)?;
+        AtomicFile::write(&meta_path, &sealed::to_vec(&entry)?, 0o644)?;
         Ok((
             LayerBlob {
                 path: blob_path,
@@ -107,15 +112,40 @@ impl LayerCache {
         ))
     }
 
+    /// The cached layer, if there is one and its blob hashes to its digest.
+    /// A damaged one is reported and left to be replaced (renamed over, so
+    /// a build reading it at the same time keeps its open file).
     fn lookup(&self, blob_path: &Path, meta_path: &Path) -> Option<LayerBlob> {
-        let entry: Entry = serde_json::from_slice(&fs::read(meta_path).ok()?).ok()?;
-        let file = File::options().write(true).open(blob_path).ok()?;
-        if file.metadata().ok()?.len() != entry.descriptor.size {
-            return None;
+        let bytes = fs::read(meta_path).ok()?;
+        match self.check(blob_path, &bytes) {
+            Ok(blob) => Some(blob),
+            Err(why) => {
+                info!(
+                    "warning: the cached layer {} is damaged ({why}); building it anew",
+                    blob_path.display()
+                );
+                None
+            }
+        }
+    }
+
+    fn check(&self, blob_path: &Path, meta: &[u8]) -> Result<LayerBlob, String> {
+        let entry: Entry = sealed::from_slice(meta).map_err(|e| format!("its metadata: {e}"))?;
+        let file = File::options()
+            .write(true)
+            .open(blob_path)
+            .map_err(|e| e.to_string())?;
+        let size = file.metadata().map_err(|e| e.to_string())?.len();
+        if size != entry.descriptor.size {
+            return Err(format!("{size} bytes, not {}", entry.descriptor.size));
+        }
+        let (sha, _) = file_sha256(blob_path).map_err(|e| e.to_string())?;
+        if Digest(sha) != entry.descriptor.digest {
+            return Err(format!("sha256:{sha}, not {}", entry.descriptor.digest));
         }
         // Touched on use: prune removes what was not used recently.
         let _ = file.set_modified(SystemTime::now());
-        Some(LayerBlob {
+        Ok(LayerBlob {
             descriptor: entry.descriptor,
             diff_id: entry.diff_id,
             path: blob_path.to_path_buf(),

@@ -1,0 +1,248 @@
+//! The artifacts one run writes into an output folder, committed together.
+//!
+//! A run (`build`, `iso`, `provider-image`) holds an exclusive lock on
+//! `<out>/.edgeforge.lock` from start to end (the file is removed when the
+//! lock is released); a second run into the same folder waits for it
+//! (saying so), so runs serialise and `SHA256SUMS`, a read-modify-write,
+//! never loses another run's entries. Holding the lock, a run first removes
+//! what killed runs left (`.edgeforge-work-*` folders, `.edgeforge-*.partial`
+//! files: `leftovers.rs`), then stages every artifact as a temporary file,
+//! and only when every stage succeeded commits them: all content flushed, then renamed into place, artifacts
+//! (each followed by its `.sha256`), then `manifest.json`, then
+//! `SHA256SUMS` last. Until that last rename the folder holds either the old
+//! set untouched or new artifacts beside the old `SHA256SUMS`, which
+//! `verify DIR` fails (a changed file does not match its entry, a new one is
+//! not listed, `manifest.json` disagrees with `SHA256SUMS`), so a run killed
+//! at any point leaves the old set, the new set, or a folder `verify`
+//! rejects.
+
+use std::fs::{self, File, TryLockError};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+use crate::checksums;
+use crate::error::{fail, Category};
+use crate::io::{AtomicFile, Sha256Digest};
+use crate::leftovers;
+use crate::log::info;
+use crate::manifest;
+
+pub const LOCK: &str = ".edgeforge.lock";
+
+pub struct OutputSet {
+    dir: PathBuf,
+    staged: Vec<(AtomicFile, Sha256Digest)>,
+    _lock: FolderLock,
+}
+
+impl OutputSet {
+    /// Locks `dir` (created if missing) for this run and removes the
+    /// leftovers of killed runs.
+    pub fn open(dir: &Path) -> anyhow::Result<OutputSet> {
+        let lock = lock_folder(dir)?;
+        remove_leftovers(dir)?;
+        Ok(OutputSet {
+            dir: dir.to_path_buf(),
+            staged: Vec::new(),
+            _lock: lock,
+        })
+    }
+
+    /// Adds a complete artifact, written to a temporary file beside its
+    /// final name in this folder. Returns where it can be read until the
+    /// commit.
+    pub fn stage(&mut self, file: AtomicFile, sha256: Sha256Digest) -> PathBuf {
+        debug_assert_eq!(file.target().parent(), Some(self.dir.as_path()));
+        let at = file.temp_path().to_path_buf();
+        self.staged.push((file, sha256));
+        at
+    }
+
+    /// Gives every staged artifact its final name, with its `.sha256`, the
+    /// new `manifest.json` (or, without one, removes a `manifest.json` that
+    /// describes a file this run replaced) and `SHA256SUMS` merged under
+    /// the lock. See the module's comment for the order.
+    pub fn commit(self, manifest: Option<&[u8]>) -> anyhow::Result<()> {
+        let dir = &self.dir;
+        let mut names = Vec::new();
+        let mut renames = Vec::new();
+        for (file, sha) in self.staged {
+            file.sync()?;
+            let name = crate::provider::file_name(file.target());
+            let sidecar = staged_bytes(
+                &checksums::sidecar_path(file.target()),
+                checksums::line(&sha, &name).as_bytes(),
+            )?;
+            renames.extend([file, sidecar]);
+            names.push((name, sha));
+        }
+        let manifest_path = dir.join(manifest::FILE);
+        let mut stale_manifest = false;
+        match manifest {
+            Some(bytes) => renames.push(staged_bytes(&manifest_path, bytes)?),
+            None if manifest_path.exists() => {
+                // Unreadable counts as stale: it cannot vouch for anything.
+                stale_manifest = manifest::read_outputs(&manifest_path).map_or(true, |listed| {
+                    listed
+                        .iter()
+                        .any(|(n, _)| names.iter().any(|(m, _)| m == n))
+                });
+            }
+            None => {}
+        }
+        let sums = staged_bytes(
+            &dir.join(checksums::SUMS),
+            checksums::merged(dir, &names).as_bytes(),
+        )?;
+
+        let count = renames.len();
+        for (i, file) in renames.into_iter().enumerate() {
+            test_pause(&format!("commit-{i}"));
+            file.rename()?;
+        }
+        if stale_manifest {
+            fs::remove_file(&manifest_path)
+                .with_context(|| format!("removing {}", manifest_path.display()))?;
+            info!(
+                "removed {}: it described files this run replaced",
+                manifest_path.display()
+            );
+        }
+        test_pause(&format!("commit-{count}"));
+        sums.rename()?;
+        test_pause(&format!("commit-{}", count + 1));
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .with_context(|| format!("flushing {}", dir.display()))
+    }
+}
+
+/// A temporary file beside `target` holding `bytes`, flushed, to be renamed.
+fn staged_bytes(target: &Path, bytes: &[u8]) -> anyhow::Result<AtomicFile> {
+    use std::io::Write;
+    let mut f = AtomicFile::create(target, 0o644)?;
+    f.write_all(bytes)
+        .with_context(|| format!("writing {}", target.display()))?;
+    f.sync()?;
+    Ok(f)
+}
+
+/// An exclusive lock on an output folder: `<dir>/.edgeforge.lock`, locked
+/// while held and removed when released, so an idle folder holds only
+/// artifacts.
+pub struct FolderLock {
+    path: PathBuf,
+    file: File,
+}
+
+/// Locks the output folder `dir` (created if missing), waiting (and saying
+/// so) while another run holds it.
+pub fn lock_folder(dir: &Path) -> anyhow::Result<FolderLock> {
+    let path = dir.join(LOCK);
+    let mut said = false;
+    loop {
+        let file = fs::create_dir_all(dir)
+            .and_then(|_| {
+                fs::OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .mode(0o644)
+                    .custom_flags(libc::O_NOFOLLOW)
+                    .open(&path)
+            })
+            .map_err(|e| {
+                fail(
+                    Category::Io,
+                    format!(
+                        "output folder {} is not writable ({e}); choose another with --out",
+                        dir.display()
+                    ),
+                )
+            })?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                if !said {
+                    info!(
+                        "waiting for another edgeforge run writing into {} to finish (it holds {})",
+                        dir.display(),
+                        path.display()
+                    );
+                    said = true;
+                }
+                file.lock()
+                    .with_context(|| format!("locking {}", path.display()))?;
+            }
+            Err(TryLockError::Error(e)) => {
+                return Err(e).with_context(|| format!("locking {}", path.display()))
+            }
+        }
+        // The holder we waited for removed the file as it released it: our
+        // lock is on a file no one else will find; lock the current one.
+        let ours = file.metadata()?;
+        if fs::symlink_metadata(&path).is_ok_and(|m| m.dev() == ours.dev() && m.ino() == ours.ino())
+        {
+            return Ok(FolderLock { path, file });
+        }
+    }
+}
+
+impl Drop for FolderLock {
+    fn drop(&mut self) {
+        // Removed while still locked: a waiter then sees it gone and retries.
+        let _ = fs::remove_file(&self.path);
+        let _ = self.file.unlock();
+    }
+}
+
+/// Removes, from a folder whose lock is held, the work folders and
+/// temporary files killed runs left (the temporary files may hold
+/// user-data). A temporary file another process is writing (`iso embed`,
+/// `layer`, which do not take the folder's lock) is left alone.
+fn remove_leftovers(dir: &Path) -> anyhow::Result<()> {
+    let mut removed = 0;
+    let rd = fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?;
+    for e in rd {
+        let e = e.with_context(|| format!("reading {}", dir.display()))?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        let path = e.path();
+        let kind = e.file_type()?;
+        if !name.starts_with(".edgeforge-") {
+            continue;
+        }
+        if kind.is_dir() && name.starts_with(".edgeforge-work-") {
+            leftovers::remove_tree(&path)?;
+        } else if kind.is_file()
+            && name.ends_with(".partial")
+            && leftovers::abandoned(&path, fs::metadata(&path).is_ok_and(|m| m.len() > 0))
+        {
+            fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+        } else {
+            continue;
+        }
+        removed += 1;
+    }
+    if removed > 0 {
+        info!(
+            "removed {removed} leftovers of interrupted runs from {}",
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// Test-only hook: with `EDGEFORGE_TEST_PAUSE_AT=commit-N` the commit stops
+/// before its N-th rename (N past the last: after `SHA256SUMS`), says so on
+/// stderr and sleeps until killed, so tests can kill -9 a run at every
+/// point of its commit. Nothing else reads the variable.
+fn test_pause(point: &str) {
+    if std::env::var_os("EDGEFORGE_TEST_PAUSE_AT").is_some_and(|p| p == point) {
+        eprintln!("edgeforge: test pause at {point}");
+        loop {
+            std::thread::park();
+        }
+    }
+}
