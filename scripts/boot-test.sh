@@ -1,52 +1,120 @@
 #!/usr/bin/env bash
 # Boots an installer ISO in qemu-system-x86_64 (software emulation) and passes
-# only when the demo initramfs reports the expected user-data sha256 on the
-# serial console. Modes: bios (SeaBIOS, CD), uefi (OVMF, CD), usb (OVMF, the
-# ISO as a disk, as a USB stick boots it). Each mode also prints the kernel
+# only when the booted system reports the expected user-data sha256 on the
+# serial console, in its EDGEFORGE-BOOT line (the busybox demo base's
+# initramfs and the Debian base's edgeforge-report.service print one, then
+# power off). Modes: bios (SeaBIOS, CD), uefi (OVMF, CD), usb (OVMF, the ISO
+# as a disk, as a USB stick boots it). Each mode also prints the kernel
 # command line the booted entry gave (from the kernel's log on the serial
 # console), so callers can check which entry booted with which arguments.
 #   scripts/boot-test.sh ISO SHA256 [MODE...]      (default modes: bios uefi)
+# Environment:
+#   BOOT_TEST_MEMORY   guest memory in MiB (default 512; the Debian base needs 2048)
+#   BOOT_TEST_SMP      guest CPUs (default 1)
+#   BOOT_TEST_TIMEOUT  seconds per boot before giving up (default 240)
+#   BOOT_TEST_EXPECT   an extended regex the EDGEFORGE-BOOT line must also
+#                      match, e.g. 'root=overlay rootfsbase=squashfs .*label=COS_LIVE'
+#   BOOT_TEST_DRIVE    an extra image attached read-only: an ISO9660 image as
+#                      a second CD-ROM, anything else as a second disk (e.g. a
+#                      site user-data medium labelled cidata)
+#   BOOT_TEST_ACCEL    qemu accelerator (default tcg; kvm where /dev/kvm works)
+#   BOOT_TEST_QEMU_ARGS  more qemu arguments, split on spaces (e.g. -vga none)
+#   BOOT_TEST_LOG_DIR  keep each mode's serial log there as MODE.log
 set -euo pipefail
-iso=${1:?usage: boot-test.sh ISO SHA256 [bios|uefi|usb]...}
-want=${2:?usage: boot-test.sh ISO SHA256 [bios|uefi|usb]...}
+usage="usage: boot-test.sh ISO SHA256 [bios|uefi|usb]..."
+iso=${1:?$usage}
+want=${2:?$usage}
 shift 2
 modes=("$@")
 [ ${#modes[@]} -gt 0 ] || modes=(bios uefi)
 limit=${BOOT_TEST_TIMEOUT:-240}
+memory=${BOOT_TEST_MEMORY:-512}
+smp=${BOOT_TEST_SMP:-1}
+expect=${BOOT_TEST_EXPECT:-}
+drive=${BOOT_TEST_DRIVE:-}
+accel=${BOOT_TEST_ACCEL:-tcg}
+logs=${BOOT_TEST_LOG_DIR:-}
+read -r -a more <<<"${BOOT_TEST_QEMU_ARGS:-}"
+# After the line the guest powers off and qemu (-no-reboot) exits: at once for
+# the busybox demo, after about 20 s for the Debian base (dracut-shutdown
+# unpacks the initramfs again under software emulation). The verdict does not
+# depend on it, so qemu is stopped this many seconds after the line.
+grace=5
 ovmf_code=/usr/share/OVMF/OVMF_CODE_4M.fd
 ovmf_vars=/usr/share/OVMF/OVMF_VARS_4M.fd
 command -v qemu-system-x86_64 >/dev/null || { echo "boot-test: qemu-system-x86_64 missing (Debian package qemu-system-x86)" >&2; exit 4; }
+[ -f "$iso" ] || { echo "boot-test: $iso: no such file" >&2; exit 2; }
+extra=()
+if [ -n "$drive" ]; then
+  [ -f "$drive" ] || { echo "boot-test: BOOT_TEST_DRIVE $drive: no such file" >&2; exit 2; }
+  if [ "$(dd if="$drive" bs=1 skip=32769 count=5 status=none 2>/dev/null)" = CD001 ]; then
+    extra=(-drive "file=$drive,format=raw,if=ide,index=3,media=cdrom,readonly=on")
+  else
+    extra=(-drive "file=$drive,format=raw,if=ide,index=1,media=disk,snapshot=on")
+  fi
+fi
+now_ms() { local t=${EPOCHREALTIME/./}; echo $((t / 1000)); }
+secs() { printf '%d.%d' $(($1 / 1000)) $(($1 % 1000 / 100)); }
 
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+qemu_pid=""
+trap '[ -z "$qemu_pid" ] || kill "$qemu_pid" 2>/dev/null; rm -rf "$work"' EXIT
 failed=0
 for mode in "${modes[@]}"; do
   log=$work/$mode.log
-  args=(-m 512 -nographic -no-reboot -monitor none -serial "file:$log")
+  : > "$log"
+  args=(-accel "$accel" -m "$memory" -smp "$smp" -nographic -no-reboot -monitor none -serial "file:$log")
   case $mode in
     bios) args+=(-cdrom "$iso") ;;
     uefi | usb)
       [ -f "$ovmf_code" ] || { echo "boot-test: $ovmf_code missing (Debian package ovmf)" >&2; exit 4; }
       cp "$ovmf_vars" "$work/vars-$mode.fd"
       args+=(-drive "if=pflash,format=raw,readonly=on,file=$ovmf_code" -drive "if=pflash,format=raw,file=$work/vars-$mode.fd")
-      if [ "$mode" = uefi ]; then args+=(-cdrom "$iso"); else args+=(-drive "file=$iso,format=raw,if=ide,media=disk,snapshot=on"); fi
+      if [ "$mode" = uefi ]; then args+=(-cdrom "$iso"); else args+=(-drive "file=$iso,format=raw,if=ide,index=0,media=disk,snapshot=on"); fi
       ;;
     *) echo "boot-test: unknown mode $mode (bios, uefi, usb)" >&2; exit 2 ;;
   esac
-  start=$(date +%s)
-  timeout "$limit" qemu-system-x86_64 "${args[@]}" </dev/null >/dev/null 2>&1 || true
-  took=$(( $(date +%s) - start ))
-  line=$(tr -d '\r' < "$log" | grep -a -m1 'EDGEFORGE-BOOT' || true)
+  args+=("${extra[@]}" "${more[@]}")
+  start=$(now_ms)
+  qemu-system-x86_64 "${args[@]}" </dev/null >"$work/$mode.qemu" 2>&1 &
+  qemu_pid=$!
+  seen="" end=""
+  while kill -0 "$qemu_pid" 2>/dev/null; do
+    elapsed=$(($(now_ms) - start))
+    if [ -z "$seen" ] && grep -aq 'EDGEFORGE-BOOT' "$log"; then seen=$elapsed; fi
+    if [ -n "$seen" ] && [ $((elapsed - seen)) -ge $((grace * 1000)) ]; then
+      end="stopped ${grace}s after the line"
+      break
+    fi
+    if [ "$elapsed" -ge $((limit * 1000)) ]; then
+      end="timed out after ${limit}s"
+      break
+    fi
+    sleep 0.5
+  done
+  kill "$qemu_pid" 2>/dev/null || true
+  wait "$qemu_pid" 2>/dev/null || true
+  qemu_pid=""
+  took=$(($(now_ms) - start))
+  [ -n "$seen" ] || seen=$took  # printed just before qemu exited
+  [ -n "$end" ] || end="powered off at $(secs "$took")s"
+  [ -z "$logs" ] || { mkdir -p "$logs" && cp "$log" "$logs/$mode.log"; }
+  line=$(tr -d '\r' < "$log" | grep -a -m1 -o 'EDGEFORGE-BOOT.*' || true)
   cmdline=$(tr -d '\r' < "$log" | grep -a -m1 -o ' Command line: .*' | sed 's/^ Command line: //' || true)
-  if printf '%s' "$line" | grep -q "user-data sha256=$want"; then
-    echo "boot-test $mode: ok in ${took}s: $line"
+  if printf '%s' "$line" | grep -q "user-data sha256=$want" &&
+    { [ -z "$expect" ] || printf '%s' "$line" | grep -Eq -- "$expect"; }; then
+    echo "boot-test $mode: ok in $(secs "$seen")s ($end): $line"
     echo "boot-test $mode: kernel command line: ${cmdline:-not seen}"
   else
     failed=1
-    echo "boot-test $mode: FAILED after ${took}s (want user-data sha256=$want); got: ${line:-no EDGEFORGE-BOOT line}" >&2
+    echo "boot-test $mode: FAILED after $(secs "$took")s ($end; want user-data sha256=$want${expect:+ and /$expect/}); got: ${line:-no EDGEFORGE-BOOT line}" >&2
     echo "boot-test $mode: kernel command line: ${cmdline:-not seen}" >&2
     echo "--- last serial output ($mode) ---" >&2
-    tr -d '\r' < "$log" | sed 's/\x1b\[[0-9;]*[a-zA-Z]//g' | tail -n 25 >&2
+    tr -d '\r' < "$log" | sed 's/\x1b\[[0-9;?]*[a-zA-Z]//g' | tail -n 25 >&2
+    if [ -s "$work/$mode.qemu" ]; then
+      echo "--- qemu ($mode) ---" >&2
+      tail -n 5 "$work/$mode.qemu" >&2
+    fi
   fi
 done
 exit $failed

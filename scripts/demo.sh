@@ -17,4 +17,4 @@ while read -r sum name; do
   echo "  build/$name  sha256:$sum"
 done < build/SHA256SUMS
 echo "checksums: $(pwd)/build/SHA256SUMS and build/*.sha256 (check: cd build && sha256sum -c SHA256SUMS)"
-echo "boot it: BOOT_TEST_MEMORY=2048 scripts/boot-test.sh build/palette-edge-installer.iso $(sha256sum images/user-data/demo.yaml | cut -d' ' -f1) bios uefi usb"
+echo "boot it: BOOT_TEST_MEMORY=2048 scripts/boot-test.sh build/palette-edge-installer-debian.iso $(sha256sum images/user-data/demo.yaml | cut -d' ' -f1) bios uefi usb"

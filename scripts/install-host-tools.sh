@@ -12,6 +12,7 @@ packages=(
   grub-pc-bin grub-efi-amd64-bin grub-common  # BIOS and UEFI GRUB images
   qemu-system-x86 ovmf    # boot checks
   cpio                    # demo initramfs
+  mmdebstrap              # Debian base fixture (scripts/make-debian-base.sh)
 )
 
 missing=()
