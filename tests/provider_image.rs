@@ -718,3 +718,53 @@ fn layer_command_writes_sorted_normalized_entries() {
         ]
     );
 }
+
+#[test]
+fn a_fifo_in_an_overlay_or_folder_component_is_refused_by_path_without_hanging() {
+    let t = tempfile::tempdir().unwrap();
+    let overlay = t.path().join("overlay");
+    fs::create_dir_all(overlay.join("etc")).unwrap();
+    fs::write(overlay.join("etc/a.conf"), "a\n").unwrap();
+    let fifo = overlay.join("etc/pipe");
+    run_tool("mkfifo", &[fifo.to_str().unwrap()], t.path());
+    let def = write_definition(
+        t.path(),
+        "fifo",
+        &demo_base(),
+        &format!("overlays:\n  rootfs: [{}]\n", overlay.display()),
+    );
+    let out = t.path().join("out");
+    let args = [
+        "provider-image",
+        def.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let o = hang_guard::edgeforge_guarded(&args, &[]);
+    assert_fails(&o, 3, &[&format!("{} is a fifo", fifo.display())]);
+    assert_eq!(entries(&out), Vec::<String>::new());
+    // `plan` digests the overlays: refused there too, not hanging.
+    let o = hang_guard::edgeforge_guarded(&["plan", def.to_str().unwrap()], &[]);
+    assert_fails(&o, 3, &[&format!("{} is a fifo", fifo.display())]);
+
+    // A folder component: refused by path, not skipped.
+    let component = t.path().join("component");
+    fs::create_dir_all(&component).unwrap();
+    let fifo = component.join("pipe");
+    run_tool("mkfifo", &[fifo.to_str().unwrap()], t.path());
+    let def = write_definition(
+        t.path(),
+        "component",
+        &demo_base(),
+        &format!("components:\n  - source: {}\n", component.display()),
+    );
+    let args = [
+        "provider-image",
+        def.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let o = hang_guard::edgeforge_guarded(&args, &[]);
+    assert_fails(&o, 3, &[&format!("{} is a fifo", fifo.display())]);
+    assert_eq!(entries(&out), Vec::<String>::new());
+}

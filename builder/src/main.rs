@@ -21,6 +21,7 @@ mod progress;
 mod provider;
 mod render;
 mod safe_path;
+mod source_files;
 mod user_data;
 mod yaml;
 

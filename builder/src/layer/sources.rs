@@ -15,6 +15,7 @@ use super::writer::{LayerWriter, Meta};
 use crate::error::{fail, Category};
 use crate::log::verbose;
 use crate::safe_path;
+use crate::source_files;
 
 /// What a new layer is placed on, and the modes the definition sets.
 pub struct Placement<'a> {
@@ -88,6 +89,7 @@ pub fn add_tree(
             .metadata()
             .with_context(|| format!("reading {}", src.display()))?;
         let ft = md.file_type();
+        source_files::check(src, ft)?;
         let Some(at) = to.place(&name, ft.is_dir())? else {
             continue;
         };
@@ -116,11 +118,6 @@ pub fn add_tree(
                 ));
             }
             w.symlink(&at, &target, &meta)?;
-        } else {
-            verbose!(
-                "skipping {} (socket, device or FIFO in a folder source)",
-                src.display()
-            );
         }
     }
     Ok(())
