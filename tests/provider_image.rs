@@ -719,6 +719,48 @@ fn layer_command_writes_sorted_normalized_entries() {
     );
 }
 
+/// Writes an OCI layout at `dir` whose manifest lists `layers` (blob bytes
+/// and media type) exactly as given, damaged or not; returns the index's
+/// manifest descriptor (JSON) and the layer digests (hex).
+fn layout_with_blobs(dir: &Path, layers: &[(&[u8], &str)]) -> (serde_json::Value, Vec<String>) {
+    let blobs = dir.join("blobs/sha256");
+    fs::create_dir_all(&blobs).unwrap();
+    let put = |data: &[u8]| {
+        let d = sha256_hex(data);
+        fs::write(blobs.join(&d), data).unwrap();
+        (d, data.len())
+    };
+    let mut descs = vec![];
+    let mut digests = vec![];
+    for (bytes, media_type) in layers {
+        let (d, n) = put(bytes);
+        descs.push(serde_json::json!({"mediaType": media_type, "digest": format!("sha256:{d}"), "size": n}));
+        digests.push(d);
+    }
+    let diff_ids: Vec<String> = digests.iter().map(|d| format!("sha256:{d}")).collect();
+    let config = serde_json::json!({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": diff_ids}, "config": {}});
+    let (cd, cn) = put(&serde_json::to_vec(&config).unwrap());
+    let manifest = serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": format!("sha256:{cd}"), "size": cn}, "layers": descs});
+    let (md, mn) = put(&serde_json::to_vec(&manifest).unwrap());
+    let desc = serde_json::json!({"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": format!("sha256:{md}"), "size": mn});
+    let index = serde_json::json!({"schemaVersion": 2, "manifests": [desc.clone()]});
+    fs::write(dir.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+    fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    (desc, digests)
+}
+
+fn gzip_bytes(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+fn unpack(image: &str, out: &Path, env: &[(&str, &str)]) -> std::process::Output {
+    hang_guard::edgeforge_guarded(&["unpack", image, "--out", out.to_str().unwrap()], env)
+}
+
 #[test]
 fn a_fifo_in_an_overlay_or_folder_component_is_refused_by_path_without_hanging() {
     let t = tempfile::tempdir().unwrap();
@@ -767,4 +809,124 @@ fn a_fifo_in_an_overlay_or_folder_component_is_refused_by_path_without_hanging()
     let o = hang_guard::edgeforge_guarded(&args, &[]);
     assert_fails(&o, 3, &[&format!("{} is a fifo", fifo.display())]);
     assert_eq!(entries(&out), Vec::<String>::new());
+}
+
+/// An index listing `next` `copies` times.
+fn index_of(next: &serde_json::Value, copies: usize) -> Vec<u8> {
+    let list: Vec<&serde_json::Value> = std::iter::repeat_n(next, copies).collect();
+    serde_json::to_vec(&serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": list})).unwrap()
+}
+
+/// Puts `levels` indexes over the image's manifest descriptor, each listing
+/// the one below `fanout` times, and points index.json at the top.
+fn nest_indexes(dir: &Path, manifest: &serde_json::Value, levels: usize, fanout: usize) {
+    let mut next = manifest.clone();
+    for _ in 0..levels {
+        let bytes = index_of(&next, fanout);
+        let d = sha256_hex(&bytes);
+        fs::write(dir.join("blobs/sha256").join(&d), &bytes).unwrap();
+        next = serde_json::json!({"mediaType": "application/vnd.oci.image.index.v1+json", "digest": format!("sha256:{d}"), "size": bytes.len()});
+    }
+    fs::write(dir.join("index.json"), index_of(&next, 1)).unwrap();
+}
+
+#[test]
+fn nested_indexes_are_read_once_each_and_bounded_in_depth_and_width() {
+    let t = tempfile::tempdir().unwrap();
+    let layer = gzip_bytes(&tar_bytes(&[Entry::File("etc/hostname", b"nested\n")]));
+    // Three levels, each listing the next 1,000 times: 10^9 paths to one
+    // image, which is read once.
+    let wide = t.path().join("wide");
+    let (manifest, _) = layout_with_blobs(
+        &wide,
+        &[(&layer, "application/vnd.oci.image.layer.v1.tar+gzip")],
+    );
+    nest_indexes(&wide, &manifest, 3, 1000);
+    let out = t.path().join("wide-rootfs");
+    let o = unpack(&format!("oci:{}", wide.display()), &out, &[]);
+    assert_ok(&o);
+    assert_eq!(fs::read(out.join("etc/hostname")).unwrap(), b"nested\n");
+
+    // Ten levels of the same (a 1.4 MB layout): past the depth limit.
+    let deep = t.path().join("deep");
+    layout_with_blobs(
+        &deep,
+        &[(&layer, "application/vnd.oci.image.layer.v1.tar+gzip")],
+    );
+    nest_indexes(&deep, &manifest, 10, 1000);
+    let o = unpack(
+        &format!("oci:{}", deep.display()),
+        &t.path().join("deep-rootfs"),
+        &[],
+    );
+    assert_fails(&o, 7, &["nests indexes more than 8 deep", "skopeo copy"]);
+
+    // One index listing 1,001 descriptors: past the width limit.
+    let broad = t.path().join("broad");
+    layout_with_blobs(
+        &broad,
+        &[(&layer, "application/vnd.oci.image.layer.v1.tar+gzip")],
+    );
+    nest_indexes(&broad, &manifest, 1, 1001);
+    let o = unpack(
+        &format!("oci:{}", broad.display()),
+        &t.path().join("broad-rootfs"),
+        &[],
+    );
+    assert_fails(
+        &o,
+        7,
+        &["lists 1001 descriptors, more than the limit of 1000 per index"],
+    );
+}
+
+#[test]
+fn docker_archive_manifest_paths_stay_inside_the_archive() {
+    let t = tempfile::tempdir().unwrap();
+    // A host file outside the archive folder, standing in for /etc/shadow.
+    let secret = tar_bytes(&[Entry::File("shadow", b"root:$6$hash:19000:0:99999:7:::\n")]);
+    fs::write(t.path().join("secret.tar"), &secret).unwrap();
+    let secret_sha = sha256_hex(&secret);
+    let archive = t.path().join("a/archive");
+    fs::create_dir_all(&archive).unwrap();
+    let config = serde_json::json!({"architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{}", sha256_hex(b"other"))]}});
+    let config = serde_json::to_vec(&config).unwrap();
+    fs::write(archive.join("config.json"), &config).unwrap();
+    symlink("../../secret.tar", archive.join("linked.tar")).unwrap();
+    let cases = [
+        (
+            "config.json",
+            "../../secret.tar",
+            "`../../secret.tar` climbs out of the root",
+        ),
+        (
+            "../../etc/shadow",
+            "layer.tar",
+            "`../../etc/shadow` climbs out of the root",
+        ),
+        (
+            "/etc/shadow",
+            "layer.tar",
+            "`/etc/shadow` is an absolute path",
+        ),
+        ("config.json", "linked.tar", "outside the image folder"),
+    ];
+    for (i, (config_path, layer_path, needle)) in cases.into_iter().enumerate() {
+        let manifest = serde_json::json!([{"Config": config_path, "RepoTags": ["x:y"], "Layers": [layer_path]}]);
+        fs::write(
+            archive.join("manifest.json"),
+            serde_json::to_vec(&manifest).unwrap(),
+        )
+        .unwrap();
+        let out = t.path().join(format!("rootfs{i}"));
+        let o = unpack(&format!("docker-archive:{}", archive.display()), &out, &[]);
+        assert_fails(&o, 7, &[needle, "unsafe"]);
+        assert!(
+            !stderr(&o).contains(&secret_sha),
+            "the outside file was read:\n{}",
+            stderr(&o)
+        );
+        assert!(!out.exists());
+    }
 }

@@ -13,6 +13,7 @@ mod inputs;
 mod io;
 mod iso;
 mod layer;
+mod limits;
 mod log;
 mod manifest;
 mod mask;
