@@ -881,6 +881,153 @@ fn nested_indexes_are_read_once_each_and_bounded_in_depth_and_width() {
 }
 
 #[test]
+fn missing_truncated_and_mislabelled_layers_are_corrupt_images() {
+    let t = tempfile::tempdir().unwrap();
+    let tar = tar_bytes(&[
+        Entry::File("etc/big", &vec![b'x'; 200_000]),
+        Entry::File("etc/b", b"b"),
+    ]);
+    let gz = gzip_bytes(&tar);
+    let gzip = "application/vnd.oci.image.layer.v1.tar+gzip";
+    let zstd = "application/vnd.oci.image.layer.v1.tar+zstd";
+    let cases: [(&str, &[u8], &str, &[&str]); 3] = [
+        // The blob matches its digest: the producer wrote it cut short.
+        (
+            "truncated",
+            &gz[..gz.len() / 2],
+            gzip,
+            &["is corrupt", "incomplete deflate stream"],
+        ),
+        ("truncated-tail", &gz[..gz.len() - 4], gzip, &["is corrupt"]),
+        (
+            "mislabelled",
+            &gz,
+            zstd,
+            &["is corrupt", "Unknown frame descriptor"],
+        ),
+    ];
+    for (name, blob, media_type, needles) in cases {
+        let dir = t.path().join(name);
+        let (_, digests) = layout_with_blobs(&dir, &[(blob, media_type)]);
+        let out = t.path().join(format!("{name}-rootfs"));
+        let o = unpack(&format!("oci:{}", dir.display()), &out, &[]);
+        assert_fails(&o, 7, &[&digests[0]]);
+        assert_fails(&o, 7, needles);
+        assert!(!out.exists());
+        // Building on it reads the layers too (to place new entries).
+        let def = write_definition(
+            &dir,
+            "d",
+            &dir,
+            &format!(
+                "overlays:\n  rootfs: [{}]\n",
+                repo_root().join("overlays/rootfs").display()
+            ),
+        );
+        let o = build(&def, &dir.join("build"), &["--no-cache"]);
+        assert_fails(&o, 7, &[&digests[0], "is corrupt"]);
+    }
+
+    // A blob the manifest lists is not in the layout.
+    let dir = t.path().join("missing");
+    let (_, digests) = layout_with_blobs(&dir, &[(&gz, gzip)]);
+    fs::remove_file(dir.join("blobs/sha256").join(&digests[0])).unwrap();
+    let o = unpack(
+        &format!("oci:{}", dir.display()),
+        &t.path().join("missing-rootfs"),
+        &[],
+    );
+    assert_fails(&o, 7, &[&digests[0], "is missing", "re-export"]);
+    let def = write_definition(&dir, "d", &dir, "");
+    let o = build(&def, &dir.join("build"), &[]);
+    assert_fails(&o, 7, &[&digests[0], "is missing"]);
+    assert_eq!(entries(&dir.join("build")), Vec::<String>::new());
+}
+
+#[test]
+fn layers_past_the_size_or_entry_limit_are_refused() {
+    let t = tempfile::tempdir().unwrap();
+    // 2 MiB of zeros compress to a few KiB.
+    let tar = tar_bytes(&[Entry::File("zeros", &vec![0; 2 << 20])]);
+    let dir = t.path().join("bomb");
+    let (_, digests) = layout_with_blobs(
+        &dir,
+        &[(
+            &gzip_bytes(&tar),
+            "application/vnd.oci.image.layer.v1.tar+gzip",
+        )],
+    );
+    let image = format!("oci:{}", dir.display());
+    let o = unpack(
+        &image,
+        &t.path().join("r1"),
+        &[("EDGEFORGE_MAX_LAYER_SIZE", "1M")],
+    );
+    assert_fails(
+        &o,
+        7,
+        &[
+            &digests[0],
+            "decompresses to more than 1048576 bytes",
+            "EDGEFORGE_MAX_LAYER_SIZE",
+        ],
+    );
+    assert!(!t.path().join("r1").exists());
+    assert_ok(&unpack(
+        &image,
+        &t.path().join("r2"),
+        &[("EDGEFORGE_MAX_LAYER_SIZE", "3M")],
+    ));
+
+    let many: Vec<String> = (0..11).map(|i| format!("f{i}")).collect();
+    let tar = tar_bytes(
+        &many
+            .iter()
+            .map(|n| Entry::File(n, b"x"))
+            .collect::<Vec<_>>(),
+    );
+    let dir = t.path().join("many");
+    let (_, digests) = layout_with_blobs(
+        &dir,
+        &[(
+            &gzip_bytes(&tar),
+            "application/vnd.oci.image.layer.v1.tar+gzip",
+        )],
+    );
+    let image = format!("oci:{}", dir.display());
+    let o = unpack(
+        &image,
+        &t.path().join("r3"),
+        &[("EDGEFORGE_MAX_LAYER_ENTRIES", "10")],
+    );
+    assert_fails(
+        &o,
+        7,
+        &[
+            &digests[0],
+            "more than 10 entries",
+            "EDGEFORGE_MAX_LAYER_ENTRIES",
+        ],
+    );
+    assert_ok(&unpack(
+        &image,
+        &t.path().join("r4"),
+        &[("EDGEFORGE_MAX_LAYER_ENTRIES", "11")],
+    ));
+
+    let o = unpack(
+        &image,
+        &t.path().join("r5"),
+        &[("EDGEFORGE_MAX_LAYER_ENTRIES", "lots")],
+    );
+    assert_fails(
+        &o,
+        2,
+        &["EDGEFORGE_MAX_LAYER_ENTRIES=`lots` is not a number"],
+    );
+}
+
+#[test]
 fn docker_archive_manifest_paths_stay_inside_the_archive() {
     let t = tempfile::tempdir().unwrap();
     // A host file outside the archive folder, standing in for /etc/shadow.

@@ -14,6 +14,7 @@ use super::lower::{LowerView, Place};
 use super::writer::{LayerWriter, Meta};
 use crate::error::{fail, Category};
 use crate::log::verbose;
+use crate::oci::layer_stream::{EntryLimit, LayerStream};
 use crate::safe_path;
 use crate::source_files;
 
@@ -124,7 +125,7 @@ pub fn add_tree(
 }
 
 /// Opens a possibly compressed tar, detecting gzip and zstd by magic bytes.
-fn open_tar(path: &Path) -> anyhow::Result<tar::Archive<Box<dyn Read>>> {
+fn open_tar(path: &Path) -> anyhow::Result<tar::Archive<LayerStream<'static>>> {
     let mut f =
         BufReader::new(File::open(path).with_context(|| format!("opening {}", path.display()))?);
     let magic = {
@@ -139,6 +140,8 @@ fn open_tar(path: &Path) -> anyhow::Result<tar::Archive<Box<dyn Read>>> {
         Some([0x28, 0xb5, 0x2f, 0xfd]) => Box::new(zstd::Decoder::with_buffer(f)?),
         _ => Box::new(f),
     };
+    // A small compressed tarball can expand without end: bounded like a layer.
+    let reader = LayerStream::bounded(reader)?;
     Ok(tar::Archive::new(reader))
 }
 
@@ -162,10 +165,12 @@ pub fn add_tarball(
             ),
         )
     };
+    let mut limit = EntryLimit::new()?;
     for entry in archive
         .entries()
         .with_context(|| format!("reading {}", path.display()))?
     {
+        limit.count()?;
         let mut entry =
             entry.with_context(|| format!("reading {} as a tar archive", path.display()))?;
         let raw = entry
