@@ -508,3 +508,33 @@ fn signed_loaders_from_the_rootfs_go_into_the_fat_image() {
         assert_eq!(fs::read(&got).unwrap(), want, "{name}");
     }
 }
+
+#[test]
+fn missing_host_tools_are_found_before_the_provider_image_is_written() {
+    let t = tempfile::tempdir().unwrap();
+    let def = definition(t.path());
+    let ud = user_data(t.path());
+    let out = t.path().join("out");
+    let empty = t.path().join("empty-path");
+    let o = edgeforge_env(
+        &[
+            "build",
+            def.to_str().unwrap(),
+            "--user-data",
+            ud.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &[("PATH", empty.to_str().unwrap())],
+    );
+    assert_fails(
+        &o,
+        4,
+        &["xorriso (Debian package xorriso)", "apt-get install"],
+    );
+    assert_eq!(
+        entries(&out),
+        Vec::<String>::new(),
+        "no provider image, no work folder"
+    );
+}
