@@ -271,6 +271,59 @@ fn embedding_refuses_what_does_not_fit_or_is_not_golden() {
 }
 
 #[test]
+fn a_truncated_golden_iso_is_refused_by_embed_and_flagged_by_show() {
+    let t = tempfile::tempdir().unwrap();
+    let golden = golden(t.path());
+    let ud = t.path().join("ud.yaml");
+    fs::write(&ud, "#cloud-config\n").unwrap();
+    let full = fs::read(&golden).unwrap();
+    // 4 KiB: the backup GPT header is gone; 70 KiB: part of the EFI
+    // partition too. /config.yaml itself is intact in both.
+    for cut in [4096, 70 * 1024] {
+        let dir = t.path().join(format!("cut-{cut}"));
+        fs::create_dir(&dir).unwrap();
+        let cut_iso = dir.join("golden.iso");
+        fs::write(&cut_iso, &full[..full.len() - cut]).unwrap();
+        let out = dir.join("site.iso");
+        let o = edgeforge(&[
+            "iso",
+            "embed",
+            cut_iso.to_str().unwrap(),
+            "--user-data",
+            ud.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ]);
+        assert_fails(
+            &o,
+            7,
+            &[
+                &format!("{} is damaged", cut_iso.display()),
+                &format!(
+                    "ISO 9660 volume is {} bytes, the file only {}",
+                    full.len(),
+                    full.len() - cut
+                ),
+                "backup GPT header",
+                "copy it again",
+            ],
+        );
+        assert_eq!(entries(&dir), ["golden.iso"], "nothing written");
+        let o = edgeforge(&["iso", "show", cut_iso.to_str().unwrap()]);
+        assert_fails(&o, 7, &[&format!("{} is damaged", cut_iso.display())]);
+    }
+
+    // The same size, the backup GPT header overwritten: damaged too.
+    let mut zeroed = full.clone();
+    let n = zeroed.len();
+    zeroed[n - 512..].fill(0);
+    let zeroed_iso = t.path().join("zeroed.iso");
+    fs::write(&zeroed_iso, zeroed).unwrap();
+    let o = edgeforge(&["iso", "show", zeroed_iso.to_str().unwrap()]);
+    assert_fails(&o, 7, &["backup GPT header", "is damaged"]);
+}
+
+#[test]
 fn the_token_appears_only_in_the_iso_and_the_0600_user_data_file() {
     let t = tempfile::tempdir().unwrap();
     let def = write_definition(t.path(), "tok", &demo_base(), "");

@@ -531,3 +531,93 @@ fn signed_loaders_from_the_rootfs_go_into_the_fat_image() {
         assert_eq!(fs::read(&got).unwrap(), want, "{name}");
     }
 }
+
+#[test]
+fn missing_host_tools_are_found_before_the_provider_image_is_written() {
+    let t = tempfile::tempdir().unwrap();
+    let def = definition(t.path());
+    let ud = user_data(t.path());
+    let out = t.path().join("out");
+    let empty = t.path().join("empty-path");
+    let o = edgeforge_env(
+        &[
+            "build",
+            def.to_str().unwrap(),
+            "--user-data",
+            ud.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &[("PATH", empty.to_str().unwrap())],
+    );
+    assert_fails(
+        &o,
+        4,
+        &["xorriso (Debian package xorriso)", "apt-get install"],
+    );
+    assert_eq!(
+        entries(&out),
+        Vec::<String>::new(),
+        "no provider image, no work folder"
+    );
+}
+
+/// A tmpfs of `bytes` at `dir`, unmounted when dropped.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    /// `None` where mounting is not allowed (not root).
+    fn mount(dir: &Path, bytes: u64) -> Option<Tmpfs> {
+        fs::create_dir_all(dir).unwrap();
+        let o = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
+            .arg(dir)
+            .output()
+            .ok()?;
+        o.status.success().then(|| Tmpfs(dir.to_path_buf()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_during_the_iso_write_is_an_io_error() {
+    let t = tempfile::tempdir().unwrap();
+    let def = definition(t.path());
+    let ud = user_data(t.path());
+    let build_dir = t.path().join("build");
+    assert_ok(&build(&def, &ud, &build_dir));
+    let iso_size = fs::metadata(build_dir.join("palette-edge-installer.iso"))
+        .unwrap()
+        .len();
+    // Room for the staged ISO tree (about the ISO's size), not for the ISO besides.
+    let disk = t.path().join("small-disk");
+    let Some(_mounted) = Tmpfs::mount(&disk, iso_size * 3 / 2) else {
+        eprintln!("skipped: mounting a tmpfs needs root");
+        return;
+    };
+    let out = disk.join("out");
+    let o = edgeforge(&[
+        "iso",
+        def.to_str().unwrap(),
+        "--user-data",
+        ud.to_str().unwrap(),
+        "--provider-image",
+        build_dir
+            .join("ubuntu-k3s-1.30.5-v4.5.0-test.oci.tar")
+            .to_str()
+            .unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_fails(&o, 5, &["xorriso", "out of disk space", "--out"]);
+    assert_eq!(
+        entries(&out),
+        Vec::<String>::new(),
+        "no partial ISO, no work folder"
+    );
+}

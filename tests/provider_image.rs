@@ -865,3 +865,362 @@ fn concurrent_unpacks_to_one_folder_one_wins_whole_the_other_fails() {
         entries(t.path())
     );
 }
+
+/// Writes an OCI layout at `dir` whose manifest lists `layers` (blob bytes
+/// and media type) exactly as given, damaged or not; returns the index's
+/// manifest descriptor (JSON) and the layer digests (hex).
+fn layout_with_blobs(dir: &Path, layers: &[(&[u8], &str)]) -> (serde_json::Value, Vec<String>) {
+    let blobs = dir.join("blobs/sha256");
+    fs::create_dir_all(&blobs).unwrap();
+    let put = |data: &[u8]| {
+        let d = sha256_hex(data);
+        fs::write(blobs.join(&d), data).unwrap();
+        (d, data.len())
+    };
+    let mut descs = vec![];
+    let mut digests = vec![];
+    for (bytes, media_type) in layers {
+        let (d, n) = put(bytes);
+        descs.push(serde_json::json!({"mediaType": media_type, "digest": format!("sha256:{d}"), "size": n}));
+        digests.push(d);
+    }
+    let diff_ids: Vec<String> = digests.iter().map(|d| format!("sha256:{d}")).collect();
+    let config = serde_json::json!({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": diff_ids}, "config": {}});
+    let (cd, cn) = put(&serde_json::to_vec(&config).unwrap());
+    let manifest = serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": format!("sha256:{cd}"), "size": cn}, "layers": descs});
+    let (md, mn) = put(&serde_json::to_vec(&manifest).unwrap());
+    let desc = serde_json::json!({"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": format!("sha256:{md}"), "size": mn});
+    let index = serde_json::json!({"schemaVersion": 2, "manifests": [desc.clone()]});
+    fs::write(dir.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+    fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    (desc, digests)
+}
+
+fn gzip_bytes(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+fn unpack_guarded(image: &str, out: &Path, env: &[(&str, &str)]) -> std::process::Output {
+    hang_guard::edgeforge_guarded(&["unpack", image, "--out", out.to_str().unwrap()], env)
+}
+
+#[test]
+fn a_fifo_in_an_overlay_or_folder_component_is_refused_by_path_without_hanging() {
+    let t = tempfile::tempdir().unwrap();
+    let overlay = t.path().join("overlay");
+    fs::create_dir_all(overlay.join("etc")).unwrap();
+    fs::write(overlay.join("etc/a.conf"), "a\n").unwrap();
+    let fifo = overlay.join("etc/pipe");
+    run_tool("mkfifo", &[fifo.to_str().unwrap()], t.path());
+    let def = write_definition(
+        t.path(),
+        "fifo",
+        &demo_base(),
+        &format!("overlays:\n  rootfs: [{}]\n", overlay.display()),
+    );
+    let out = t.path().join("out");
+    let args = [
+        "provider-image",
+        def.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let o = hang_guard::edgeforge_guarded(&args, &[]);
+    assert_fails(&o, 3, &[&format!("{} is a fifo", fifo.display())]);
+    assert_eq!(entries(&out), Vec::<String>::new());
+    // `plan` digests the overlays: refused there too, not hanging.
+    let o = hang_guard::edgeforge_guarded(&["plan", def.to_str().unwrap()], &[]);
+    assert_fails(&o, 3, &[&format!("{} is a fifo", fifo.display())]);
+
+    // A folder component: refused by path, not skipped.
+    let component = t.path().join("component");
+    fs::create_dir_all(&component).unwrap();
+    let fifo = component.join("pipe");
+    run_tool("mkfifo", &[fifo.to_str().unwrap()], t.path());
+    let def = write_definition(
+        t.path(),
+        "component",
+        &demo_base(),
+        &format!("components:\n  - source: {}\n", component.display()),
+    );
+    let args = [
+        "provider-image",
+        def.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let o = hang_guard::edgeforge_guarded(&args, &[]);
+    assert_fails(&o, 3, &[&format!("{} is a fifo", fifo.display())]);
+    assert_eq!(entries(&out), Vec::<String>::new());
+}
+
+/// An index listing `next` `copies` times.
+fn index_of(next: &serde_json::Value, copies: usize) -> Vec<u8> {
+    let list: Vec<&serde_json::Value> = std::iter::repeat_n(next, copies).collect();
+    serde_json::to_vec(&serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": list})).unwrap()
+}
+
+/// Puts `levels` indexes over the image's manifest descriptor, each listing
+/// the one below `fanout` times, and points index.json at the top.
+fn nest_indexes(dir: &Path, manifest: &serde_json::Value, levels: usize, fanout: usize) {
+    let mut next = manifest.clone();
+    for _ in 0..levels {
+        let bytes = index_of(&next, fanout);
+        let d = sha256_hex(&bytes);
+        fs::write(dir.join("blobs/sha256").join(&d), &bytes).unwrap();
+        next = serde_json::json!({"mediaType": "application/vnd.oci.image.index.v1+json", "digest": format!("sha256:{d}"), "size": bytes.len()});
+    }
+    fs::write(dir.join("index.json"), index_of(&next, 1)).unwrap();
+}
+
+#[test]
+fn nested_indexes_are_read_once_each_and_bounded_in_depth_and_width() {
+    let t = tempfile::tempdir().unwrap();
+    let layer = gzip_bytes(&tar_bytes(&[Entry::File("etc/hostname", b"nested\n")]));
+    // Three levels, each listing the next 1,000 times: 10^9 paths to one
+    // image, which is read once.
+    let wide = t.path().join("wide");
+    let (manifest, _) = layout_with_blobs(
+        &wide,
+        &[(&layer, "application/vnd.oci.image.layer.v1.tar+gzip")],
+    );
+    nest_indexes(&wide, &manifest, 3, 1000);
+    let out = t.path().join("wide-rootfs");
+    let o = unpack_guarded(&format!("oci:{}", wide.display()), &out, &[]);
+    assert_ok(&o);
+    assert_eq!(fs::read(out.join("etc/hostname")).unwrap(), b"nested\n");
+
+    // Ten levels of the same (a 1.4 MB layout): past the depth limit.
+    let deep = t.path().join("deep");
+    layout_with_blobs(
+        &deep,
+        &[(&layer, "application/vnd.oci.image.layer.v1.tar+gzip")],
+    );
+    nest_indexes(&deep, &manifest, 10, 1000);
+    let o = unpack_guarded(
+        &format!("oci:{}", deep.display()),
+        &t.path().join("deep-rootfs"),
+        &[],
+    );
+    assert_fails(&o, 7, &["nests indexes more than 8 deep", "skopeo copy"]);
+
+    // One index listing 1,001 descriptors: past the width limit.
+    let broad = t.path().join("broad");
+    layout_with_blobs(
+        &broad,
+        &[(&layer, "application/vnd.oci.image.layer.v1.tar+gzip")],
+    );
+    nest_indexes(&broad, &manifest, 1, 1001);
+    let o = unpack_guarded(
+        &format!("oci:{}", broad.display()),
+        &t.path().join("broad-rootfs"),
+        &[],
+    );
+    assert_fails(
+        &o,
+        7,
+        &["lists 1001 descriptors, more than the limit of 1000 per index"],
+    );
+}
+
+#[test]
+fn missing_truncated_and_mislabelled_layers_are_corrupt_images() {
+    let t = tempfile::tempdir().unwrap();
+    let tar = tar_bytes(&[
+        Entry::File("etc/big", &vec![b'x'; 200_000]),
+        Entry::File("etc/b", b"b"),
+    ]);
+    let gz = gzip_bytes(&tar);
+    let gzip = "application/vnd.oci.image.layer.v1.tar+gzip";
+    let zstd = "application/vnd.oci.image.layer.v1.tar+zstd";
+    let cases: [(&str, &[u8], &str, &[&str]); 3] = [
+        // The blob matches its digest: the producer wrote it cut short.
+        (
+            "truncated",
+            &gz[..gz.len() / 2],
+            gzip,
+            &["is corrupt", "incomplete deflate stream"],
+        ),
+        ("truncated-tail", &gz[..gz.len() - 4], gzip, &["is corrupt"]),
+        (
+            "mislabelled",
+            &gz,
+            zstd,
+            &["is corrupt", "Unknown frame descriptor"],
+        ),
+    ];
+    for (name, blob, media_type, needles) in cases {
+        let dir = t.path().join(name);
+        let (_, digests) = layout_with_blobs(&dir, &[(blob, media_type)]);
+        let out = t.path().join(format!("{name}-rootfs"));
+        let o = unpack_guarded(&format!("oci:{}", dir.display()), &out, &[]);
+        assert_fails(&o, 7, &[&digests[0]]);
+        assert_fails(&o, 7, needles);
+        assert!(!out.exists());
+        // Building on it reads the layers too (to place new entries).
+        let def = write_definition(
+            &dir,
+            "d",
+            &dir,
+            &format!(
+                "overlays:\n  rootfs: [{}]\n",
+                repo_root().join("overlays/rootfs").display()
+            ),
+        );
+        let o = build(&def, &dir.join("build"), &["--no-cache"]);
+        assert_fails(&o, 7, &[&digests[0], "is corrupt"]);
+    }
+
+    // A blob the manifest lists is not in the layout.
+    let dir = t.path().join("missing");
+    let (_, digests) = layout_with_blobs(&dir, &[(&gz, gzip)]);
+    fs::remove_file(dir.join("blobs/sha256").join(&digests[0])).unwrap();
+    let o = unpack_guarded(
+        &format!("oci:{}", dir.display()),
+        &t.path().join("missing-rootfs"),
+        &[],
+    );
+    assert_fails(&o, 7, &[&digests[0], "is missing", "re-export"]);
+    let def = write_definition(&dir, "d", &dir, "");
+    let o = build(&def, &dir.join("build"), &[]);
+    assert_fails(&o, 7, &[&digests[0], "is missing"]);
+    assert_eq!(entries(&dir.join("build")), Vec::<String>::new());
+}
+
+#[test]
+fn layers_past_the_size_or_entry_limit_are_refused() {
+    let t = tempfile::tempdir().unwrap();
+    // 2 MiB of zeros compress to a few KiB.
+    let tar = tar_bytes(&[Entry::File("zeros", &vec![0; 2 << 20])]);
+    let dir = t.path().join("bomb");
+    let (_, digests) = layout_with_blobs(
+        &dir,
+        &[(
+            &gzip_bytes(&tar),
+            "application/vnd.oci.image.layer.v1.tar+gzip",
+        )],
+    );
+    let image = format!("oci:{}", dir.display());
+    let o = unpack_guarded(
+        &image,
+        &t.path().join("r1"),
+        &[("EDGEFORGE_MAX_LAYER_SIZE", "1M")],
+    );
+    assert_fails(
+        &o,
+        7,
+        &[
+            &digests[0],
+            "decompresses to more than 1048576 bytes",
+            "EDGEFORGE_MAX_LAYER_SIZE",
+        ],
+    );
+    assert!(!t.path().join("r1").exists());
+    assert_ok(&unpack_guarded(
+        &image,
+        &t.path().join("r2"),
+        &[("EDGEFORGE_MAX_LAYER_SIZE", "3M")],
+    ));
+
+    let many: Vec<String> = (0..11).map(|i| format!("f{i}")).collect();
+    let tar = tar_bytes(
+        &many
+            .iter()
+            .map(|n| Entry::File(n, b"x"))
+            .collect::<Vec<_>>(),
+    );
+    let dir = t.path().join("many");
+    let (_, digests) = layout_with_blobs(
+        &dir,
+        &[(
+            &gzip_bytes(&tar),
+            "application/vnd.oci.image.layer.v1.tar+gzip",
+        )],
+    );
+    let image = format!("oci:{}", dir.display());
+    let o = unpack_guarded(
+        &image,
+        &t.path().join("r3"),
+        &[("EDGEFORGE_MAX_LAYER_ENTRIES", "10")],
+    );
+    assert_fails(
+        &o,
+        7,
+        &[
+            &digests[0],
+            "more than 10 entries",
+            "EDGEFORGE_MAX_LAYER_ENTRIES",
+        ],
+    );
+    assert_ok(&unpack_guarded(
+        &image,
+        &t.path().join("r4"),
+        &[("EDGEFORGE_MAX_LAYER_ENTRIES", "11")],
+    ));
+
+    let o = unpack_guarded(
+        &image,
+        &t.path().join("r5"),
+        &[("EDGEFORGE_MAX_LAYER_ENTRIES", "lots")],
+    );
+    assert_fails(
+        &o,
+        2,
+        &["EDGEFORGE_MAX_LAYER_ENTRIES=`lots` is not a number"],
+    );
+}
+
+#[test]
+fn docker_archive_manifest_paths_stay_inside_the_archive() {
+    let t = tempfile::tempdir().unwrap();
+    // A host file outside the archive folder, standing in for /etc/shadow.
+    let secret = tar_bytes(&[Entry::File("shadow", b"root:$6$hash:19000:0:99999:7:::\n")]);
+    fs::write(t.path().join("secret.tar"), &secret).unwrap();
+    let secret_sha = sha256_hex(&secret);
+    let archive = t.path().join("a/archive");
+    fs::create_dir_all(&archive).unwrap();
+    let config = serde_json::json!({"architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{}", sha256_hex(b"other"))]}});
+    let config = serde_json::to_vec(&config).unwrap();
+    fs::write(archive.join("config.json"), &config).unwrap();
+    symlink("../../secret.tar", archive.join("linked.tar")).unwrap();
+    let cases = [
+        (
+            "config.json",
+            "../../secret.tar",
+            "`../../secret.tar` climbs out of the root",
+        ),
+        (
+            "../../etc/shadow",
+            "layer.tar",
+            "`../../etc/shadow` climbs out of the root",
+        ),
+        (
+            "/etc/shadow",
+            "layer.tar",
+            "`/etc/shadow` is an absolute path",
+        ),
+        ("config.json", "linked.tar", "outside the image folder"),
+    ];
+    for (i, (config_path, layer_path, needle)) in cases.into_iter().enumerate() {
+        let manifest = serde_json::json!([{"Config": config_path, "RepoTags": ["x:y"], "Layers": [layer_path]}]);
+        fs::write(
+            archive.join("manifest.json"),
+            serde_json::to_vec(&manifest).unwrap(),
+        )
+        .unwrap();
+        let out = t.path().join(format!("rootfs{i}"));
+        let o = unpack_guarded(&format!("docker-archive:{}", archive.display()), &out, &[]);
+        assert_fails(&o, 7, &[needle, "unsafe"]);
+        assert!(
+            !stderr(&o).contains(&secret_sha),
+            "the outside file was read:\n{}",
+            stderr(&o)
+        );
+        assert!(!out.exists());
+    }
+}

@@ -182,25 +182,54 @@ pub fn run_to_file(cmd: Cmd<'_>, out: std::fs::File) -> anyhow::Result<()> {
     verbose!("$ {cmd}");
     let shown = cmd.to_string();
     let mut command: std::process::Command = cmd.into();
+    // Kept to ask the output's filesystem for free space if the tool fails.
+    let probe = out.try_clone().ok();
     let done = command
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(Stdio::piped())
         .output()
         .with_context(|| format!("running {shown}"))?;
-    succeeded(&shown, &done)
+    let full = !done.status.success() && probe.as_ref().is_some_and(no_space_left);
+    finished(&shown, &done, full)
 }
 
 /// A failure names the command and ends with the last lines of its stderr.
 fn succeeded(shown: &str, out: &std::process::Output) -> anyhow::Result<()> {
+    finished(shown, out, false)
+}
+
+/// What tools print when the disk fills up: strerror(ENOSPC), and xorriso's
+/// own check before it writes.
+const DISK_FULL: [&str; 2] = ["No space left on device", "exceeds free space on media"];
+
+/// A tool that ran out of disk space (`full`, or saying so) failed on I/O
+/// (exit 5): the fix is free space, not a change to the build.
+fn finished(shown: &str, out: &std::process::Output, full: bool) -> anyhow::Result<()> {
     if out.status.success() {
         return Ok(());
     }
     let stderr = String::from_utf8_lossy(&out.stderr);
     let tail: Vec<&str> = stderr.lines().rev().take(12).collect();
     let tail: Vec<&str> = tail.into_iter().rev().collect();
+    if full || DISK_FULL.iter().any(|s| stderr.contains(s)) {
+        return Err(fail(
+            Category::Io,
+            format!("`{shown}` failed ({}): out of disk space; free some where the output goes or choose another --out:\n{}", out.status, tail.join("\n")),
+        ));
+    }
     Err(fail(
         Category::Build,
         format!("`{shown}` failed ({}):\n{}", out.status, tail.join("\n")),
     ))
+}
+
+/// Whether the filesystem holding `f` has no block left for us.
+fn no_space_left(f: &std::fs::File) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: a valid open descriptor and a pointer to writable statvfs storage.
+    let r = unsafe { libc::fstatvfs(f.as_raw_fd(), st.as_mut_ptr()) };
+    // SAFETY: fstatvfs filled it when it returned 0.
+    r == 0 && unsafe { st.assume_init() }.f_bavail == 0
 }

@@ -47,6 +47,7 @@ fn compute_digest(path: &Path) -> anyhow::Result<Sha256Digest> {
             .as_os_str()
             .as_bytes();
         let md = entry.path().symlink_metadata()?;
+        crate::source_files::check(entry.path(), md.file_type())?;
         let record = if md.file_type().is_symlink() {
             let target = std::fs::read_link(entry.path())?;
             [b"l ", rel, b" ", target.as_os_str().as_bytes(), b"\n"].concat()

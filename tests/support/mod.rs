@@ -11,6 +11,7 @@ use std::process::{Command, Output};
 
 use sha2::{Digest, Sha256};
 
+pub mod hang_guard;
 pub mod meta_tar;
 pub mod reference;
 pub mod tree;

@@ -2,6 +2,7 @@ use crate::checksums;
 use crate::cli::{BuildArgs, OutputFormat};
 use crate::definition::LoadedDefinition;
 use crate::error::{fail, Category};
+use crate::host_tools;
 use crate::iso::{self, RootfsSource};
 use crate::layer;
 use crate::manifest::{self, Manifest, Output, Source};
@@ -17,6 +18,9 @@ pub fn run(
     output: OutputFormat,
 ) -> anyhow::Result<()> {
     let l = LoadedDefinition::load(&a.def.definition, &a.def.sets)?;
+    // The ISO stage's tools, before the provider image takes minutes and
+    // leaves an archive behind.
+    host_tools::require(&host_tools::BUILD)?;
     // Checked before the provider image so a bad document fails in seconds.
     let user_data = user_data_source::for_iso(&a.user_data, &l, epoch, a.golden)?;
     let config = iso::Config::new(user_data.as_ref(), a.golden);

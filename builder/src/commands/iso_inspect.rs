@@ -45,6 +45,7 @@ struct ShownUserData {
 
 pub fn show(iso: &Path, reveal: bool, output: OutputFormat) -> anyhow::Result<()> {
     let img = IsoImage::open(iso)?;
+    img.check_complete()?;
     let (sha, _) = HashingReader::new(File::open(iso)?)
         .finish()
         .with_context(|| format!("reading {}", iso.display()))?;

@@ -25,6 +25,8 @@ pub struct Golden {
 impl Golden {
     pub fn open(path: &Path) -> anyhow::Result<Golden> {
         let iso = IsoImage::open(path)?;
+        // Before anything is copied: a copy of a cut image would not boot.
+        iso.check_complete()?;
         let area = iso.find("/config.yaml")?.ok_or_else(|| {
             fail(
                 Category::InvalidInput,

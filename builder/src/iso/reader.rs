@@ -76,6 +76,115 @@ impl IsoImage {
         Ok(buf)
     }
 
+    /// Fails (exit 7) when the image was cut short or its hybrid GPT is
+    /// damaged, e.g. by an interrupted copy or download: everything after
+    /// the cut (the end of the volume, the EFI partition, the backup GPT
+    /// header that ends the image) would be missing from a copy, which then
+    /// fails to boot only at the site.
+    pub fn check_complete(&self) -> anyhow::Result<()> {
+        let problems = self.damage()?;
+        if problems.is_empty() {
+            return Ok(());
+        }
+        Err(fail(
+            Category::BadImage,
+            format!(
+                "{} is damaged: {}; an interrupted or faulty copy or download does this: copy it again (check it against its .sha256) or rebuild it",
+                self.origin,
+                problems.join("; ")
+            ),
+        ))
+    }
+
+    /// What the completeness check found wrong, if anything.
+    fn damage(&self) -> anyhow::Result<Vec<String>> {
+        let mut problems = Vec::new();
+        let blocks = u64::from(u32le(&self.pvd[80..]));
+        let block_size = u64::from(u16::from_le_bytes([self.pvd[128], self.pvd[129]]));
+        let volume = blocks * block_size;
+        if volume > self.len {
+            problems.push(format!(
+                "its ISO 9660 volume is {volume} bytes, the file only {}",
+                self.len
+            ));
+        }
+        let primary = self.read(512, 512)?;
+        if &primary[..8] == b"EFI PART" {
+            problems.extend(self.gpt_damage(&primary)?);
+        }
+        Ok(problems)
+    }
+
+    /// Checks the hybrid GPT as firmware does: both headers and both copies
+    /// of the partition table intact, every partition inside the file.
+    fn gpt_damage(&self, primary: &[u8]) -> anyhow::Result<Vec<String>> {
+        let mut problems = Vec::new();
+        let u64at =
+            |b: &[u8], at: usize| u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"));
+        if let Err(why) = gpt_header_ok(primary, 1) {
+            problems.push(format!("its primary GPT header is damaged ({why})"));
+            return Ok(problems);
+        }
+        let backup_lba = u64at(primary, 32);
+        let (count, size) = (
+            u64::from(u32le(&primary[80..])),
+            u64::from(u32le(&primary[84..])),
+        );
+        let table_len = count * size;
+        if !(128..=1 << 20).contains(&table_len) {
+            problems.push(format!("its GPT claims a {table_len} byte partition table"));
+            return Ok(problems);
+        }
+        let table_crc = u32le(&primary[88..]);
+        let table_ok = |lba: u64| -> anyhow::Result<Result<Vec<u8>, String>> {
+            let at = lba.saturating_mul(512);
+            if at.saturating_add(table_len) > self.len {
+                return Ok(Err(format!("it belongs at byte {at}, past the end")));
+            }
+            let table = self.read(at, table_len as usize)?;
+            Ok(if crc32(&table) == table_crc {
+                Ok(table)
+            } else {
+                Err("its checksum does not match".into())
+            })
+        };
+        match table_ok(u64at(primary, 72))? {
+            Ok(table) => {
+                for (i, entry) in table.chunks(size as usize).enumerate() {
+                    let last = u64at(entry, 40);
+                    if entry[..16].iter().any(|&b| b != 0) && (last + 1) * 512 > self.len {
+                        problems.push(format!(
+                            "GPT partition {} ends at byte {}, past the file's end ({} bytes)",
+                            i + 1,
+                            (last + 1) * 512,
+                            self.len
+                        ));
+                    }
+                }
+            }
+            Err(why) => problems.push(format!(
+                "its primary GPT partition table is damaged ({why})"
+            )),
+        }
+        let backup_at = backup_lba.saturating_mul(512);
+        if backup_at.saturating_add(512) > self.len {
+            problems.push(format!(
+                "its backup GPT header belongs at byte {backup_at}, past the file's end ({} bytes)",
+                self.len
+            ));
+            return Ok(problems);
+        }
+        let backup = self.read(backup_at, 512)?;
+        if let Err(why) = gpt_header_ok(&backup, backup_lba) {
+            problems.push(format!(
+                "its backup GPT header at byte {backup_at} is damaged ({why})"
+            ));
+        } else if let Err(why) = table_ok(u64at(&backup, 72))? {
+            problems.push(format!("its backup GPT partition table is damaged ({why})"));
+        }
+        Ok(problems)
+    }
+
     pub fn volume_id(&self) -> String {
         String::from_utf8_lossy(&self.pvd[40..72])
             .trim_end()
@@ -220,6 +329,33 @@ impl IsoImage {
         }
         Ok(modes)
     }
+}
+
+/// A GPT header's signature, its own location and its checksum.
+fn gpt_header_ok(h: &[u8], lba: u64) -> Result<(), String> {
+    if &h[..8] != b"EFI PART" {
+        return Err("no `EFI PART` signature".into());
+    }
+    let size = u32le(&h[12..]) as usize;
+    if !(92..=512).contains(&size) {
+        return Err(format!("header size {size}"));
+    }
+    if u64::from_le_bytes(h[24..32].try_into().expect("8 bytes")) != lba {
+        return Err(format!("it does not say it is at sector {lba}"));
+    }
+    let mut copy = h[..size].to_vec();
+    copy[16..20].fill(0);
+    if crc32(&copy) != u32le(&h[16..]) {
+        return Err("its checksum does not match".into());
+    }
+    Ok(())
+}
+
+/// CRC-32 (IEEE), as GPT uses it.
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut c = flate2::Crc::new();
+    c.update(bytes);
+    c.sum()
 }
 
 #[cfg(test)]

@@ -9,14 +9,15 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
 use crate::error::{fail, Category};
+use crate::oci::layer_stream::{self, EntryLimit, LayerStream};
 use crate::oci::source::SourceImage;
-use crate::oci::spec::{layer_compression, Compression};
+use crate::oci::spec::MEDIA_LAYER_GZIP;
 use crate::safe_path;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -47,16 +48,13 @@ impl LowerView {
         let mut view = LowerView::default();
         for (i, desc) in image.layers.iter().enumerate() {
             let mut blob = image.open_layer(i)?;
-            let ctx = || format!("reading layer {} of {}", desc.digest, image.origin);
-            let read = match layer_compression(&desc.media_type) {
-                Some(Compression::Gzip) => view.apply(flate2::read::MultiGzDecoder::new(&mut blob)),
-                Some(Compression::Zstd) => zstd::Decoder::new(&mut blob)
-                    .map_err(anyhow::Error::from)
-                    .and_then(|r| view.apply(r)),
-                _ => view.apply(&mut blob),
-            };
+            let what = format!("layer {} of {}", desc.digest, image.origin);
+            let ctx = || format!("reading {what}");
+            let read = LayerStream::open(&mut blob, &desc.media_type).and_then(|r| view.apply(r));
             blob.finish().with_context(ctx)?;
-            read.with_context(ctx)?;
+            read.map_err(|e| {
+                layer_stream::corrupt_unless_io(e, "reading", &what, &desc.media_type)
+            })?;
         }
         Ok(view)
     }
@@ -64,13 +62,16 @@ impl LowerView {
     /// Applies a gzip layer blob edgeforge wrote.
     pub fn add_layer(&mut self, path: &Path) -> anyhow::Result<()> {
         let f = File::open(path).with_context(|| format!("opening {}", path.display()))?;
-        self.apply(flate2::read::MultiGzDecoder::new(BufReader::new(f)))
+        LayerStream::open(BufReader::new(f), MEDIA_LAYER_GZIP)
+            .and_then(|r| self.apply(r))
             .with_context(|| format!("reading layer {}", path.display()))
     }
 
-    fn apply(&mut self, layer: impl Read) -> anyhow::Result<()> {
+    fn apply(&mut self, layer: LayerStream<'_>) -> anyhow::Result<()> {
         let mut archive = tar::Archive::new(layer);
+        let mut limit = EntryLimit::new()?;
         for entry in archive.entries()? {
+            limit.count()?;
             let entry = entry?;
             let raw = entry.path()?.into_owned();
             let Some(rel) = safe_path::entry_path(&raw).map_err(|e| {
@@ -118,6 +119,7 @@ impl LowerView {
             }
             self.paths.insert(path, kind);
         }
+        archive.into_inner().drain()?;
         Ok(())
     }
 
@@ -184,19 +186,18 @@ mod tests {
     fn places_entries_where_consumers_put_them() {
         use tar::EntryType::{Directory as D, Regular as F, Symlink as L};
         let mut v = LowerView::default();
-        v.apply(
-            &layer(&[
-                ("usr/", D, ""),
-                ("usr/lib/", D, ""),
-                ("lib", L, "usr/lib"),
-                ("tmp/", D, ""),
-                ("etc/", D, ""),
-                ("etc/old/", D, ""),
-                ("etc/old/a", F, ""),
-            ])[..],
-        )
+        let stream = |bytes: Vec<u8>| LayerStream::open(std::io::Cursor::new(bytes), "").unwrap();
+        v.apply(stream(layer(&[
+            ("usr/", D, ""),
+            ("usr/lib/", D, ""),
+            ("lib", L, "usr/lib"),
+            ("tmp/", D, ""),
+            ("etc/", D, ""),
+            ("etc/old/", D, ""),
+            ("etc/old/a", F, ""),
+        ])))
         .unwrap();
-        v.apply(&layer(&[("etc/.wh.old", F, "")])[..]).unwrap();
+        v.apply(stream(layer(&[("etc/.wh.old", F, "")]))).unwrap();
         let at = |p: &str| Place::At(PathBuf::from(p));
         assert_eq!(v.place(Path::new("lib"), true).unwrap(), Place::Existing);
         assert_eq!(

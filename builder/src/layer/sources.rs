@@ -14,7 +14,9 @@ use super::lower::{LowerView, Place};
 use super::writer::{LayerWriter, Meta};
 use crate::error::{fail, Category};
 use crate::log::verbose;
+use crate::oci::layer_stream::{EntryLimit, LayerStream};
 use crate::safe_path;
+use crate::source_files;
 
 /// What a new layer is placed on, and the modes the definition sets.
 pub struct Placement<'a> {
@@ -88,6 +90,7 @@ pub fn add_tree(
             .metadata()
             .with_context(|| format!("reading {}", src.display()))?;
         let ft = md.file_type();
+        source_files::check(src, ft)?;
         let Some(at) = to.place(&name, ft.is_dir())? else {
             continue;
         };
@@ -116,18 +119,13 @@ pub fn add_tree(
                 ));
             }
             w.symlink(&at, &target, &meta)?;
-        } else {
-            verbose!(
-                "skipping {} (socket, device or FIFO in a folder source)",
-                src.display()
-            );
         }
     }
     Ok(())
 }
 
 /// Opens a possibly compressed tar, detecting gzip and zstd by magic bytes.
-fn open_tar(path: &Path) -> anyhow::Result<tar::Archive<Box<dyn Read>>> {
+fn open_tar(path: &Path) -> anyhow::Result<tar::Archive<LayerStream<'static>>> {
     let mut f =
         BufReader::new(File::open(path).with_context(|| format!("opening {}", path.display()))?);
     let magic = {
@@ -142,6 +140,8 @@ fn open_tar(path: &Path) -> anyhow::Result<tar::Archive<Box<dyn Read>>> {
         Some([0x28, 0xb5, 0x2f, 0xfd]) => Box::new(zstd::Decoder::with_buffer(f)?),
         _ => Box::new(f),
     };
+    // A small compressed tarball can expand without end: bounded like a layer.
+    let reader = LayerStream::bounded(reader)?;
     Ok(tar::Archive::new(reader))
 }
 
@@ -165,10 +165,12 @@ pub fn add_tarball(
             ),
         )
     };
+    let mut limit = EntryLimit::new()?;
     for entry in archive
         .entries()
         .with_context(|| format!("reading {}", path.display()))?
     {
+        limit.count()?;
         let mut entry =
             entry.with_context(|| format!("reading {} as a tar archive", path.display()))?;
         let raw = entry

@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
+use super::layer_stream::{self, EntryLimit, LayerStream};
 use super::source::SourceImage;
-use super::spec::{layer_compression, Compression};
 use crate::error::{fail, Category};
 use crate::fs_meta;
 use crate::log::verbose;
@@ -73,19 +73,15 @@ pub fn flatten_layers(
         .skip(range.start)
     {
         let mut blob = image.open_layer(i)?;
-        let ctx = || format!("applying layer {} of {}", desc.digest, image.origin);
-        let applied = (|| {
-            let reader: Box<dyn Read> = match layer_compression(&desc.media_type) {
-                Some(Compression::Gzip) => Box::new(flate2::read::MultiGzDecoder::new(&mut blob)),
-                Some(Compression::Zstd) => Box::new(zstd::Decoder::new(&mut blob)?),
-                _ => Box::new(&mut blob),
-            };
-            a.apply_layer(reader)
-        })();
+        let what = format!("layer {} of {}", desc.digest, image.origin);
+        let ctx = || format!("applying {what}");
+        let applied =
+            LayerStream::open(&mut blob, &desc.media_type).and_then(|reader| a.apply_layer(reader));
         // A corrupt blob usually fails decompression first; the digest check
         // says what is really wrong, so it takes precedence.
         blob.finish().with_context(ctx)?;
-        applied.with_context(ctx)?;
+        applied
+            .map_err(|e| layer_stream::corrupt_unless_io(e, "applying", &what, &desc.media_type))?;
         a.stats.layers += 1;
     }
     a.set_dir_times()?;
@@ -126,10 +122,12 @@ impl Written {
 }
 
 impl Applier<'_> {
-    fn apply_layer(&mut self, reader: impl Read) -> anyhow::Result<()> {
+    fn apply_layer(&mut self, reader: LayerStream<'_>) -> anyhow::Result<()> {
         let mut archive = tar::Archive::new(reader);
         let mut written = Written::default();
+        let mut limit = EntryLimit::new()?;
         for entry in archive.entries()? {
+            limit.count()?;
             let mut entry = entry?;
             let raw = entry.path()?.into_owned();
             let rel = safe_path::entry_path(&raw).map_err(|e| {
@@ -175,6 +173,7 @@ impl Applier<'_> {
                 written.insert(&rel);
             }
         }
+        archive.into_inner().drain()?;
         Ok(())
     }
 

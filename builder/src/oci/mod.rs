@@ -4,5 +4,6 @@
 
 pub mod archive;
 pub mod flatten;
+pub mod layer_stream;
 pub mod source;
 pub mod spec;

@@ -2,7 +2,7 @@
 //! (`oci:`), an OCI layout in a tar (`oci-archive:`) or a Docker save tar
 //! (`docker-archive:`). Every blob is checked against its digest as it is read.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -12,10 +12,8 @@ use anyhow::Context;
 use super::spec::{self, Descriptor, Digest, Index, Manifest, MEDIA_LAYER_TAR};
 use crate::error::{fail, io_failure, Category};
 use crate::io::HashingReader;
-
-/// Metadata documents (index, manifest, config) are small; refuse absurd ones
-/// instead of reading them into memory.
-const MAX_METADATA: u64 = 16 << 20;
+use crate::limits;
+use crate::safe_path;
 
 /// An opened image: its layers in order and its config.
 pub struct SourceImage {
@@ -43,20 +41,36 @@ enum BlobStore {
 }
 
 impl BlobStore {
+    /// Opens the file `name` (from index.json, a manifest or a docker-archive's
+    /// manifest.json: untrusted) inside the store, never outside it.
     fn open(&self, name: &str) -> io::Result<(Box<dyn Read + Send>, u64)> {
+        let rel = confined(name)?;
+        let missing = || {
+            io_failure(
+                Category::BadImage,
+                format!("{name} is missing; the image is incomplete: re-export it (skopeo copy)"),
+            )
+        };
         match self {
             BlobStore::Dir(dir) => {
-                let f = File::open(dir.join(name))?;
+                let full = match dir.join(&rel).canonicalize() {
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(missing()),
+                    other => other?,
+                };
+                if !full.starts_with(dir.canonicalize()?) {
+                    return Err(io_failure(
+                        Category::BadImage,
+                        format!("{name} is a symlink to {}, outside the image folder; the image is unsafe to read", full.display()),
+                    ));
+                }
+                let f = File::open(&full)?;
                 let len = f.metadata()?.len();
                 Ok((Box::new(f), len))
             }
             BlobStore::Tar { path, entries } => {
-                let (offset, len) = *entries.get(name).ok_or_else(|| {
-                    io::Error::new(
-                        io::ErrorKind::NotFound,
-                        format!("{name} is not in the archive"),
-                    )
-                })?;
+                let (offset, len) = *entries
+                    .get(rel.to_string_lossy().as_ref())
+                    .ok_or_else(missing)?;
                 let mut f = File::open(path)?;
                 f.seek(SeekFrom::Start(offset))?;
                 Ok((Box::new(f.take(len)), len))
@@ -73,15 +87,33 @@ impl BlobStore {
 
     fn read_small(&self, name: &str) -> io::Result<Vec<u8>> {
         let (r, len) = self.open(name)?;
-        if len > MAX_METADATA {
+        if len > limits::METADATA_BYTES {
             return Err(io_failure(
                 Category::BadImage,
                 format!("{name} is {len} bytes, too large for image metadata"),
             ));
         }
         let mut buf = Vec::with_capacity(len as usize);
-        r.take(MAX_METADATA).read_to_end(&mut buf)?;
+        r.take(limits::METADATA_BYTES).read_to_end(&mut buf)?;
         Ok(buf)
+    }
+}
+
+/// `name` as a relative path inside the image, refused like a layer entry
+/// climbing out of the root (a manifest naming `../../etc/shadow`).
+fn confined(name: &str) -> io::Result<PathBuf> {
+    match safe_path::entry_path(Path::new(name)) {
+        Ok(Some(rel)) => Ok(rel),
+        Ok(None) => Err(io_failure(
+            Category::BadImage,
+            format!(
+                "`{name}` names the image's top folder, not a file; the image is unsafe to read"
+            ),
+        )),
+        Err(e) => Err(io_failure(
+            Category::BadImage,
+            format!("the image names {e}; it is unsafe to read"),
+        )),
     }
 }
 
@@ -235,13 +267,28 @@ impl SourceImage {
                 format!("index.json of {origin} is invalid: {e}"),
             )
         })?;
-        let mut queue = index.manifests;
+        Self::check_index_size(&index, &origin, "index.json")?;
+        // Breadth first, each index read once: a small layout whose indexes
+        // list the next one many times would otherwise fan out exponentially.
+        let mut queue: VecDeque<(Descriptor, usize)> =
+            index.manifests.into_iter().map(|d| (d, 1)).collect();
+        let mut seen = HashSet::new();
         let mut candidates = Vec::new();
-        while let Some(d) = queue.pop() {
+        while let Some((d, depth)) = queue.pop_front() {
             if d.is_index() {
+                if !seen.insert(d.digest) {
+                    continue;
+                }
+                if depth > limits::INDEX_DEPTH {
+                    return Err(fail(
+                        Category::BadImage,
+                        format!("{origin} nests indexes more than {} deep (index {} is at depth {depth}), the limit; real images nest one or two: copy the image you need into its own layout (skopeo copy)", limits::INDEX_DEPTH, d.digest),
+                    ));
+                }
                 let nested: Index =
                     Self::parse_json(&Self::read_verified(&store, &origin, &d)?, &origin, &d)?;
-                queue.extend(nested.manifests);
+                Self::check_index_size(&nested, &origin, &format!("index {}", d.digest))?;
+                queue.extend(nested.manifests.into_iter().map(|m| (m, depth + 1)));
             } else if d.is_manifest() {
                 let platform_ok = d
                     .platform
@@ -293,6 +340,16 @@ impl SourceImage {
             layer_paths,
             config,
         })
+    }
+
+    fn check_index_size(index: &Index, origin: &str, name: &str) -> anyhow::Result<()> {
+        if index.manifests.len() > limits::INDEX_ENTRIES {
+            return Err(fail(
+                Category::BadImage,
+                format!("{name} of {origin} lists {} descriptors, more than the limit of {} per index; copy the image you need into its own layout (skopeo copy)", index.manifests.len(), limits::INDEX_ENTRIES),
+            ));
+        }
+        Ok(())
     }
 
     fn open_docker(store: BlobStore, origin: String) -> anyhow::Result<SourceImage> {

@@ -14,6 +14,7 @@ use anyhow::Context as _;
 pub use context::context_for;
 
 use crate::error::{fail, Category};
+use crate::source_files;
 
 /// The repository's templates, compiled in so the binary works on its own;
 /// a definition's `templates:` folder overrides them by name.
@@ -142,6 +143,7 @@ impl Renderer {
                 let src = entry.path();
                 let rel = src.strip_prefix(tree).expect("under tree");
                 let ft = entry.file_type();
+                source_files::check(src, ft)?;
                 let md = entry
                     .metadata()
                     .with_context(|| format!("reading {}", src.display()))?;
