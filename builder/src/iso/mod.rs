@@ -25,7 +25,6 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use crate::definition::{LoadedDefinition, Variant};
-use crate::error::{fail, Category};
 use crate::host_tools;
 use crate::io::Sha256Digest;
 use crate::output_set::OutputSet;
@@ -95,7 +94,6 @@ pub fn build(
     }
     host_tools::require(&host_tools::BUILD)?;
     let target = iso_path(l, variant, &s.out_dir);
-    probe_writable(&s.out_dir)?;
     let work = tempfile::Builder::new()
         .prefix(".edgeforge-work-")
         .tempdir_in(&s.out_dir)
@@ -178,21 +176,6 @@ pub fn build(
         content,
         packages: parts.packages,
     })
-}
-
-/// Fails early, before minutes of work, when the output folder is not writable.
-fn probe_writable(dir: &Path) -> anyhow::Result<()> {
-    fs::create_dir_all(dir)
-        .and_then(|_| tempfile::tempfile_in(dir).map(drop))
-        .map_err(|e| {
-            fail(
-                Category::Io,
-                format!(
-                    "output folder {} is not writable ({e}); choose another with --out",
-                    dir.display()
-                ),
-            )
-        })
 }
 
 /// Creates `path` with mode 0600 (it may hold a token).
