@@ -22,7 +22,7 @@ rm -rf "$bench" && mkdir -p "$bench/overlay"
 cp -a overlays/rootfs/. "$bench/overlay/"
 sed -e "s|../overlays/rootfs|$bench/overlay|" -e "s|\.\./|$PWD/|g" images/demo.yaml > "$bench/def.yaml"
 ud=$PWD/images/user-data/demo.yaml
-iso=palette-edge-installer.iso
+iso=palette-edge-installer-debian.iso
 
 edgeforge_build() {
   "$bin" -q --cache-dir "$bench/cache" build "$bench/def.yaml" --user-data "$ud" --out "$bench/out"

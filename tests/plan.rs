@@ -440,7 +440,7 @@ fn a_rebuild_with_one_overlay_file_changed_reuses_the_other_layers_and_matches_a
     assert_ok(&p);
     assert!(
         stdout(&p).contains(
-            "removed 3 cached layers, 0 flattened trees, 0 root filesystems and 0 boot image sets"
+            "removed 1 base image views, 3 cached layers, 0 flattened trees, 0 root filesystems and 0 boot image sets"
         ),
         "{}",
         stdout(&p)
@@ -797,6 +797,8 @@ fn a_damaged_cache_entry_of_any_kind_is_rebuilt_with_a_warning_and_never_used() 
         .collect();
     assert_eq!(layers.len(), 2, "the component and the overlay layer");
     let (rootfs, boot, tree) = (entry("rootfs"), entry("boot"), entry("trees"));
+    // The base's view that new layers are placed on (read when a layer is built).
+    let view = entry("lower-views");
     // Each round damages entries of several kinds at once; the rootfs entry
     // is damaged in each, so the lower tree is consulted too.
     let rounds: Vec<Vec<std::path::PathBuf>> = vec![
@@ -806,6 +808,7 @@ fn a_damaged_cache_entry_of_any_kind_is_rebuilt_with_a_warning_and_never_used() 
             rootfs.join("rootfs.squashfs"),
             boot.join("eltorito.img"),
             tree.join("rootfs/etc/issue"),
+            view.join("entry.json"),
         ],
         vec![
             rootfs.join("kernel"),

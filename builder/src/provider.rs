@@ -77,7 +77,7 @@ pub fn build(
     secrets.extend(s.secrets.iter().cloned());
     let cache = LayerCache::open(s.cache.as_deref().unwrap_or(work.path()), secrets)?;
     let modes = def.file_modes();
-    let mut lower = LowerViews::new(&base);
+    let mut lower = LowerViews::new(&base, s.cache.as_deref());
     let mut shared: Vec<NewLayer> = Vec::new();
     for (i, c) in def.components.iter().enumerate() {
         let src = l.resolve(&c.source);
@@ -236,19 +236,25 @@ fn lower_key(base: &SourceImage, ours: &[NewLayer], modes: &BTreeMap<String, Str
 /// (a cached layer needs none) and extended layer by layer.
 struct LowerViews<'b> {
     base: &'b SourceImage,
+    /// Where the base's view is cached across builds.
+    cache: Option<&'b Path>,
     view: Option<(usize, LowerView)>,
 }
 
 impl<'b> LowerViews<'b> {
-    fn new(base: &'b SourceImage) -> Self {
-        LowerViews { base, view: None }
+    fn new(base: &'b SourceImage, cache: Option<&'b Path>) -> Self {
+        LowerViews {
+            base,
+            cache,
+            view: None,
+        }
     }
 
     /// The base image with `ours` applied on top.
     fn upto(&mut self, ours: &[NewLayer]) -> anyhow::Result<&LowerView> {
         let (seen, view) = match self.view.take() {
             Some((seen, view)) if seen <= ours.len() => (seen, view),
-            _ => (0, LowerView::of_image(self.base)?),
+            _ => (0, LowerView::of_image_cached(self.base, self.cache)?),
         };
         let (_, view) = self.view.insert((ours.len(), view));
         for layer in &ours[seen..] {

@@ -46,10 +46,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             let (roots, root_bytes) = crate::iso::rootfs::prune(&dir, age)?;
             let (boots, boot_bytes) = crate::iso::boot::prune(&dir, age)?;
             let (trees, tree_bytes) = crate::iso::lower_tree::prune(&dir, age)?;
+            let (views, view_bytes) = crate::layer::lower::prune(&dir, age)?;
             println!(
-                "{}: removed {layers} cached layers, {trees} flattened trees, {roots} root filesystems and {boots} boot image sets, {} bytes",
+                "{}: removed {views} base image views, {layers} cached layers, {trees} flattened trees, {roots} root filesystems and {boots} boot image sets, {} bytes",
                 dir.display(),
-                layer_bytes + tree_bytes + root_bytes + boot_bytes
+                view_bytes + layer_bytes + tree_bytes + root_bytes + boot_bytes
             );
             Ok(())
         }
