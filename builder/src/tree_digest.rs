@@ -16,10 +16,47 @@ use anyhow::Context;
 use sha2::{Digest as _, Sha256};
 
 use crate::fs_meta;
-use crate::io::{file_sha256, Sha256Digest};
+use crate::io::{file_sha256_with, Sha256Digest};
 
 pub fn of(root: &Path) -> anyhow::Result<Sha256Digest> {
+    let records = walk(root)?;
+    let files: Vec<&Path> = records
+        .iter()
+        .filter_map(|r| match &r.tail {
+            Tail::Content(p) => Some(p.as_path()),
+            Tail::Text(_) => None,
+        })
+        .collect();
+    let mut contents = hash_files(&files)?.into_iter();
     let mut h = Sha256::new();
+    for r in &records {
+        h.update(&r.head);
+        match &r.tail {
+            Tail::Content(_) => {
+                let (sha, size) = contents.next().expect("one digest per file");
+                h.update(format!(" {size} {sha}").as_bytes());
+            }
+            Tail::Text(t) => h.update(t),
+        }
+        h.update(b"\n");
+    }
+    Ok(Sha256Digest(h.finalize().into()))
+}
+
+/// One entry's record: what the walk knows, then the content digest of a
+/// file (computed later, in parallel) or the rest of the line.
+struct Record {
+    head: Vec<u8>,
+    tail: Tail,
+}
+
+enum Tail {
+    Content(PathBuf),
+    Text(Vec<u8>),
+}
+
+fn walk(root: &Path) -> anyhow::Result<Vec<Record>> {
+    let mut records = Vec::new();
     let mut inodes: HashMap<(u64, u64), PathBuf> = HashMap::new();
     for e in walkdir::WalkDir::new(root).sort_by_file_name() {
         let e = e.with_context(|| format!("reading {}", root.display()))?;
@@ -46,10 +83,10 @@ pub fn of(root: &Path) -> anyhow::Result<Sha256Digest> {
         } else {
             "s"
         };
-        h.update(kind);
-        h.update(rel.as_os_str().as_bytes());
-        h.update(b"\0");
-        h.update(
+        let mut head = kind.as_bytes().to_vec();
+        head.extend_from_slice(rel.as_os_str().as_bytes());
+        head.push(0);
+        head.extend_from_slice(
             format!(
                 "{:o} {}:{} {}.{}",
                 md.mode() & 0o7777,
@@ -63,34 +100,64 @@ pub fn of(root: &Path) -> anyhow::Result<Sha256Digest> {
         let xattrs = fs_meta::xattrs(e.path())
             .with_context(|| format!("reading the attributes of {}", e.path().display()))?;
         for (name, value) in xattrs {
-            h.update(format!(" x{}:{}:", name.len(), value.len()).as_bytes());
-            h.update(&name);
-            h.update(&value);
+            head.extend_from_slice(format!(" x{}:{}:", name.len(), value.len()).as_bytes());
+            head.extend_from_slice(&name);
+            head.extend_from_slice(&value);
         }
-        if t.is_file() {
-            if md.nlink() > 1 {
-                if let Some(first) = inodes.get(&(md.dev(), md.ino())) {
-                    h.update(b" =");
-                    h.update(first.as_os_str().as_bytes());
-                    h.update(b"\n");
-                    continue;
+        let tail = if t.is_file() {
+            let first = (md.nlink() > 1)
+                .then(|| inodes.get(&(md.dev(), md.ino())))
+                .flatten();
+            match first {
+                Some(first) => Tail::Text([b" =", first.as_os_str().as_bytes()].concat()),
+                None => {
+                    if md.nlink() > 1 {
+                        inodes.insert((md.dev(), md.ino()), rel.to_path_buf());
+                    }
+                    Tail::Content(e.path().to_path_buf())
                 }
-                inodes.insert((md.dev(), md.ino()), rel.to_path_buf());
             }
-            let (sha, size) =
-                file_sha256(e.path()).with_context(|| format!("reading {}", e.path().display()))?;
-            h.update(format!(" {size} {sha}").as_bytes());
         } else if t.is_symlink() {
             let target = fs::read_link(e.path())
                 .with_context(|| format!("reading {}", e.path().display()))?;
-            h.update(b" ");
-            h.update(target.as_os_str().as_bytes());
+            Tail::Text([b" ", target.as_os_str().as_bytes()].concat())
         } else if t.is_char_device() || t.is_block_device() {
-            h.update(format!(" {}", md.rdev()).as_bytes());
-        }
-        h.update(b"\n");
+            Tail::Text(format!(" {}", md.rdev()).into_bytes())
+        } else {
+            Tail::Text(Vec::new())
+        };
+        records.push(Record { head, tail });
     }
-    Ok(Sha256Digest(h.finalize().into()))
+    Ok(records)
+}
+
+/// The content digests of `files`, in their order, hashed on every core
+/// (a cached tree is checked before each use, and it can be a whole
+/// distribution); the order, not the threads, decides the result.
+fn hash_files(files: &[&Path]) -> anyhow::Result<Vec<(Sha256Digest, u64)>> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = files.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = files
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    let mut buf = vec![0u8; 1 << 20];
+                    part.iter()
+                        .map(|p| {
+                            file_sha256_with(p, &mut buf)
+                                .with_context(|| format!("reading {}", p.display()))
+                        })
+                        .collect::<anyhow::Result<Vec<_>>>()
+                })
+            })
+            .collect();
+        let mut all = Vec::with_capacity(files.len());
+        for w in workers {
+            all.extend(w.join().expect("a hashing thread does not panic")?);
+        }
+        Ok(all)
+    })
 }
 
 #[cfg(test)]

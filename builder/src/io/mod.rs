@@ -6,4 +6,4 @@ mod hashing;
 pub mod sealed;
 
 pub use atomic::AtomicFile;
-pub use hashing::{file_sha256, HashingReader, HashingWriter, Sha256Digest};
+pub use hashing::{file_sha256, file_sha256_with, HashingReader, HashingWriter, Sha256Digest};
