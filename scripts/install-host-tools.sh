@@ -12,7 +12,7 @@ packages=(
   grub-pc-bin grub-efi-amd64-bin grub-common  # BIOS and UEFI GRUB images
   qemu-system-x86 ovmf    # boot checks
   cpio                    # demo initramfs
-  mmdebstrap              # Debian base fixture (scripts/make-debian-base.sh)
+  mmdebstrap libcap2-bin  # Debian base fixture (scripts/make-debian-base.sh) and its getcap check
 )
 
 missing=()
