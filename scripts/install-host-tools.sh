@@ -13,6 +13,7 @@ packages=(
   qemu-system-x86 ovmf    # boot checks
   cpio                    # demo initramfs
   mmdebstrap              # Debian base fixture (scripts/make-debian-base.sh)
+  genisoimage             # isoinfo: site user-data media checked against mkisofs's
 )
 
 missing=()
