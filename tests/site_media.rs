@@ -413,3 +413,64 @@ fn a_single_site_gets_its_name_and_meta_data() {
     let ud = iso_extract(&iso, "/user-data", &t.path().join("ud"));
     assert!(String::from_utf8(ud).unwrap().contains(TOKEN));
 }
+
+/// `--fat`: the same files on a FAT image labelled CIDATA (USB sticks).
+#[test]
+fn fat_writes_a_cidata_fat_image_beside_the_iso() {
+    let t = tempfile::tempdir().unwrap();
+    let ud = t.path().join("ud.yaml");
+    let user_data = b"#cloud-config\nstylus:\n  site:\n    name: usb-site\n";
+    fs::write(&ud, user_data).unwrap();
+    let make = |out: &Path| {
+        assert_ok(&edgeforge(&[
+            "site-media",
+            "--user-data",
+            ud.to_str().unwrap(),
+            "--fat",
+            "-o",
+            out.join("usb.iso").to_str().unwrap(),
+        ]))
+    };
+    let out = t.path().join("out");
+    make(&out);
+    assert_eq!(
+        entries(&out),
+        [
+            "SHA256SUMS",
+            "usb.img",
+            "usb.img.sha256",
+            "usb.iso",
+            "usb.iso.sha256"
+        ]
+    );
+    let img = out.join("usb.img");
+    assert_eq!(
+        fs::metadata(&img).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let label = run_tool(
+        "blkid",
+        &["-o", "value", "-s", "LABEL", img.to_str().unwrap()],
+        t.path(),
+    );
+    assert_eq!(label.trim(), "CIDATA");
+    for (path, want) in [("::/user-data", &user_data[..]), ("::/meta-data", b"")] {
+        let o = std::process::Command::new("mtype")
+            .args(["-i", img.to_str().unwrap(), path])
+            .env("MTOOLS_SKIP_CHECK", "1")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert_eq!(o.stdout, want, "{path}");
+    }
+    run_tool("fsck.fat", &["-n", img.to_str().unwrap()], t.path());
+    assert_ok(&edgeforge(&["verify", out.to_str().unwrap()]));
+    let again = t.path().join("again");
+    make(&again);
+    assert_eq!(
+        fs::read(again.join("usb.img")).unwrap(),
+        fs::read(&img).unwrap()
+    );
+    // No work folder or temporary file is left.
+    assert!(!entries(&out).iter().any(|e| e.starts_with('.')));
+}

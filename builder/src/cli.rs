@@ -284,6 +284,9 @@ pub struct SiteMediaArgs {
     /// The folder for per-site media (with --sites).
     #[arg(long, value_name = "DIR", requires = "sites")]
     pub out_dir: Option<PathBuf>,
+    /// Also write each medium as a FAT image labelled CIDATA for USB sticks (<medium>.img, beside the ISO).
+    #[arg(long)]
+    pub fat: bool,
 }
 
 #[derive(Args)]

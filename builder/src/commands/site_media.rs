@@ -119,12 +119,12 @@ pub fn run(a: &SiteMediaArgs, epoch: u64) -> anyhow::Result<()> {
             "no user-data: give --user-data FILE, --site FILE / --site-value name=... (with --token-env or --token-file), or --sites FILE --out-dir DIR",
         ));
     };
-    write(&media, epoch)
+    write(&media, epoch, a.fat)
 }
 
 /// Stages every medium (0600: it may hold the token) and commits them
 /// together with their checksums.
-fn write(media: &[Medium], epoch: u64) -> anyhow::Result<()> {
+fn write(media: &[Medium], epoch: u64, fat: bool) -> anyhow::Result<()> {
     let mut lines = Vec::new();
     let mut sets: Vec<(PathBuf, OutputSet)> = Vec::new();
     for m in media {
@@ -154,6 +154,39 @@ fn write(media: &[Medium], epoch: u64) -> anyhow::Result<()> {
             target.display(),
             m.user_data.sha256
         ));
+        if fat {
+            let img = target.with_extension("img");
+            if img == target {
+                return Err(fail(
+                    Category::Usage,
+                    format!(
+                        "{}: with --fat the medium is an .iso and the FAT image its .img",
+                        target.display()
+                    ),
+                ));
+            }
+            // A private work folder the output set cleans up if killed.
+            let work = tempfile::Builder::new()
+                .prefix(".edgeforge-work-")
+                .tempdir_in(&dir)
+                .with_context(|| format!("creating a work folder in {}", dir.display()))?;
+            let bytes = cidata::fat_image(
+                m.user_data.bytes(),
+                m.meta_data.as_bytes(),
+                epoch,
+                work.path(),
+            )?;
+            let sha = Sha256Digest::of(&bytes);
+            let mut file = AtomicFile::create(&img, 0o600)?;
+            file.write_all(&bytes)
+                .with_context(|| format!("writing {}", img.display()))?;
+            set.stage(file, sha);
+            lines.push(format!(
+                "{}\tsha256:{sha}\tuser-data sha256:{}",
+                img.display(),
+                m.user_data.sha256
+            ));
+        }
     }
     for (_, set) in sets {
         set.commit(None)?;

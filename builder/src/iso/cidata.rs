@@ -21,6 +21,15 @@
 //! | 25     | Joliet root directory                                     |
 //! | 26...  | `meta-data`, then `user-data` (each at least one sector)  |
 
+use std::fs;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use anyhow::Context;
+use xshell::cmd;
+
+use crate::host_tools;
+
 /// ECMA-119 6.1.2: the logical sector (and block) size.
 const SECTOR: usize = 2048;
 const PVD: usize = 16;
@@ -185,6 +194,48 @@ pub fn image(user_data: &[u8], meta_data: &[u8], epoch: u64) -> Vec<u8> {
         &[255, b'C', b'D', b'0', b'0', b'1', 1],
     );
     img
+}
+
+/// The FAT label NoCloud also accepts, for USB sticks.
+pub const FAT_LABEL: &str = "CIDATA";
+
+/// The same two files on a FAT image labelled `CIDATA` (for USB sticks),
+/// made with mtools (reproducible under SOURCE_DATE_EPOCH, like the EFI
+/// image) in `work`, a private folder the caller removes. The image is 1 MiB
+/// more than the files, in whole MiB.
+pub fn fat_image(
+    user_data: &[u8],
+    meta_data: &[u8],
+    epoch: u64,
+    work: &Path,
+) -> anyhow::Result<Vec<u8>> {
+    host_tools::require(&[&host_tools::MFORMAT, &host_tools::MCOPY])?;
+    let sh = host_tools::shell()?;
+    let ud = work.join("user-data");
+    let md = work.join("meta-data");
+    for (path, bytes) in [(&ud, user_data), (&md, meta_data)] {
+        // 0600: the user-data may hold the token.
+        fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, bytes))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    let out = work.join("cidata.img");
+    let mib = ((user_data.len() + meta_data.len()) >> 20) + 2;
+    let sectors = ((mib << 20) / 512).to_string();
+    let serial = format!("{:08X}", epoch as u32);
+    let epoch = epoch.to_string();
+    let _env = sh.push_env("SOURCE_DATE_EPOCH", &epoch);
+    let _skip = sh.push_env("MTOOLS_SKIP_CHECK", "1");
+    host_tools::run(cmd!(
+        sh,
+        "mformat -C -i {out} -T {sectors} -h 64 -s 32 -v {FAT_LABEL} -N {serial} ::"
+    ))?;
+    host_tools::run(cmd!(sh, "mcopy -i {out} {ud} {md} ::/"))?;
+    fs::read(&out).with_context(|| format!("reading {}", out.display()))
 }
 
 fn put(img: &mut [u8], at: usize, bytes: &[u8]) {
