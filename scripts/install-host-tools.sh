@@ -13,6 +13,7 @@ packages=(
   qemu-system-x86 ovmf    # boot checks
   cpio                    # demo initramfs
   mmdebstrap libcap2-bin  # Debian base fixture (scripts/make-debian-base.sh) and its getcap check
+  genisoimage             # isoinfo: site user-data media checked against mkisofs's
 )
 
 missing=()

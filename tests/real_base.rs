@@ -183,6 +183,50 @@ fn debian_per_site_iso_from_a_golden_one_boots_in_all_three_modes() {
     assert_boots(&site_iso, user_data, &["bios", "uefi", "usb"]);
 }
 
+/// A site user-data medium (issue #16) attached as a second drive: the live
+/// system reports the installer's user-data and the medium's, which it found
+/// by its label (`cidata` on the ISO, `CIDATA` on the FAT image of `--fat`).
+#[test]
+fn debian_iso_reports_a_site_user_data_medium() {
+    let f = fixture();
+    let site = f.dir.path().join("site-override.yaml");
+    let site_data = b"#cloud-config\nstylus:\n  site:\n    name: real-base-site-medium\n    tags:\n      shelf: \"3\"\n";
+    fs::write(&site, site_data).unwrap();
+    let medium = f.dir.path().join("media/site-user-data.iso");
+    assert_ok(&edgeforge(&[
+        "site-media",
+        "--user-data",
+        site.to_str().unwrap(),
+        "--fat",
+        "-o",
+        medium.to_str().unwrap(),
+    ]));
+    let user_data = fs::read(repo_root().join(USER_DATA)).unwrap();
+    // The ISO as a second CD-ROM (BIOS), the FAT image as a second disk (UEFI).
+    for (drive, mode) in [
+        (medium.clone(), "bios"),
+        (medium.with_extension("img"), "uefi"),
+    ] {
+        let o = Command::new("bash")
+            .arg(repo_root().join("scripts/boot-test.sh"))
+            .arg(f.out.join(ISO))
+            .arg(sha256_hex(&user_data))
+            .arg(mode)
+            .env("BOOT_TEST_MEMORY", "2048")
+            .env("BOOT_TEST_TIMEOUT", "400")
+            .env("BOOT_TEST_DRIVE", &drive)
+            .env(
+                "BOOT_TEST_EXPECT",
+                format!("{LIVE}.* cidata={}", sha256_hex(site_data)),
+            )
+            .output()
+            .expect("running scripts/boot-test.sh");
+        let report = format!("{}{}", stdout(&o), stderr(&o));
+        println!("{report}");
+        assert!(o.status.success(), "{}: {report}", drive.display());
+    }
+}
+
 /// The ISO's root filesystem is the provider image's, as umoci unpacks it:
 /// every file of the Debian base with its mode, owner, xattrs and mtime.
 #[test]

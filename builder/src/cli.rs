@@ -83,6 +83,8 @@ pub enum Command {
     /// Check and render user-data documents.
     #[command(subcommand)]
     UserData(UserDataCommand),
+    /// Write a site user-data medium (ISO 9660 labelled cidata, not bootable) that an installed host applies over its installer's user-data at first boot; one per site with --sites.
+    SiteMedia(Box<SiteMediaArgs>),
     /// Write the rendered overlay trees and the template context of each variant, to see exactly what goes in.
     Render(RenderArgs),
     /// Write one deterministic gzip layer from a folder or tarball and print its digests.
@@ -138,6 +140,9 @@ pub enum UserDataCommand {
         /// The user-data file.
         #[arg(value_name = "FILE")]
         file: PathBuf,
+        /// Check it as a site override (a site medium's user-data): any subset of keys, nothing required.
+        #[arg(long = "override")]
+        site_override: bool,
     },
     /// Render templates/user-data.tera for a site; written 0600 with -o, else printed with secrets masked.
     Render {
@@ -264,6 +269,24 @@ pub struct EmbedArgs {
     /// The folder for per-site ISOs (with --sites).
     #[arg(long, value_name = "DIR")]
     pub out_dir: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct SiteMediaArgs {
+    #[command(flatten)]
+    pub user_data: UserDataArgs,
+    /// A sites file (`sites:` list of name, palette_endpoint, ..., token_env/token_file): one medium per site, DIR/<site>-user-data.iso; all are checked before any is written.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["user_data", "site", "site_values", "out"], requires = "out_dir")]
+    pub sites: Option<PathBuf>,
+    /// The medium to write (created 0600) [default: build/<site>-user-data.iso, or build/site-user-data.iso with --user-data].
+    #[arg(short = 'o', long = "out", value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// The folder for per-site media (with --sites).
+    #[arg(long, value_name = "DIR", requires = "sites")]
+    pub out_dir: Option<PathBuf>,
+    /// Also write each medium as a FAT image labelled CIDATA for USB sticks (<medium>.img, beside the ISO).
+    #[arg(long)]
+    pub fat: bool,
 }
 
 #[derive(Args)]

@@ -35,12 +35,17 @@ struct Shown {
 
 #[derive(serde::Serialize)]
 struct ShownUserData {
+    /// `/config.yaml` on an installer ISO, `/user-data` on a site medium.
+    file: &'static str,
     bytes: usize,
     sha256: String,
     /// The reserved area's size on a golden or per-site ISO.
     reserved_area: Option<usize>,
     /// Secrets masked unless --reveal.
     content: String,
+    /// A site medium's `/meta-data` (NoCloud instance-id, local-hostname).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    meta_data: Option<String>,
 }
 
 pub fn show(iso: &Path, reveal: bool, output: OutputFormat) -> anyhow::Result<()> {
@@ -55,7 +60,24 @@ pub fn show(iso: &Path, reveal: bool, output: OutputFormat) -> anyhow::Result<()
         Ok(_) => "differs",
         Err(_) => "absent",
     };
-    let user_data = match img.find("/config.yaml")? {
+    // An installer ISO's /config.yaml, or a site medium's (volume cidata)
+    // /user-data and /meta-data.
+    let site_medium = img
+        .volume_id()
+        .eq_ignore_ascii_case(crate::iso::cidata::VOLUME_ID);
+    let (file, found) = match img.find("/config.yaml")? {
+        Some(e) => ("/config.yaml", Some(e)),
+        None if site_medium => ("/user-data", img.find("/user-data")?),
+        None => ("/config.yaml", None),
+    };
+    let meta_data = match img.find("/meta-data")? {
+        Some(e) if site_medium => {
+            let bytes = img.read(e.offset, e.len as usize)?;
+            Some(mask::document(&String::from_utf8_lossy(&bytes)))
+        }
+        _ => None,
+    };
+    let user_data = match found {
         None => None,
         Some(extent) => {
             let bytes = img.read(extent.offset, extent.len as usize)?;
@@ -71,10 +93,12 @@ pub fn show(iso: &Path, reveal: bool, output: OutputFormat) -> anyhow::Result<()
             };
             let content = shown.lines().collect::<Vec<_>>().join("\n") + "\n";
             Some(ShownUserData {
+                file,
                 bytes: doc.len(),
                 sha256: Sha256Digest::of(doc).to_string(),
                 reserved_area,
                 content,
+                meta_data,
             })
         }
     };
@@ -105,9 +129,15 @@ pub fn show(iso: &Path, reveal: bool, output: OutputFormat) -> anyhow::Result<()
         Some(u) => {
             match u.reserved_area {
                 Some(area) => println!("user-data   /config.yaml, {} bytes, in a {area} byte reserved area (golden: `edgeforge iso embed` replaces it)", u.bytes),
-                None => println!("user-data   /config.yaml, {} bytes", u.bytes),
+                None if u.meta_data.is_some() => println!("user-data   {}, {} bytes (a site user-data medium, applied over the installer's at first boot)", u.file, u.bytes),
+                None => println!("user-data   {}, {} bytes", u.file, u.bytes),
             }
             println!("            sha256 {}", u.sha256);
+            if let Some(meta) = &u.meta_data {
+                for line in meta.lines() {
+                    println!("meta-data   {line}");
+                }
+            }
             print!("---\n{}", u.content);
         }
     }

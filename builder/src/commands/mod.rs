@@ -9,6 +9,7 @@ mod layer;
 mod plan;
 mod provider_image;
 mod render;
+mod site_media;
 mod unpack;
 mod user_data;
 mod user_data_source;
@@ -82,5 +83,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Layer(a) => layer::run(a, epoch),
         Command::Unpack(a) => unpack::run(a, epoch),
         Command::UserData(c) => user_data::run(c, epoch),
+        Command::SiteMedia(a) => site_media::run(&a, epoch),
     }
 }

@@ -4,14 +4,25 @@ use crate::error::{fail, Category};
 use crate::io::AtomicFile;
 use crate::mask;
 use crate::provider::renderer_for;
-use crate::user_data::{self, validate::Severity};
+use crate::user_data::{
+    self,
+    validate::{Mode, Severity},
+};
 
 use super::user_data_source;
 
 pub fn run(c: UserDataCommand, epoch: u64) -> anyhow::Result<()> {
     match c {
-        UserDataCommand::Validate { file } => {
-            let (_, findings) = user_data::inspect(&file)?;
+        UserDataCommand::Validate {
+            file,
+            site_override,
+        } => {
+            let mode = if site_override {
+                Mode::Override
+            } else {
+                Mode::Full
+            };
+            let (_, findings) = user_data::inspect_as(&file, mode)?;
             if !findings.is_empty() {
                 eprintln!("{}", user_data::describe(&file, &findings));
             }

@@ -9,6 +9,7 @@ use crate::error::{fail, Category};
 use crate::log::info;
 use crate::provider::renderer_for;
 use crate::render::Renderer;
+use crate::user_data::validate::Mode;
 use crate::user_data::{self, Secret, Site, UserData, REFUSED};
 
 /// The user-data the arguments name, or `None` when they name none.
@@ -68,11 +69,22 @@ pub fn render_site(
     a: &UserDataArgs,
     renderer: &mut Renderer,
 ) -> anyhow::Result<UserData> {
+    render_site_as(site, a, renderer, Mode::Full)
+}
+
+/// Like [`render_site`], checking the document as `mode` says.
+pub fn render_site_as(
+    site: &Site,
+    a: &UserDataArgs,
+    renderer: &mut Renderer,
+    mode: Mode,
+) -> anyhow::Result<UserData> {
     let token = token_for(a, site)?;
     let text = user_data::render(renderer, site, token.as_ref())?;
-    UserData::from_bytes(
+    UserData::from_bytes_as(
         &PathBuf::from(format!("templates/user-data.tera (site {})", site.name)),
         text.into_bytes(),
+        mode,
     )
 }
 

@@ -4,6 +4,7 @@
 //! by xorriso in the layout strict UEFI firmware and USB sticks boot.
 
 pub mod boot;
+pub mod cidata;
 pub mod content;
 mod efi;
 pub mod embed;

@@ -21,7 +21,7 @@ pub use render::render;
 pub use secrets::SecretField;
 pub use site::Site;
 pub use token::{Secret, REFUSED};
-use validate::{Finding, Severity};
+use validate::{Finding, Mode, Severity};
 
 /// The Palette agent reads user-data files of up to 1 MB.
 pub const MAX_SIZE: usize = 1 << 20;
@@ -33,16 +33,17 @@ pub struct UserData {
     pub sha256: Sha256Digest,
 }
 
-/// Reads and checks a document file. Returns the bytes and every finding.
-pub fn inspect(path: &Path) -> anyhow::Result<(Vec<u8>, Vec<Finding>)> {
+/// Reads and checks a document file as `mode` says. Returns the bytes and
+/// every finding.
+pub fn inspect_as(path: &Path, mode: Mode) -> anyhow::Result<(Vec<u8>, Vec<Finding>)> {
     let bytes = fs::read(path).with_context(|| format!("reading user-data {}", path.display()))?;
-    let findings = inspect_bytes(path, &bytes)?;
+    let findings = inspect_bytes(path, &bytes, mode)?;
     Ok((bytes, findings))
 }
 
 /// Checks a document: size, the `#cloud-config` header, YAML syntax, then
 /// the fields; `path` names it in messages.
-fn inspect_bytes(path: &Path, bytes: &[u8]) -> anyhow::Result<Vec<Finding>> {
+fn inspect_bytes(path: &Path, bytes: &[u8], mode: Mode) -> anyhow::Result<Vec<Finding>> {
     let invalid = |msg: String| fail(Category::InvalidInput, format!("{}:{msg}", path.display()));
     if bytes.len() > MAX_SIZE {
         return Err(invalid(format!(
@@ -60,7 +61,7 @@ fn inspect_bytes(path: &Path, bytes: &[u8]) -> anyhow::Result<Vec<Finding>> {
         ));
     }
     let doc = yaml::parse_value(path, text)?;
-    Ok(validate::check(&doc, text))
+    Ok(validate::check_as(&doc, text, mode))
 }
 
 /// `file:line: severity: path: message`, one line per finding.
@@ -75,14 +76,20 @@ pub fn describe(path: &Path, findings: &[Finding]) -> String {
 impl UserData {
     /// Loads a document file that passes the checks; warnings go to the log.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
-        let bytes =
-            fs::read(path).with_context(|| format!("reading user-data {}", path.display()))?;
-        Self::from_bytes(path, bytes)
+        Self::load_as(path, Mode::Full)
     }
 
-    /// A document made in memory (rendered for a site); `path` labels it.
-    pub fn from_bytes(path: &Path, bytes: Vec<u8>) -> anyhow::Result<Self> {
-        let findings = inspect_bytes(path, &bytes)?;
+    /// Like [`UserData::load`], checking the document as `mode` says.
+    pub fn load_as(path: &Path, mode: Mode) -> anyhow::Result<Self> {
+        let bytes =
+            fs::read(path).with_context(|| format!("reading user-data {}", path.display()))?;
+        Self::from_bytes_as(path, bytes, mode)
+    }
+
+    /// A document made in memory (rendered for a site), checked as `mode`
+    /// says; `path` labels it.
+    pub fn from_bytes_as(path: &Path, bytes: Vec<u8>, mode: Mode) -> anyhow::Result<Self> {
+        let findings = inspect_bytes(path, &bytes, mode)?;
         let (errors, warnings): (Vec<Finding>, Vec<Finding>) = findings
             .into_iter()
             .partition(|f| f.severity == Severity::Error);

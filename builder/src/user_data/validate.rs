@@ -74,8 +74,21 @@ const STYLUS_KEYS: &[&str] = &[
     "localUI",
 ];
 
+/// What a document is checked as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The installer's user-data: the whole configuration.
+    Full,
+    /// A site override (a site user-data medium read at first boot, applied
+    /// on top of the installer's): any subset of keys, so nothing is
+    /// required (no token, no complete static interface); types, formats and
+    /// known names are checked as in [`Mode::Full`].
+    Override,
+}
+
 struct Checker<'a> {
     text: &'a str,
+    mode: Mode,
     findings: Vec<Finding>,
 }
 
@@ -140,10 +153,12 @@ fn type_name(v: &Value) -> &'static str {
     }
 }
 
-/// Checks a parsed document (`text` is its source, for line numbers).
-pub fn check(doc: &Value, text: &str) -> Vec<Finding> {
+/// Checks a parsed document as `mode` says (`text` is its source, for line
+/// numbers).
+pub fn check_as(doc: &Value, text: &str, mode: Mode) -> Vec<Finding> {
     let mut c = Checker {
         text,
+        mode,
         findings: Vec::new(),
     };
     let root = FieldPath::default();
@@ -380,7 +395,11 @@ impl Checker<'_> {
                 "set projectName or projectUid, not both",
             );
         }
-        if m.contains_key("paletteEndpoint") && !m.contains_key("edgeHostToken") {
+        // An override may change the endpoint and keep the installer's token.
+        if self.mode == Mode::Full
+            && m.contains_key("paletteEndpoint")
+            && !m.contains_key("edgeHostToken")
+        {
             self.warn(
                 &path.key("paletteEndpoint"),
                 "no edgeHostToken: the device will wait for manual registration",
@@ -460,7 +479,9 @@ impl Checker<'_> {
                 ),
             }
         }
-        if kind == "static" {
+        // An override may change one field of an interface the installer's
+        // user-data sets up.
+        if kind == "static" && self.mode == Mode::Full {
             for required in ["ipAddress", "mask", "gateway"] {
                 if !m.contains_key(required) {
                     self.error(

@@ -1,0 +1,260 @@
+//! `site-media`: site user-data media (ISO 9660, volume ID `cidata`) that an
+//! installed host reads at first boot on top of its installer's user-data.
+//! The user-data is checked as a site override before anything is written;
+//! the media are committed with their `.sha256` and `SHA256SUMS` entries as
+//! one set under the output folder's lock.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+use super::user_data_source;
+use crate::cli::SiteMediaArgs;
+use crate::error::{fail, Category};
+use crate::io::{AtomicFile, Sha256Digest};
+use crate::iso::cidata;
+use crate::output_set::OutputSet;
+use crate::render::Renderer;
+use crate::user_data::validate::Mode;
+use crate::user_data::{Site, UserData, REFUSED};
+use crate::yaml;
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SitesFile {
+    sites: Vec<Site>,
+}
+
+/// One medium to write.
+struct Medium {
+    target: PathBuf,
+    user_data: UserData,
+    meta_data: String,
+}
+
+pub fn run(a: &SiteMediaArgs, epoch: u64) -> anyhow::Result<()> {
+    if a.user_data.token.is_some() {
+        return Err(fail(Category::Usage, REFUSED));
+    }
+    let template = || Renderer::new(None, tera::Context::new());
+    let media = if let Some(sites_path) = &a.sites {
+        let out_dir = a
+            .out_dir
+            .as_ref()
+            .expect("clap requires --out-dir with --sites");
+        let text = std::fs::read_to_string(sites_path)
+            .with_context(|| format!("reading {}", sites_path.display()))?;
+        let sites: SitesFile = yaml::parse(sites_path, &text)?;
+        if sites.sites.is_empty() {
+            return Err(fail(
+                Category::InvalidInput,
+                format!("{}: `sites:` lists no site", sites_path.display()),
+            ));
+        }
+        let mut seen = BTreeSet::new();
+        for site in &sites.sites {
+            check_name(&site.name, sites_path)?;
+            if !seen.insert(site.name.as_str()) {
+                return Err(fail(
+                    Category::InvalidInput,
+                    format!(
+                        "{}: site `{}` is listed twice (each names its medium)",
+                        sites_path.display(),
+                        site.name
+                    ),
+                ));
+            }
+        }
+        // Every site is rendered and checked before anything is written.
+        let mut renderer = template()?;
+        let mut media = Vec::new();
+        for site in &sites.sites {
+            let ud = user_data_source::render_site_as(
+                site,
+                &a.user_data,
+                &mut renderer,
+                Mode::Override,
+            )?;
+            media.push(Medium {
+                target: out_dir.join(format!("{}-user-data.iso", site.name)),
+                user_data: ud,
+                meta_data: meta_data(&site.name),
+            });
+        }
+        media
+    } else if let Some(file) = &a.user_data.user_data {
+        vec![Medium {
+            target: a
+                .out
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("build/site-user-data.iso")),
+            user_data: UserData::load_as(file, Mode::Override)?,
+            meta_data: String::new(),
+        }]
+    } else if a.user_data.site.is_some() || !a.user_data.site_values.is_empty() {
+        let site = Site::load(a.user_data.site.as_deref(), &a.user_data.site_values)?;
+        let ud = user_data_source::render_site_as(
+            &site,
+            &a.user_data,
+            &mut template()?,
+            Mode::Override,
+        )?;
+        let target = match &a.out {
+            Some(p) => p.clone(),
+            None => {
+                check_name(&site.name, Path::new("--site"))?;
+                PathBuf::from(format!("build/{}-user-data.iso", site.name))
+            }
+        };
+        vec![Medium {
+            target,
+            user_data: ud,
+            meta_data: meta_data(&site.name),
+        }]
+    } else {
+        return Err(fail(
+            Category::Usage,
+            "no user-data: give --user-data FILE, --site FILE / --site-value name=... (with --token-env or --token-file), or --sites FILE --out-dir DIR",
+        ));
+    };
+    write(&media, epoch, a.fat)
+}
+
+/// Stages every medium (0600: it may hold the token) and commits them
+/// together with their checksums.
+fn write(media: &[Medium], epoch: u64, fat: bool) -> anyhow::Result<()> {
+    let mut lines = Vec::new();
+    let mut sets: Vec<(PathBuf, OutputSet)> = Vec::new();
+    for m in media {
+        let dir = match m.target.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let name = m.target.file_name().ok_or_else(|| {
+            fail(
+                Category::Usage,
+                format!("{}: not a file name", m.target.display()),
+            )
+        })?;
+        let target = dir.join(name);
+        if !sets.iter().any(|(d, _)| *d == dir) {
+            sets.push((dir.clone(), OutputSet::open(&dir)?));
+        }
+        let set = &mut sets.iter_mut().find(|(d, _)| *d == dir).expect("opened").1;
+        let bytes = cidata::image(m.user_data.bytes(), m.meta_data.as_bytes(), epoch);
+        let sha = Sha256Digest::of(&bytes);
+        let mut file = AtomicFile::create(&target, 0o600)?;
+        file.write_all(&bytes)
+            .with_context(|| format!("writing {}", target.display()))?;
+        set.stage(file, sha);
+        lines.push(format!(
+            "{}\tsha256:{sha}\tuser-data sha256:{}",
+            target.display(),
+            m.user_data.sha256
+        ));
+        if fat {
+            let img = target.with_extension("img");
+            if img == target {
+                return Err(fail(
+                    Category::Usage,
+                    format!(
+                        "{}: with --fat the medium is an .iso and the FAT image its .img",
+                        target.display()
+                    ),
+                ));
+            }
+            // A private work folder the output set cleans up if killed.
+            let work = tempfile::Builder::new()
+                .prefix(".edgeforge-work-")
+                .tempdir_in(&dir)
+                .with_context(|| format!("creating a work folder in {}", dir.display()))?;
+            let bytes = cidata::fat_image(
+                m.user_data.bytes(),
+                m.meta_data.as_bytes(),
+                epoch,
+                work.path(),
+            )?;
+            let sha = Sha256Digest::of(&bytes);
+            let mut file = AtomicFile::create(&img, 0o600)?;
+            file.write_all(&bytes)
+                .with_context(|| format!("writing {}", img.display()))?;
+            set.stage(file, sha);
+            lines.push(format!(
+                "{}\tsha256:{sha}\tuser-data sha256:{}",
+                img.display(),
+                m.user_data.sha256
+            ));
+        }
+    }
+    for (_, set) in sets {
+        set.commit(None)?;
+    }
+    for l in lines {
+        println!("{l}");
+    }
+    Ok(())
+}
+
+/// A site name names its medium: letters, digits, `.`, `_` and `-`.
+fn check_name(name: &str, origin: &Path) -> anyhow::Result<()> {
+    if name.is_empty()
+        || name.starts_with('.')
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+    {
+        return Err(fail(
+            Category::InvalidInput,
+            format!(
+                "{}: site name `{name}` must be letters, digits, `.`, `_` or `-` (it names the medium)",
+                origin.display()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// NoCloud meta-data for a site: its name as instance ID and host name.
+pub fn meta_data(name: &str) -> String {
+    if name.is_empty() {
+        return String::new();
+    }
+    let plain = name.starts_with(|c: char| c.is_ascii_alphabetic())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+        && !matches!(
+            name.to_ascii_lowercase().as_str(),
+            "true" | "false" | "yes" | "no" | "on" | "off" | "null" | "y" | "n"
+        );
+    let value = if plain {
+        name.to_string()
+    } else {
+        serde_json::to_string(name).expect("a string serialises")
+    };
+    format!("instance-id: {value}\nlocal-hostname: {value}\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::meta_data;
+
+    #[test]
+    fn meta_data_is_nocloud_yaml() {
+        assert_eq!(
+            meta_data("store-42"),
+            "instance-id: store-42\nlocal-hostname: store-42\n"
+        );
+        assert_eq!(meta_data(""), "");
+        assert_eq!(
+            meta_data("yes"),
+            "instance-id: \"yes\"\nlocal-hostname: \"yes\"\n"
+        );
+        assert_eq!(
+            meta_data("42 main st"),
+            "instance-id: \"42 main st\"\nlocal-hostname: \"42 main st\"\n"
+        );
+    }
+}
