@@ -32,6 +32,18 @@ pub const MASK: &str = "****";
 /// password `ab` does not mask every `ab` of the document.
 const LONG: usize = 8;
 
+/// Whether the value under `key` is a secret: a key naming one (`*token`,
+/// `*password`, `passwd`, `*secret`, ...), or a `credentials` key holding a
+/// single value (a `credentials` mapping keeps its username visible). One
+/// rule for what is shown masked and what the secret guard looks for.
+pub fn is_secret_field(key: &str, value: &Value) -> bool {
+    match scan::key_kind(key) {
+        scan::KeyKind::Secret => true,
+        scan::KeyKind::Credentials => !value.is_object(),
+        scan::KeyKind::Plain => false,
+    }
+}
+
 /// The secret values of one document, and a matcher for all of them.
 #[derive(Default)]
 pub struct Secrets {
@@ -68,13 +80,7 @@ impl Secrets {
             Value::Object(m) => {
                 for (k, x) in m {
                     self.userinfo(k);
-                    let secret = secret
-                        || match scan::key_kind(k) {
-                            scan::KeyKind::Secret => true,
-                            scan::KeyKind::Credentials => !x.is_object(),
-                            scan::KeyKind::Plain => false,
-                        };
-                    self.walk(x, secret);
+                    self.walk(x, secret || is_secret_field(k, x));
                 }
             }
             _ => {}

@@ -1,8 +1,9 @@
 //! The secret values a user-data document carries, so a run that also
 //! builds layers can refuse them there: the registration token
 //! (`stylus.site.edgeHostToken`), every string under a key naming a secret
-//! (`registryCredentials.password`, a user's `passwd`, any `*token`,
-//! `*password`, `*secret`), and the password of any URL with userinfo
+//! (`mask::is_secret_field`: `registryCredentials.password`, a user's
+//! `passwd`, any `*token`, `*password`, `*secret`), and the password of any
+//! URL with userinfo
 //! (`stylus.site.network.httpProxy`).
 
 use serde_json::Value;
@@ -14,9 +15,6 @@ pub struct SecretField {
     /// The password of a URL (`http://user:PASSWORD@host`) at `path`.
     pub in_url: bool,
 }
-
-/// Keys whose string values are secrets, compared case-insensitively by suffix.
-const SECRET_KEYS: [&str; 4] = ["token", "password", "passwd", "secret"];
 
 pub fn of(doc: &Value) -> Vec<SecretField> {
     let mut out = Vec::new();
@@ -33,10 +31,7 @@ fn walk(v: &Value, path: &str, out: &mut Vec<SecretField>) {
                 } else {
                     format!("{path}.{k}")
                 };
-                let lower = k.to_ascii_lowercase();
-                if let (Value::String(s), true) =
-                    (val, SECRET_KEYS.iter().any(|s| lower.ends_with(s)))
-                {
+                if let (Value::String(s), true) = (val, crate::mask::is_secret_field(k, val)) {
                     if !s.trim().is_empty() {
                         out.push(SecretField {
                             path: p.clone(),
