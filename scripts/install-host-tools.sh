@@ -13,6 +13,7 @@ packages=(
   qemu-system-x86 ovmf    # boot checks
   cpio                    # demo initramfs
   mmdebstrap              # Debian base fixture (scripts/make-debian-base.sh)
+  gnupg                   # OpenPGP release signatures (sign, verify --key)
 )
 
 missing=()

@@ -97,6 +97,17 @@ impl OutputSet {
             checksums::merged(dir, &names).as_bytes(),
         )?;
 
+        // Signatures of the old set would not match the new one.
+        for stale in [dir.join(checksums::SUMS), manifest_path.clone()] {
+            let sig = crate::release::sign::sig_path(&stale);
+            if sig.exists() {
+                fs::remove_file(&sig).with_context(|| format!("removing {}", sig.display()))?;
+                info!(
+                    "removed {}: it signed the set this run replaces",
+                    sig.display()
+                );
+            }
+        }
         let count = renames.len();
         for (i, file) in renames.into_iter().enumerate() {
             test_pause(&format!("commit-{i}"));

@@ -18,6 +18,10 @@ pub fn run(
     output: OutputFormat,
 ) -> anyhow::Result<()> {
     let l = LoadedDefinition::load(&a.def.definition, &a.def.sets)?;
+    // A bad signing key fails before minutes of building.
+    let signer = super::sign::key_source(a.sign.sign_key.as_deref(), a.sign.sign_key_id.as_deref())
+        .map(|k| crate::release::sign::Signer::open(&k))
+        .transpose()?;
     // The ISO stage's tools, before the provider image takes minutes and
     // leaves an archive behind.
     host_tools::require(&host_tools::BUILD)?;
@@ -79,6 +83,10 @@ pub fn run(
     });
     let manifest = Manifest::new(&l, epoch, source, outputs)?;
     set.commit(Some(&manifest.to_bytes()?))?;
+    let signatures = match &signer {
+        Some(s) => crate::release::sign::sign_folder(&a.out, s)?,
+        None => Vec::new(),
+    };
     if output == OutputFormat::Json {
         println!("{}", serde_json::to_string_pretty(&manifest)?);
     } else {
@@ -92,6 +100,9 @@ pub fn run(
         }
         println!("{}", a.out.join(checksums::SUMS).display());
         println!("{}", a.out.join(manifest::FILE).display());
+        for s in &signatures {
+            println!("{}", s.display());
+        }
     }
     Ok(())
 }

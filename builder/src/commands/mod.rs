@@ -9,6 +9,7 @@ mod layer;
 mod plan;
 mod provider_image;
 mod render;
+mod sign;
 mod unpack;
 mod user_data;
 mod user_data_source;
@@ -28,7 +29,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Some(IsoAction::Embed(a)) => iso_inspect::embed(&a),
             None => iso::run(c.build, epoch, cache),
         },
-        Command::Verify { path } => verify::run(&path, cli.output),
+        Command::Verify { path, key } => verify::run(&path, key.as_deref(), cli.output),
+        Command::Sign { dir, key } => sign::run(&dir, &key, cli.output),
         Command::Doctor => doctor::run(),
         Command::Cache(CacheCommand::Prune { older_than, all }) => {
             let dir = cache.ok_or_else(|| {

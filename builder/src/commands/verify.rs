@@ -12,7 +12,11 @@ use crate::manifest;
 /// every artifact in the folder is listed and `manifest.json` agrees with
 /// `SHA256SUMS`; a run killed while committing its outputs leaves a folder
 /// that fails here (see `output_set.rs`).
-pub fn run(path: &Path, output: OutputFormat) -> anyhow::Result<()> {
+///
+/// With a public key, first the OpenPGP signatures of the checksum file
+/// and `manifest.json` (`release/sign.rs`): a missing one, another key's
+/// or one over a changed file fails before anything is hashed.
+pub fn run(path: &Path, key: Option<&Path>, output: OutputFormat) -> anyhow::Result<()> {
     let sums = if path.is_dir() {
         path.join(SUMS)
     } else {
@@ -22,6 +26,30 @@ pub fn run(path: &Path, output: OutputFormat) -> anyhow::Result<()> {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
+    if let Some(key) = key {
+        let checked = crate::release::sign::verify_files(&sums, key)?;
+        let bad: Vec<&(String, String)> = checked.iter().filter(|(_, s)| s != "OK").collect();
+        if output == OutputFormat::Text {
+            for (name, status) in &checked {
+                println!("{name}: {status}");
+            }
+        }
+        if !bad.is_empty() {
+            return Err(fail(
+                Category::BadImage,
+                format!(
+                    "{} of {} signatures failed against {}: {}",
+                    bad.len(),
+                    checked.len(),
+                    key.display(),
+                    bad.iter()
+                        .map(|(n, s)| format!("{n}: {s}"))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ),
+            ));
+        }
+    }
     let text = std::fs::read_to_string(&sums)
         .map_err(|e| fail(Category::Io, format!("reading {}: {e}", sums.display())))?;
     let (mut bad, mut total) = (0, 0);
