@@ -14,6 +14,7 @@ packages=(
   cpio                    # demo initramfs
   mmdebstrap              # Debian base fixture (scripts/make-debian-base.sh)
   gnupg                   # OpenPGP release signatures (sign, verify --key)
+  python3-venv            # the venv of scripts/make-schema-venv.sh (SBOM schema checks)
 )
 
 missing=()

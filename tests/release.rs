@@ -74,6 +74,7 @@ impl Drop for Key {
 /// Builds the demo into `dir/build`, with extra arguments.
 fn build(dir: &Path, extra: &[&str]) -> PathBuf {
     demo_base();
+    fs::create_dir_all(dir).unwrap();
     let ud = dir.join("user-data.yaml");
     fs::write(
         &ud,
@@ -246,5 +247,273 @@ fn a_bad_key_fails_before_building_and_the_key_is_never_an_argument() {
     assert_eq!(
         edgeforge(&["sign", out.to_str().unwrap()]).status.code(),
         Some(2)
+    );
+}
+
+/// The python of a venv with jsonschema and CycloneDX's schemas, made by
+/// the project's script on first use (scripts/test.sh makes it too).
+fn schema_python() -> PathBuf {
+    let o = Command::new("bash")
+        .arg(repo_root().join("scripts/make-schema-venv.sh"))
+        .current_dir(repo_root())
+        .output()
+        .expect("running scripts/make-schema-venv.sh");
+    assert!(
+        o.status.success(),
+        "scripts/make-schema-venv.sh: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    repo_root().join(String::from_utf8_lossy(&o.stdout).trim())
+}
+
+/// Validates CycloneDX documents with CycloneDX's own JSON schema.
+#[track_caller]
+fn assert_valid_cyclonedx(files: &[PathBuf]) {
+    let o = Command::new(schema_python())
+        .args(["-W", "ignore"])
+        .arg(repo_root().join("tests/support/cyclonedx_validate.py"))
+        .args(files)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+fn json(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(&fs::read(path).unwrap()).unwrap()
+}
+
+/// The SBOM's library components as `name version` lines, sorted.
+fn sbom_packages(sbom: &serde_json::Value) -> Vec<String> {
+    let mut v: Vec<String> = sbom["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["type"] == "library")
+        .map(|c| {
+            let purl = c["purl"].as_str().unwrap();
+            assert!(purl.starts_with("pkg:"), "{purl}");
+            format!(
+                "{} {}",
+                c["name"].as_str().unwrap(),
+                c["version"].as_str().unwrap()
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn every_artifact_has_a_valid_cyclonedx_sbom_listed_in_the_checksums_and_manifest() {
+    let t = tempfile::tempdir().unwrap();
+    let out = build(t.path(), &[]);
+    let manifest = json(&out.join("manifest.json"));
+    let sums = fs::read_to_string(out.join("SHA256SUMS")).unwrap();
+    let outputs = manifest["outputs"].as_array().unwrap();
+    let artifacts: Vec<&serde_json::Value> = outputs
+        .iter()
+        .filter(|o| o["kind"] == "iso" || o["kind"] == "provider-image")
+        .collect();
+    assert_eq!(artifacts.len(), 2);
+    let mut files = Vec::new();
+    for a in artifacts {
+        let name = a["name"].as_str().unwrap();
+        let sbom_name = format!("{name}.cdx.json");
+        let path = out.join(&sbom_name);
+        let bytes = fs::read(&path).unwrap();
+        let sha = sha256_hex(&bytes);
+        assert!(sums.contains(&format!("{sha}  {sbom_name}\n")), "{sums}");
+        assert!(
+            outputs.iter().any(|o| o["name"] == sbom_name.as_str()
+                && o["kind"] == "sbom"
+                && o["sha256"] == sha.as_str()),
+            "{sbom_name} in the manifest"
+        );
+        let sbom = json(&path);
+        let subject = &sbom["metadata"]["component"];
+        assert_eq!(subject["name"], a["name"]);
+        assert_eq!(subject["hashes"][0]["content"], a["sha256"]);
+        for (input, digest) in manifest["inputs"].as_object().unwrap() {
+            let c = sbom["components"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["bom-ref"] == format!("input:{input}").as_str())
+                .unwrap_or_else(|| panic!("{input} in {sbom_name}"));
+            assert_eq!(
+                format!("sha256:{}", c["hashes"][0]["content"].as_str().unwrap()),
+                digest.as_str().unwrap()
+            );
+        }
+        files.push(path);
+    }
+    assert_valid_cyclonedx(&files);
+    // Same inputs, same SBOM bytes.
+    let again = build(&t.path().join("again"), &[]);
+    for f in &files {
+        assert_eq!(
+            fs::read(f).unwrap(),
+            fs::read(again.join(f.file_name().unwrap())).unwrap()
+        );
+    }
+}
+
+#[test]
+fn the_debian_sbom_lists_the_packages_dpkg_query_reports() {
+    let base = debian_base();
+    let t = tempfile::tempdir().unwrap();
+    let rootfs = t.path().join("rootfs");
+    assert_ok(&edgeforge(&[
+        "unpack",
+        &format!("oci:{}", base.display()),
+        "--out",
+        rootfs.to_str().unwrap(),
+    ]));
+    let admindir = rootfs.join("var/lib/dpkg");
+    let listed = run_tool(
+        "dpkg-query",
+        &[
+            &format!("--admindir={}", admindir.display()),
+            "-W",
+            "-f=${db:Status-Abbrev} ${Package} ${Version}\n",
+        ],
+        t.path(),
+    );
+    let mut expected: Vec<String> = listed
+        .lines()
+        .filter_map(|l| l.strip_prefix("ii  "))
+        .map(str::to_string)
+        .collect();
+    expected.sort();
+    expected.dedup();
+    assert!(expected.len() > 50, "{listed}");
+
+    let out = t.path().join("build");
+    assert_ok(&edgeforge(&[
+        "build",
+        "images/demo.yaml",
+        "--user-data",
+        "images/user-data/demo.yaml",
+        "--out",
+        out.to_str().unwrap(),
+    ]));
+    let mut files = Vec::new();
+    for name in [
+        "debian-k3s-1.30.5-v4.5.0-demo.oci.tar.cdx.json",
+        "palette-edge-installer-debian.iso.cdx.json",
+    ] {
+        let sbom = json(&out.join(name));
+        let mut got = sbom_packages(&sbom);
+        got.dedup();
+        assert_eq!(got, expected, "{name}");
+        assert!(sbom.to_string().contains("pkg:deb/debian/"), "{name}");
+        files.push(out.join(name));
+    }
+    assert_valid_cyclonedx(&files);
+}
+
+#[test]
+fn the_signed_provenance_names_every_output_and_input_and_checks_with_gpg_alone() {
+    let t = tempfile::tempdir().unwrap();
+    let key = make_key(t.path(), "prov");
+    let out = build(t.path(), &["--sign-key", key.secret.to_str().unwrap()]);
+    let manifest = json(&out.join("manifest.json"));
+    let statement = json(&out.join("provenance.intoto.json"));
+    assert_eq!(statement["_type"], "https://in-toto.io/Statement/v1");
+    assert_eq!(statement["predicateType"], "https://slsa.dev/provenance/v1");
+
+    // Subjects: every other output, with the digest of the file there.
+    let mut subjects: Vec<(String, String)> = statement["subject"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let name = s["name"].as_str().unwrap().to_string();
+            let sha = s["digest"]["sha256"].as_str().unwrap().to_string();
+            assert_eq!(
+                sha,
+                sha256_hex(&fs::read(out.join(&name)).unwrap()),
+                "{name}"
+            );
+            (name, sha)
+        })
+        .collect();
+    subjects.sort();
+    let mut outputs: Vec<(String, String)> = manifest["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["kind"] != "provenance")
+        .map(|o| {
+            (
+                o["name"].as_str().unwrap().to_string(),
+                o["sha256"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    outputs.sort();
+    assert_eq!(subjects, outputs);
+    assert_eq!(subjects.len(), 4, "two artifacts and their SBOMs");
+
+    // Materials: the definition and every input digest.
+    let build_def = &statement["predicate"]["buildDefinition"];
+    for (name, digest) in manifest["inputs"].as_object().unwrap() {
+        assert!(
+            build_def["resolvedDependencies"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|d| d["name"] == name.as_str()
+                    && format!("sha256:{}", d["digest"]["sha256"].as_str().unwrap())
+                        == digest.as_str().unwrap()),
+            "{name}"
+        );
+    }
+    assert_eq!(
+        build_def["externalParameters"]["definition"],
+        manifest["definition"]
+    );
+    assert_eq!(
+        build_def["externalParameters"]["user_data"]["sha256"],
+        manifest["user_data"]["sha256"]
+    );
+
+    // Signed: edgeforge, and gpg alone through the documented script.
+    let v = verify_with(&out, &key.public);
+    assert_ok(&v);
+    assert!(
+        stdout(&v).contains("provenance.intoto.dsse.json: OK"),
+        "{}",
+        stdout(&v)
+    );
+    let o = Command::new("bash")
+        .arg(repo_root().join("scripts/verify-release.sh"))
+        .arg(&out)
+        .arg(&key.public)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+
+    // An envelope over another statement fails.
+    let envelope = out.join("provenance.intoto.dsse.json");
+    let mut doc = json(&envelope);
+    doc["payload"] = serde_json::json!("e30K");
+    fs::write(&envelope, serde_json::to_vec(&doc).unwrap()).unwrap();
+    assert_fails(&verify_with(&out, &key.public), 7, &["PAYLOAD DIFFERS"]);
+    fs::remove_file(&envelope).unwrap();
+    assert_fails(
+        &verify_with(&out, &key.public),
+        7,
+        &["provenance.intoto.dsse.json: MISSING"],
     );
 }

@@ -98,8 +98,7 @@ impl OutputSet {
         )?;
 
         // Signatures of the old set would not match the new one.
-        for stale in [dir.join(checksums::SUMS), manifest_path.clone()] {
-            let sig = crate::release::sign::sig_path(&stale);
+        for sig in crate::release::sign::signatures(dir) {
             if sig.exists() {
                 fs::remove_file(&sig).with_context(|| format!("removing {}", sig.display()))?;
                 info!(

@@ -8,6 +8,7 @@ use crate::layer;
 use crate::manifest::{self, Manifest, Output, Source};
 use crate::output_set::OutputSet;
 use crate::provider::{self, BuildSettings};
+use crate::release::sbom;
 
 use super::user_data_source;
 
@@ -57,6 +58,7 @@ pub fn run(
     // Outputs get their final names together, once every stage succeeded.
     let mut set = OutputSet::open(&a.out)?;
     let images = provider::build(&l, &variants, &settings, &mut set)?;
+    let mut packages = Vec::new();
     let mut outputs: Vec<Output> = images
         .iter()
         .map(|i| {
@@ -69,11 +71,13 @@ pub fn run(
             )
         })
         .collect();
-    for image in &images {
+    for (i, image) in images.iter().enumerate() {
         let source = RootfsSource::ProviderImage(image.staged.clone());
         let artifact = iso::build(&l, &image.variant, &source, &config, &settings, &mut set)?;
         let mut output = Output::new(&artifact.path, "iso", artifact.size, &artifact.sha256, None);
         output.content = artifact.content;
+        // The ISO's root filesystem is the provider image's: same packages.
+        packages.push((i, artifact.packages.clone()));
         output.packages = artifact.packages;
         outputs.push(output);
     }
@@ -81,7 +85,19 @@ pub fn run(
         source: u.path.display().to_string(),
         sha256: format!("sha256:{}", u.sha256),
     });
-    let manifest = Manifest::new(&l, epoch, source, outputs)?;
+    let mut manifest = Manifest::new(&l, epoch, source, outputs)?;
+    for (i, p) in packages {
+        manifest.outputs[i].packages = p;
+    }
+    let sboms = sbom::stage_all(&manifest, &a.out, &mut set)?;
+    for o in &mut manifest.outputs {
+        if o.kind == "provider-image" {
+            o.packages.clear();
+        }
+    }
+    manifest.outputs.extend(sboms);
+    let statement = crate::release::provenance::stage(&manifest, &a.out, &mut set)?;
+    manifest.outputs.push(statement);
     set.commit(Some(&manifest.to_bytes()?))?;
     let signatures = match &signer {
         Some(s) => crate::release::sign::sign_folder(&a.out, s)?,

@@ -133,7 +133,10 @@ fn set_problems(dir: &Path, listed: &[(String, String)]) -> Vec<(String, String)
         .flatten()
         .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| !n.starts_with('.') && (n.ends_with(".iso") || n.ends_with(".oci.tar")))
+        .filter(|n| {
+            !n.starts_with('.')
+                && (n.ends_with(".iso") || n.ends_with(".oci.tar") || n.ends_with(".cdx.json"))
+        })
         .collect();
     present.sort();
     for name in present.into_iter().filter(|n| !is_listed(n)) {

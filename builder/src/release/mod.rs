@@ -4,4 +4,6 @@
 //! (`provenance.rs`). The private key never enters an output: signing runs
 //! `gpg` against a temporary keyring outside the folder, or the user's agent.
 
+pub mod provenance;
+pub mod sbom;
 pub mod sign;

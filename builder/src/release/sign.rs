@@ -22,6 +22,7 @@ use crate::host_tools;
 use crate::io::AtomicFile;
 use crate::log::{info, verbose};
 use crate::manifest;
+use crate::release::provenance;
 
 /// The signature of `file`: `file.gpg`, a binary detached signature.
 pub fn sig_path(file: &Path) -> PathBuf {
@@ -316,7 +317,34 @@ pub fn sign_folder(dir: &Path, signer: &Signer) -> anyhow::Result<Vec<PathBuf>> 
         info!("signed {} with {}", file.display(), signer.fingerprint());
         written.push(sig);
     }
+    let statement = dir.join(provenance::FILE);
+    if statement.is_file() {
+        let payload = std::fs::read(&statement)
+            .with_context(|| format!("reading {}", statement.display()))?;
+        let sig = signer.sign(&provenance::pae(provenance::PAYLOAD_TYPE, &payload))?;
+        let path = dir.join(provenance::ENVELOPE);
+        AtomicFile::write(
+            &path,
+            &provenance::envelope(&payload, signer.fingerprint(), &sig)?,
+            0o644,
+        )?;
+        info!(
+            "signed {} with {}",
+            statement.display(),
+            signer.fingerprint()
+        );
+        written.push(path);
+    }
     Ok(written)
+}
+
+/// The files a signing writes into an output folder (present or not).
+pub fn signatures(dir: &Path) -> [PathBuf; 3] {
+    [
+        sig_path(&dir.join(checksums::SUMS)),
+        sig_path(&dir.join(manifest::FILE)),
+        dir.join(provenance::ENVELOPE),
+    ]
 }
 
 /// Checks the signatures of the checksum file `sums` and, beside it, of
@@ -343,7 +371,37 @@ pub fn verify_files(sums: &Path, public_key: &Path) -> anyhow::Result<Vec<(Strin
         };
         results.push((name, status));
     }
+    let statement = sums.with_file_name(provenance::FILE);
+    if sums.file_name().is_some_and(|n| n == checksums::SUMS) && statement.is_file() {
+        let status = match std::fs::read(sums.with_file_name(provenance::ENVELOPE)) {
+            Err(_) => "MISSING (no signed envelope; sign with `edgeforge sign`)".to_string(),
+            Ok(bytes) => check_envelope(&verifier, &bytes, &statement),
+        };
+        results.push((provenance::ENVELOPE.to_string(), status));
+    }
     Ok(results)
+}
+
+/// `OK`, or why the DSSE envelope does not vouch for `statement`.
+fn check_envelope(verifier: &Verifier, envelope: &[u8], statement: &Path) -> String {
+    let (payload, sigs) = match provenance::open_envelope(envelope) {
+        Ok(p) => p,
+        Err(e) => return format!("UNREADABLE ({e})"),
+    };
+    match std::fs::read(statement) {
+        Ok(s) if s == payload => {}
+        Ok(_) => return format!("PAYLOAD DIFFERS from {}", provenance::FILE),
+        Err(e) => return format!("UNREADABLE {} ({e})", statement.display()),
+    }
+    let pae = provenance::pae(provenance::PAYLOAD_TYPE, &payload);
+    let mut why = "NO SIGNATURES".to_string();
+    for sig in sigs {
+        match verifier.check(&sig, &pae) {
+            Ok(()) => return "OK".to_string(),
+            Err(e) => why = e,
+        }
+    }
+    why
 }
 
 #[cfg(test)]
