@@ -517,3 +517,64 @@ fn the_signed_provenance_names_every_output_and_input_and_checks_with_gpg_alone(
         &["provenance.intoto.dsse.json: MISSING"],
     );
 }
+
+#[test]
+fn verify_rebuild_passes_on_the_demo_and_names_what_changed() {
+    let t = tempfile::tempdir().unwrap();
+    let out = build(t.path(), &[]);
+    let ud = t.path().join("user-data.yaml");
+    let o = edgeforge(&[
+        "verify",
+        "--rebuild",
+        out.to_str().unwrap(),
+        "--user-data",
+        ud.to_str().unwrap(),
+    ]);
+    assert_ok(&o);
+    assert!(
+        stdout(&o).contains("palette-edge-installer.iso: IDENTICAL"),
+        "{}",
+        stdout(&o)
+    );
+    // The user-data is not in the manifest: --rebuild needs it again.
+    assert_fails(
+        &edgeforge(&["verify", "--rebuild", out.to_str().unwrap()]),
+        2,
+        &["--user-data"],
+    );
+
+    // One input changed: an overlay of a definition of our own.
+    let overlay = t.path().join("overlay");
+    fs::create_dir_all(overlay.join("etc")).unwrap();
+    fs::write(overlay.join("etc/motd"), "before\n").unwrap();
+    let def = write_definition(
+        t.path(),
+        "own",
+        &demo_base(),
+        &format!("overlays:\n  rootfs: [{}]\n", overlay.display()),
+    );
+    let out2 = t.path().join("own-build");
+    assert_ok(&edgeforge(&[
+        "build",
+        def.to_str().unwrap(),
+        "--golden",
+        "--out",
+        out2.to_str().unwrap(),
+    ]));
+    assert_ok(&edgeforge(&["verify", "--rebuild", out2.to_str().unwrap()]));
+    fs::write(overlay.join("etc/motd"), "after!\n").unwrap();
+    let o = edgeforge(&["verify", "--rebuild", out2.to_str().unwrap()]);
+    assert_fails(
+        &o,
+        7,
+        &[
+            "first ubuntu-k3s-1.30.5-v4.5.0-test.oci.tar: first differing byte at offset",
+            "input overlays.rootfs[0]",
+        ],
+    );
+    assert!(
+        stdout(&o).contains("input overlays.rootfs[0]: CHANGED"),
+        "{}",
+        stdout(&o)
+    );
+}

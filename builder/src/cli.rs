@@ -80,6 +80,12 @@ pub enum Command {
         /// An OpenPGP public key (file): check SHA256SUMS.gpg and manifest.json.gpg with it first; a missing or other signature fails.
         #[arg(long, value_name = "PUBLIC_KEY")]
         key: Option<PathBuf>,
+        /// Also build the set again from its manifest.json into a temporary folder and compare every output byte for byte.
+        #[arg(long)]
+        rebuild: bool,
+        /// The user-data the set was built with (--rebuild; the manifest keeps only its sha256).
+        #[arg(long, value_name = "FILE", requires = "rebuild")]
+        user_data: Option<PathBuf>,
     },
     /// Sign an output folder's SHA256SUMS and manifest.json (detached OpenPGP signatures, `gpg --verify` checks them).
     Sign {

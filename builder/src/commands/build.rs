@@ -86,6 +86,17 @@ pub fn run(
         sha256: format!("sha256:{}", u.sha256),
     });
     let mut manifest = Manifest::new(&l, epoch, source, outputs)?;
+    manifest.invocation = Some(manifest::Invocation {
+        definition: a.def.definition.display().to_string(),
+        sets: a
+            .def
+            .sets
+            .iter()
+            .map(|s| crate::mask::assignment(s))
+            .collect(),
+        variant: a.variant.clone(),
+        golden: a.golden,
+    });
     for (i, p) in packages {
         manifest.outputs[i].packages = p;
     }

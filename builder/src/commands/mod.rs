@@ -29,7 +29,18 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Some(IsoAction::Embed(a)) => iso_inspect::embed(&a),
             None => iso::run(c.build, epoch, cache),
         },
-        Command::Verify { path, key } => verify::run(&path, key.as_deref(), cli.output),
+        Command::Verify {
+            path,
+            key,
+            rebuild,
+            user_data,
+        } => {
+            verify::run(&path, key.as_deref(), cli.output)?;
+            if rebuild {
+                verify::rebuild(&path, user_data.as_deref(), cache.as_deref(), cli.output)?;
+            }
+            Ok(())
+        }
         Command::Sign { dir, key } => sign::run(&dir, &key, cli.output),
         Command::Doctor => doctor::run(),
         Command::Cache(CacheCommand::Prune { older_than, all }) => {

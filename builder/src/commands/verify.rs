@@ -161,3 +161,62 @@ fn set_problems(dir: &Path, listed: &[(String, String)]) -> Vec<(String, String)
     }
     problems
 }
+
+/// `verify --rebuild`: the set built again from its manifest equals the
+/// folder's, byte for byte (`release/rebuild.rs`).
+pub fn rebuild(
+    path: &Path,
+    user_data: Option<&Path>,
+    cache: Option<&Path>,
+    output: OutputFormat,
+) -> anyhow::Result<()> {
+    let dir = if path.is_dir() {
+        path
+    } else {
+        match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        }
+    };
+    let report = crate::release::rebuild::rebuild(dir, user_data, cache)?;
+    if output == OutputFormat::Json {
+        let results: Vec<_> = report
+            .results
+            .iter()
+            .map(|(n, s)| serde_json::json!({"name": n, "status": s}))
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "rebuild": dir.display().to_string(),
+                "ok": report.first_difference.is_none(),
+                "results": results,
+            }))?
+        );
+    } else {
+        for (name, status) in &report.results {
+            println!("{name}: {status}");
+        }
+    }
+    if let Some(first) = report.first_difference {
+        let changed: Vec<&str> = report
+            .results
+            .iter()
+            .filter(|(_, s)| s.starts_with("CHANGED"))
+            .map(|(n, _)| n.as_str())
+            .collect();
+        let why = if changed.is_empty() {
+            String::new()
+        } else {
+            format!(" (changed since the build: {})", changed.join(", "))
+        };
+        return Err(fail(
+            Category::BadImage,
+            format!(
+                "the rebuild of {} differs, first {first}{why}",
+                dir.display()
+            ),
+        ));
+    }
+    Ok(())
+}

@@ -5,5 +5,6 @@
 //! `gpg` against a temporary keyring outside the folder, or the user's agent.
 
 pub mod provenance;
+pub mod rebuild;
 pub mod sbom;
 pub mod sign;
