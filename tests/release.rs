@@ -578,3 +578,32 @@ fn verify_rebuild_passes_on_the_demo_and_names_what_changed() {
         stdout(&o)
     );
 }
+
+#[test]
+fn an_iso_run_replacing_an_iso_drops_the_sbom_and_provenance_that_described_it() {
+    let t = tempfile::tempdir().unwrap();
+    let out = build(t.path(), &[]);
+    let ud = t.path().join("user-data.yaml");
+    assert_ok(&edgeforge(&[
+        "iso",
+        "images/demo-busybox.yaml",
+        "--user-data",
+        ud.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]));
+    let left = entries(&out);
+    for gone in [
+        "manifest.json",
+        "provenance.intoto.json",
+        "provenance.intoto.json.sha256",
+        "palette-edge-installer.iso.cdx.json",
+        "palette-edge-installer.iso.cdx.json.sha256",
+    ] {
+        assert!(!left.contains(&gone.to_string()), "{gone} in {left:?}");
+    }
+    assert!(left.contains(&"ubuntu-k3s-1.30.5-v4.5.0-demo.oci.tar.cdx.json".to_string()));
+    let sums = fs::read_to_string(out.join("SHA256SUMS")).unwrap();
+    assert!(!sums.contains("provenance"), "{sums}");
+    assert_ok(&edgeforge(&["verify", out.to_str().unwrap()]));
+}
