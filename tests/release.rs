@@ -149,6 +149,19 @@ fn signatures_verify_with_gpg_and_verify_key_rejects_changes_other_keys_and_miss
         "{}",
         stdout(&ok)
     );
+    let j = edgeforge(&[
+        "--output",
+        "json",
+        "verify",
+        out.to_str().unwrap(),
+        "--key",
+        key.public.to_str().unwrap(),
+    ]);
+    assert_ok(&j);
+    let j: serde_json::Value = serde_json::from_str(&stdout(&j)).unwrap();
+    assert_eq!(j["ok"], true);
+    assert_eq!(j["signatures"][0]["name"], "SHA256SUMS.gpg");
+    assert_eq!(j["signatures"][0]["status"], "OK");
 
     // The private key never enters an output.
     let secret = fs::read_to_string(&key.secret).unwrap();

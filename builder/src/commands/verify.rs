@@ -26,15 +26,25 @@ pub fn run(path: &Path, key: Option<&Path>, output: OutputFormat) -> anyhow::Res
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
+    let mut signatures = Vec::new();
     if let Some(key) = key {
         let checked = crate::release::sign::verify_files(&sums, key)?;
         let bad: Vec<&(String, String)> = checked.iter().filter(|(_, s)| s != "OK").collect();
-        if output == OutputFormat::Text {
-            for (name, status) in &checked {
+        for (name, status) in &checked {
+            if output == OutputFormat::Text {
                 println!("{name}: {status}");
             }
+            signatures.push(serde_json::json!({"name": name, "status": status}));
         }
         if !bad.is_empty() {
+            if output == OutputFormat::Json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &serde_json::json!({"sums": sums.display().to_string(), "ok": false, "signatures": signatures})
+                    )?
+                );
+            }
             return Err(fail(
                 Category::BadImage,
                 format!(
@@ -98,7 +108,7 @@ pub fn run(path: &Path, key: Option<&Path>, output: OutputFormat) -> anyhow::Res
         println!(
             "{}",
             serde_json::to_string_pretty(
-                &serde_json::json!({"sums": sums.display().to_string(), "ok": bad + set_bad == 0, "results": results})
+                &serde_json::json!({"sums": sums.display().to_string(), "ok": bad + set_bad == 0, "signatures": signatures, "results": results})
             )?
         );
     }
