@@ -14,6 +14,8 @@ packages=(
   cpio                    # demo initramfs
   mmdebstrap libcap2-bin  # Debian base fixture (scripts/make-debian-base.sh) and its getcap check
   genisoimage             # isoinfo: site user-data media checked against mkisofs's
+  gnupg                   # OpenPGP release signatures (sign, verify --key)
+  python3-venv            # the venv of scripts/make-schema-venv.sh (SBOM schema checks)
 )
 
 missing=()

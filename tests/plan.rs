@@ -247,7 +247,8 @@ fn json_outputs_parse_agree_with_the_artifacts_and_hold_no_token() {
     }
     let sums = fs::read_to_string(out.join("SHA256SUMS")).unwrap();
     let outputs = manifest["outputs"].as_array().unwrap();
-    assert_eq!(outputs.len(), 2);
+    // The provider image, the ISO, an SBOM of each, the provenance.
+    assert_eq!(outputs.len(), 5);
     for o in outputs {
         let name = o["name"].as_str().unwrap();
         assert!(
@@ -264,7 +265,8 @@ fn json_outputs_parse_agree_with_the_artifacts_and_hold_no_token() {
     assert_ok(&v);
     let v: serde_json::Value = serde_json::from_str(&stdout(&v)).unwrap();
     assert_eq!(v["ok"], true);
-    assert_eq!(v["results"].as_array().unwrap().len(), 2);
+    // The provider image, the ISO, an SBOM of each, the provenance.
+    assert_eq!(v["results"].as_array().unwrap().len(), 5);
 
     let s = run(&[
         "--output",
@@ -981,10 +983,11 @@ fn a_rebuild_killed_at_any_point_leaves_the_old_set_the_new_set_or_one_verify_re
         );
     }
 
-    // The provider image, its .sha256, the ISO, its .sha256, manifest.json,
-    // then SHA256SUMS: 6 renames; commit-N pauses before the N-th.
+    // The provider image, its .sha256, the ISO, its .sha256, their SBOMs
+    // and the provenance with theirs, manifest.json, then SHA256SUMS: 12
+    // renames; commit-N pauses before the N-th.
     let mut points = vec![("mid-run".to_string(), "rootfs.squashfs (".to_string())];
-    points.extend((0..=6).map(|n| (format!("commit-{n}"), format!("test pause at commit-{n}"))));
+    points.extend((0..=12).map(|n| (format!("commit-{n}"), format!("test pause at commit-{n}"))));
     for (point, needle) in points {
         let dir = t.path().join(format!("killed-{point}"));
         copy_tree(&old, &dir);
@@ -1002,7 +1005,7 @@ fn a_rebuild_killed_at_any_point_leaves_the_old_set_the_new_set_or_one_verify_re
         let names: Vec<&String> = left.keys().collect();
         match point.as_str() {
             "commit-0" => assert!(left == old_set, "before any rename: the old set"),
-            "commit-6" => assert!(left == new_set, "after SHA256SUMS: the new set"),
+            "commit-12" => assert!(left == new_set, "after SHA256SUMS: the new set"),
             "mid-run" => assert!(
                 !v.status.success() || left == old_set || left == new_set,
                 "{point}: verify passed on a mixed set {names:?}:\n{}",
@@ -1084,10 +1087,12 @@ fn builds_into_one_folder_wait_for_each_other_and_keep_every_checksum() {
             assert!(sums.contains(&format!("  {name}\n")), "{name} in:\n{sums}");
         }
     }
-    assert_eq!(sums.lines().count(), 4, "{sums}");
+    // Two variants' provider images and ISOs, an SBOM of each, and the
+    // last run's provenance.
+    assert_eq!(sums.lines().count(), 9, "{sums}");
     let manifest: serde_json::Value =
         serde_json::from_slice(&fs::read(out.join("manifest.json")).unwrap()).unwrap();
-    assert_eq!(manifest["outputs"].as_array().unwrap().len(), 2);
+    assert_eq!(manifest["outputs"].as_array().unwrap().len(), 5);
     let v = edgeforge(&["verify", out.to_str().unwrap()]);
     assert_ok(&v);
     assert_eq!(hidden_entries(&out), Vec::<String>::new());

@@ -77,6 +77,23 @@ pub enum Command {
         /// A folder holding SHA256SUMS, or a checksum file.
         #[arg(value_name = "DIR|SUMS")]
         path: PathBuf,
+        /// An OpenPGP public key (file): check SHA256SUMS.gpg and manifest.json.gpg with it first; a missing or other signature fails.
+        #[arg(long, value_name = "PUBLIC_KEY")]
+        key: Option<PathBuf>,
+        /// Also build the set again from its manifest.json into a temporary folder and compare every output byte for byte.
+        #[arg(long)]
+        rebuild: bool,
+        /// The user-data the set was built with (--rebuild; the manifest keeps only its sha256).
+        #[arg(long, value_name = "FILE", requires = "rebuild")]
+        user_data: Option<PathBuf>,
+    },
+    /// Sign an output folder's SHA256SUMS and manifest.json (detached OpenPGP signatures, `gpg --verify` checks them).
+    Sign {
+        /// The output folder.
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+        #[command(flatten)]
+        key: SignKeyArgs,
     },
     /// Build the provider image(s), the installer ISO(s) and SHA256SUMS in one run.
     Build(BuildArgs),
@@ -91,6 +108,31 @@ pub enum Command {
     Layer(LayerArgs),
     /// Flatten an image (OCI layout, oci-archive or docker-archive) into a root filesystem folder.
     Unpack(UnpackArgs),
+}
+
+/// The signing key: a file or the user's GnuPG agent, never the key itself
+/// on the command line.
+#[derive(Args)]
+#[group(required = true, multiple = false)]
+pub struct SignKeyArgs {
+    /// An exported OpenPGP secret key without passphrase (`gpg --export-secret-keys`), imported into a temporary keyring removed afterwards.
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+    /// A key in your GnuPG keyring (GNUPGHOME), used through gpg-agent: fingerprint, key ID or user ID.
+    #[arg(long, value_name = "ID")]
+    pub key_id: Option<String>,
+}
+
+/// Optional signing for `build`.
+#[derive(Args)]
+#[group(required = false, multiple = false)]
+pub struct BuildSignArgs {
+    /// Sign SHA256SUMS and manifest.json with this exported OpenPGP secret key (file) once the outputs are committed.
+    #[arg(long, value_name = "FILE")]
+    pub sign_key: Option<PathBuf>,
+    /// Sign with this key of your GnuPG keyring, through gpg-agent.
+    #[arg(long, value_name = "ID")]
+    pub sign_key_id: Option<String>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -328,6 +370,8 @@ pub struct BuildArgs {
     /// Output folder.
     #[arg(short, long, default_value = "build", value_name = "DIR")]
     pub out: PathBuf,
+    #[command(flatten)]
+    pub sign: BuildSignArgs,
 }
 
 #[derive(Args)]

@@ -34,6 +34,8 @@ pub const MCOPY: Requirement = program("mcopy", "mtools", "--version");
 pub const GRUB_MKIMAGE: Requirement = program("grub-mkimage", "grub-common", "--version");
 pub const GRUB_PC: Requirement = folder("/usr/lib/grub/i386-pc", "grub-pc-bin");
 pub const GRUB_EFI: Requirement = folder("/usr/lib/grub/x86_64-efi", "grub-efi-amd64-bin");
+/// OpenPGP signing and signature checks (`sign`, `build --sign-key`, `verify --key`).
+pub const GPG: Requirement = program("gpg", "gnupg", "--version");
 
 /// What the ISO stage runs.
 pub const BUILD: [&Requirement; 8] = [

@@ -25,8 +25,22 @@ pub struct Manifest {
     pub inputs: BTreeMap<String, String>,
     /// The user-data's source and sha256, never its content.
     pub user_data: Option<Source>,
+    /// How `build` was run, for `verify --rebuild`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub invocation: Option<Invocation>,
     pub tools: BTreeMap<&'static str, String>,
     pub outputs: Vec<Output>,
+}
+
+/// The `build` command line that made a set (paths as given, relative to
+/// the folder it ran in; `--set` values of secret keys masked).
+#[derive(Serialize)]
+pub struct Invocation {
+    pub definition: String,
+    pub sets: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+    pub golden: bool,
 }
 
 #[derive(Serialize)]
@@ -88,6 +102,7 @@ impl Manifest {
             definition,
             inputs: crate::inputs::of_definition(l)?,
             user_data,
+            invocation: None,
             tools,
             outputs,
         })

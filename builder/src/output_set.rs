@@ -92,11 +92,36 @@ impl OutputSet {
             }
             None => {}
         }
-        let sums = staged_bytes(
-            &dir.join(checksums::SUMS),
-            checksums::merged(dir, &names).as_bytes(),
-        )?;
+        // With the manifest go the SBOMs of the artifacts this run replaced
+        // and the provenance: they describe the old files. Unlisted in the
+        // new SHA256SUMS, removed after it.
+        let stale_extras: Vec<String> = if stale_manifest {
+            names
+                .iter()
+                .map(|(n, _)| format!("{n}{}", crate::release::sbom::SUFFIX))
+                .chain([crate::release::provenance::FILE.to_string()])
+                .filter(|n| dir.join(n).exists())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let sums_text: String = checksums::merged(dir, &names)
+            .lines()
+            .filter(|l| !stale_extras.iter().any(|s| l.ends_with(&format!("  {s}"))))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let sums = staged_bytes(&dir.join(checksums::SUMS), sums_text.as_bytes())?;
 
+        // Signatures of the old set would not match the new one.
+        for sig in crate::release::sign::signatures(dir) {
+            if sig.exists() {
+                fs::remove_file(&sig).with_context(|| format!("removing {}", sig.display()))?;
+                info!(
+                    "removed {}: it signed the set this run replaces",
+                    sig.display()
+                );
+            }
+        }
         let count = renames.len();
         for (i, file) in renames.into_iter().enumerate() {
             test_pause(&format!("commit-{i}"));
@@ -112,6 +137,15 @@ impl OutputSet {
         }
         test_pause(&format!("commit-{count}"));
         sums.rename()?;
+        for name in &stale_extras {
+            for path in [dir.join(name), checksums::sidecar_path(&dir.join(name))] {
+                if path.exists() {
+                    fs::remove_file(&path)
+                        .with_context(|| format!("removing {}", path.display()))?;
+                }
+            }
+            info!("removed {name}: it described files this run replaced");
+        }
         test_pause(&format!("commit-{}", count + 1));
         File::open(dir)
             .and_then(|d| d.sync_all())

@@ -8,6 +8,7 @@ use crate::layer;
 use crate::manifest::{self, Manifest, Output, Source};
 use crate::output_set::OutputSet;
 use crate::provider::{self, BuildSettings};
+use crate::release::sbom;
 
 use super::user_data_source;
 
@@ -18,6 +19,10 @@ pub fn run(
     output: OutputFormat,
 ) -> anyhow::Result<()> {
     let l = LoadedDefinition::load(&a.def.definition, &a.def.sets)?;
+    // A bad signing key fails before minutes of building.
+    let signer = super::sign::key_source(a.sign.sign_key.as_deref(), a.sign.sign_key_id.as_deref())
+        .map(|k| crate::release::sign::Signer::open(&k))
+        .transpose()?;
     // The ISO stage's tools, before the provider image takes minutes and
     // leaves an archive behind.
     host_tools::require(&host_tools::BUILD)?;
@@ -53,6 +58,7 @@ pub fn run(
     // Outputs get their final names together, once every stage succeeded.
     let mut set = OutputSet::open(&a.out)?;
     let images = provider::build(&l, &variants, &settings, &mut set)?;
+    let mut packages = Vec::new();
     let mut outputs: Vec<Output> = images
         .iter()
         .map(|i| {
@@ -65,11 +71,13 @@ pub fn run(
             )
         })
         .collect();
-    for image in &images {
+    for (i, image) in images.iter().enumerate() {
         let source = RootfsSource::ProviderImage(image.staged.clone());
         let artifact = iso::build(&l, &image.variant, &source, &config, &settings, &mut set)?;
         let mut output = Output::new(&artifact.path, "iso", artifact.size, &artifact.sha256, None);
         output.content = artifact.content;
+        // The ISO's root filesystem is the provider image's: same packages.
+        packages.push((i, artifact.packages.clone()));
         output.packages = artifact.packages;
         outputs.push(output);
     }
@@ -77,8 +85,35 @@ pub fn run(
         source: u.path.display().to_string(),
         sha256: format!("sha256:{}", u.sha256),
     });
-    let manifest = Manifest::new(&l, epoch, source, outputs)?;
+    let mut manifest = Manifest::new(&l, epoch, source, outputs)?;
+    manifest.invocation = Some(manifest::Invocation {
+        definition: a.def.definition.display().to_string(),
+        sets: a
+            .def
+            .sets
+            .iter()
+            .map(|s| crate::mask::assignment(s))
+            .collect(),
+        variant: a.variant.clone(),
+        golden: a.golden,
+    });
+    for (i, p) in packages {
+        manifest.outputs[i].packages = p;
+    }
+    let sboms = sbom::stage_all(&manifest, &a.out, &mut set)?;
+    for o in &mut manifest.outputs {
+        if o.kind == "provider-image" {
+            o.packages.clear();
+        }
+    }
+    manifest.outputs.extend(sboms);
+    let statement = crate::release::provenance::stage(&manifest, &a.out, &mut set)?;
+    manifest.outputs.push(statement);
     set.commit(Some(&manifest.to_bytes()?))?;
+    let signatures = match &signer {
+        Some(s) => crate::release::sign::sign_folder(&a.out, s)?,
+        None => Vec::new(),
+    };
     if output == OutputFormat::Json {
         println!("{}", serde_json::to_string_pretty(&manifest)?);
     } else {
@@ -92,6 +127,9 @@ pub fn run(
         }
         println!("{}", a.out.join(checksums::SUMS).display());
         println!("{}", a.out.join(manifest::FILE).display());
+        for s in &signatures {
+            println!("{}", s.display());
+        }
     }
     Ok(())
 }

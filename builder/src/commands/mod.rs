@@ -9,6 +9,7 @@ mod layer;
 mod plan;
 mod provider_image;
 mod render;
+mod sign;
 mod site_media;
 mod unpack;
 mod user_data;
@@ -29,7 +30,19 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Some(IsoAction::Embed(a)) => iso_inspect::embed(&a),
             None => iso::run(c.build, epoch, cache),
         },
-        Command::Verify { path } => verify::run(&path, cli.output),
+        Command::Verify {
+            path,
+            key,
+            rebuild,
+            user_data,
+        } => {
+            verify::run(&path, key.as_deref(), cli.output)?;
+            if rebuild {
+                verify::rebuild(&path, user_data.as_deref(), cache.as_deref(), cli.output)?;
+            }
+            Ok(())
+        }
+        Command::Sign { dir, key } => sign::run(&dir, &key, cli.output),
         Command::Doctor => doctor::run(),
         Command::Cache(CacheCommand::Prune { older_than, all }) => {
             let dir = cache.ok_or_else(|| {

@@ -12,7 +12,11 @@ use crate::manifest;
 /// every artifact in the folder is listed and `manifest.json` agrees with
 /// `SHA256SUMS`; a run killed while committing its outputs leaves a folder
 /// that fails here (see `output_set.rs`).
-pub fn run(path: &Path, output: OutputFormat) -> anyhow::Result<()> {
+///
+/// With a public key, first the OpenPGP signatures of the checksum file
+/// and `manifest.json` (`release/sign.rs`): a missing one, another key's
+/// or one over a changed file fails before anything is hashed.
+pub fn run(path: &Path, key: Option<&Path>, output: OutputFormat) -> anyhow::Result<()> {
     let sums = if path.is_dir() {
         path.join(SUMS)
     } else {
@@ -22,6 +26,40 @@ pub fn run(path: &Path, output: OutputFormat) -> anyhow::Result<()> {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
+    let mut signatures = Vec::new();
+    if let Some(key) = key {
+        let checked = crate::release::sign::verify_files(&sums, key)?;
+        let bad: Vec<&(String, String)> = checked.iter().filter(|(_, s)| s != "OK").collect();
+        for (name, status) in &checked {
+            if output == OutputFormat::Text {
+                println!("{name}: {status}");
+            }
+            signatures.push(serde_json::json!({"name": name, "status": status}));
+        }
+        if !bad.is_empty() {
+            if output == OutputFormat::Json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &serde_json::json!({"sums": sums.display().to_string(), "ok": false, "signatures": signatures})
+                    )?
+                );
+            }
+            return Err(fail(
+                Category::BadImage,
+                format!(
+                    "{} of {} signatures failed against {}: {}",
+                    bad.len(),
+                    checked.len(),
+                    key.display(),
+                    bad.iter()
+                        .map(|(n, s)| format!("{n}: {s}"))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ),
+            ));
+        }
+    }
     let text = std::fs::read_to_string(&sums)
         .map_err(|e| fail(Category::Io, format!("reading {}: {e}", sums.display())))?;
     let (mut bad, mut total) = (0, 0);
@@ -70,7 +108,7 @@ pub fn run(path: &Path, output: OutputFormat) -> anyhow::Result<()> {
         println!(
             "{}",
             serde_json::to_string_pretty(
-                &serde_json::json!({"sums": sums.display().to_string(), "ok": bad + set_bad == 0, "results": results})
+                &serde_json::json!({"sums": sums.display().to_string(), "ok": bad + set_bad == 0, "signatures": signatures, "results": results})
             )?
         );
     }
@@ -105,7 +143,10 @@ fn set_problems(dir: &Path, listed: &[(String, String)]) -> Vec<(String, String)
         .flatten()
         .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| !n.starts_with('.') && (n.ends_with(".iso") || n.ends_with(".oci.tar")))
+        .filter(|n| {
+            !n.starts_with('.')
+                && (n.ends_with(".iso") || n.ends_with(".oci.tar") || n.ends_with(".cdx.json"))
+        })
         .collect();
     present.sort();
     for name in present.into_iter().filter(|n| !is_listed(n)) {
@@ -129,4 +170,63 @@ fn set_problems(dir: &Path, listed: &[(String, String)]) -> Vec<(String, String)
         }
     }
     problems
+}
+
+/// `verify --rebuild`: the set built again from its manifest equals the
+/// folder's, byte for byte (`release/rebuild.rs`).
+pub fn rebuild(
+    path: &Path,
+    user_data: Option<&Path>,
+    cache: Option<&Path>,
+    output: OutputFormat,
+) -> anyhow::Result<()> {
+    let dir = if path.is_dir() {
+        path
+    } else {
+        match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        }
+    };
+    let report = crate::release::rebuild::rebuild(dir, user_data, cache)?;
+    if output == OutputFormat::Json {
+        let results: Vec<_> = report
+            .results
+            .iter()
+            .map(|(n, s)| serde_json::json!({"name": n, "status": s}))
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "rebuild": dir.display().to_string(),
+                "ok": report.first_difference.is_none(),
+                "results": results,
+            }))?
+        );
+    } else {
+        for (name, status) in &report.results {
+            println!("{name}: {status}");
+        }
+    }
+    if let Some(first) = report.first_difference {
+        let changed: Vec<&str> = report
+            .results
+            .iter()
+            .filter(|(_, s)| s.starts_with("CHANGED"))
+            .map(|(n, _)| n.as_str())
+            .collect();
+        let why = if changed.is_empty() {
+            String::new()
+        } else {
+            format!(" (changed since the build: {})", changed.join(", "))
+        };
+        return Err(fail(
+            Category::BadImage,
+            format!(
+                "the rebuild of {} differs, first {first}{why}",
+                dir.display()
+            ),
+        ));
+    }
+    Ok(())
 }
