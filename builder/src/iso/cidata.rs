@@ -224,17 +224,10 @@ pub fn fat_image(
             .with_context(|| format!("writing {}", path.display()))?;
     }
     let out = work.join("cidata.img");
-    let mib = ((user_data.len() + meta_data.len()) >> 20) + 2;
-    let sectors = ((mib << 20) / 512).to_string();
-    let serial = format!("{:08X}", epoch as u32);
-    let epoch = epoch.to_string();
-    let _env = sh.push_env("SOURCE_DATE_EPOCH", &epoch);
-    let _skip = sh.push_env("MTOOLS_SKIP_CHECK", "1");
-    host_tools::run(cmd!(
-        sh,
-        "mformat -C -i {out} -T {sectors} -h 64 -s 32 -v {FAT_LABEL} -N {serial} ::"
-    ))?;
-    host_tools::run(cmd!(sh, "mcopy -i {out} {ud} {md} ::/"))?;
+    let content = (user_data.len() + meta_data.len()) as u64;
+    super::efi::format_fat(&sh, &out, content, FAT_LABEL, epoch, || {
+        host_tools::run(cmd!(sh, "mcopy -i {out} {ud} {md} ::/"))
+    })?;
     fs::read(&out).with_context(|| format!("reading {}", out.display()))
 }
 

@@ -81,6 +81,32 @@ pub fn fat_image(
             .with_context(|| format!("reading {}", p.display()))?
             .len();
     }
+    format_fat(sh, out, content, "EFI_LIVE", epoch, || {
+        host_tools::run(cmd!(
+            sh,
+            "mmd -i {out} ::/EFI ::/EFI/BOOT ::/boot ::/boot/grub"
+        ))?;
+        for (name, src) in &files {
+            let dest = format!("::/EFI/BOOT/{name}");
+            host_tools::run(cmd!(sh, "mcopy -i {out} {src} {dest}"))?;
+        }
+        host_tools::run(cmd!(sh, "mcopy -i {out} {stub} ::/EFI/BOOT/grub.cfg"))?;
+        host_tools::run(cmd!(sh, "mcopy -i {out} {stub} ::/boot/grub/grub.cfg"))
+    })
+}
+
+/// A FAT image at `out` with room for `content` bytes, labelled `label`,
+/// made reproducibly with mtools (mkfs.vfat is not): the volume serial and
+/// every date come from `epoch`. `fill` copies files in with mtools while
+/// the epoch is set. Shared by the ESP and the site media's `CIDATA` image.
+pub fn format_fat(
+    sh: &Shell,
+    out: &Path,
+    content: u64,
+    label: &str,
+    epoch: u64,
+    fill: impl FnOnce() -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
     let mib = (content >> 20) + 2;
     let sectors = ((mib << 20) / 512).to_string();
     let serial = format!("{:08X}", epoch as u32);
@@ -89,16 +115,7 @@ pub fn fat_image(
     let _skip = sh.push_env("MTOOLS_SKIP_CHECK", "1");
     host_tools::run(cmd!(
         sh,
-        "mformat -C -i {out} -T {sectors} -h 64 -s 32 -v EFI_LIVE -N {serial} ::"
+        "mformat -C -i {out} -T {sectors} -h 64 -s 32 -v {label} -N {serial} ::"
     ))?;
-    host_tools::run(cmd!(
-        sh,
-        "mmd -i {out} ::/EFI ::/EFI/BOOT ::/boot ::/boot/grub"
-    ))?;
-    for (name, src) in files {
-        let dest = format!("::/EFI/BOOT/{name}");
-        host_tools::run(cmd!(sh, "mcopy -i {out} {src} {dest}"))?;
-    }
-    host_tools::run(cmd!(sh, "mcopy -i {out} {stub} ::/EFI/BOOT/grub.cfg"))?;
-    host_tools::run(cmd!(sh, "mcopy -i {out} {stub} ::/boot/grub/grub.cfg"))
+    fill()
 }
