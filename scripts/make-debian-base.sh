@@ -4,7 +4,9 @@
 # dmsquash-live, setuid and file-capability binaries). Needs root and Debian's
 # package registry (mmdebstrap; nothing else from the network).
 #   layer 1: the mmdebstrap tarball as it is (minbase + systemd, Debian's
-#            kernel, dracut with a live initramfs, sudo, ping)
+#            signed kernel, dracut with a live initramfs, sudo, ping, and
+#            the signed boot chain a Secure Boot host needs: shim, GRUB for
+#            CDs, systemd-boot and its UKI stub)
 #   layer 2: the Kairos bits: /etc/kairos-release, /boot/vmlinuz and
 #            /boot/initrd, replaced files, a whiteout, an opaque directory and
 #            edgeforge-report.service, which prints one EDGEFORGE-BOOT line on
@@ -104,7 +106,7 @@ stamp() { # prefixes each line of stdin with the seconds since the last lap
 }
 
 echo "debian base: building $suite into $entry (about a minute or more: mmdebstrap output follows on stderr)"
-packages=systemd,systemd-sysv,linux-image-amd64,dracut,dracut-live,zstd,udev,kmod,e2fsprogs,util-linux,mount,sudo,iputils-ping
+packages=systemd,systemd-sysv,linux-image-amd64,dracut,dracut-live,zstd,udev,kmod,e2fsprogs,util-linux,mount,sudo,iputils-ping,shim-signed,grub-efi-amd64-signed,shim-helpers-amd64-signed,systemd-boot-efi
 mirror=()
 [ -z "${EDGEFORGE_DEBIAN_MIRROR:-}" ] || mirror=("$EDGEFORGE_DEBIAN_MIRROR")
 DEBIAN_BASE_WORK=$work SOURCE_DATE_EPOCH=$epoch TMPDIR=$mmtmp mmdebstrap \
