@@ -75,6 +75,18 @@ fn file_digest(path: &Path) -> anyhow::Result<Sha256Digest> {
         .0)
 }
 
+/// The registry inputs of a definition, by name, as the
+/// `host/repository@sha256:...` they resolved to in this run.
+pub fn references(l: &LoadedDefinition) -> anyhow::Result<BTreeMap<String, String>> {
+    let d = &l.def;
+    let mut m = BTreeMap::new();
+    if crate::registry::reference::classify(&d.base_image, &l.dir)?.is_some() {
+        let base = SourceImage::open(&d.base_image, &l.dir, d.arch.as_str())?;
+        m.extend(base.resolved.map(|r| ("base_image".to_string(), r)));
+    }
+    Ok(m)
+}
+
 /// Every input of a definition, by name, as `sha256:<hex>`. The base image is
 /// named by its manifest digest, which covers its config and layers.
 pub fn of_definition(l: &LoadedDefinition) -> anyhow::Result<BTreeMap<String, String>> {

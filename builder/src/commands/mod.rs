@@ -8,6 +8,7 @@ mod iso_inspect;
 mod layer;
 mod plan;
 mod provider_image;
+mod push;
 mod render;
 mod sign;
 mod site_media;
@@ -23,6 +24,13 @@ use crate::cli::{CacheCommand, Cli, Command, IsoAction, OutputFormat, PlanFormat
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     let epoch = cli.source_date_epoch;
     let cache = cli.cache();
+    crate::registry::configure(crate::registry::Settings {
+        cache: cache.clone(),
+        offline: cli.offline,
+        authfile: cli.authfile.clone(),
+        cert_dir: cli.cert_dir.clone(),
+        tls_verify: cli.tls_verify,
+    });
     match cli.command {
         Command::ProviderImage(a) => provider_image::run(a, epoch, cache),
         Command::Iso(c) => match c.action {
@@ -42,6 +50,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Push(a) => push::run(&a, cli.output),
         Command::Sign { dir, key } => sign::run(&dir, &key, cli.output),
         Command::Doctor => doctor::run(),
         Command::Cache(CacheCommand::Prune { older_than, all }) => {

@@ -1,0 +1,224 @@
+//! Pulling a registry image into the cache and opening it like a local one.
+//!
+//! `<cache>/registry/layout` is one OCI layout holding every pulled image,
+//! so a blob two images share is stored (and fetched) once; skopeo copies
+//! into it with `--preserve-digests`, so manifests keep their bytes and
+//! digests. `<cache>/registry/refs/<key>.json` records what a reference
+//! resolved to for an architecture (the digest of what the registry returned
+//! and the platform manifest chosen from it), which is all `--offline` needs.
+//! edgeforge resolves manifest lists itself: it hashes what the registry
+//! returned (a pinned digest must match it), picks the `linux/<arch>` entry,
+//! and copies that manifest by digest.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+use super::reference::Reference;
+use super::skopeo::{self, Side};
+use super::Settings;
+use crate::error::{fail, Category};
+use crate::io::{sealed, AtomicFile, Sha256Digest};
+use crate::log::info;
+use crate::oci::source::SourceImage;
+use crate::oci::spec::{Descriptor, Digest, Index, MEDIA_MANIFEST};
+
+/// What a reference resolved to for one architecture.
+#[derive(Clone, Serialize, Deserialize)]
+struct Resolved {
+    reference: String,
+    arch: String,
+    /// The digest of the manifest or index the registry returned.
+    top: Digest,
+    /// The image manifest for `arch` (equal to `top` for a single image).
+    manifest: Descriptor,
+}
+
+/// Opens the image `r` names for `arch`, pulling what the cache lacks.
+pub fn open(r: &Reference, arch: &str) -> anyhow::Result<SourceImage> {
+    let s = super::settings();
+    // Without a cache the pull goes to a folder that lives as long as the image.
+    let (store, keep) = match &s.cache {
+        Some(c) => (c.join("registry"), None),
+        None => {
+            let t = tempfile::Builder::new()
+                .prefix("edgeforge-pull-")
+                .tempdir()
+                .context("creating a folder to pull into")?;
+            (t.path().to_path_buf(), Some(Arc::new(t)))
+        }
+    };
+    let resolved = resolve(r, arch, &s, &store)?;
+    let layout = store.join("layout");
+    let blob = layout.join(resolved.manifest.digest.blob_path());
+    if !blob.is_file() {
+        if s.offline {
+            return Err(offline_miss(r));
+        }
+        copy_in(r, &resolved.manifest.digest, &s, &store, &layout)?;
+    }
+    let mut image =
+        SourceImage::open_layout_manifest(&layout, resolved.manifest.clone(), r.to_string(), arch)?;
+    image.resolved = Some(r.with_digest(&resolved.manifest.digest));
+    image.keep = keep;
+    Ok(image)
+}
+
+fn offline_miss(r: &Reference) -> anyhow::Error {
+    fail(
+        Category::Offline,
+        format!("--offline: {r} is not in the cache; run once without --offline (same --cache-dir) to pull it"),
+    )
+}
+
+/// Resolutions made in this run: a build opens its base more than once,
+/// and a tag must mean the same image throughout.
+static RESOLVED: Mutex<BTreeMap<(String, String), Resolved>> = Mutex::new(BTreeMap::new());
+
+fn resolve(r: &Reference, arch: &str, s: &Settings, store: &Path) -> anyhow::Result<Resolved> {
+    let memo_key = (r.to_string(), arch.to_string());
+    if let Some(found) = RESOLVED.lock().expect("not poisoned").get(&memo_key) {
+        return Ok(found.clone());
+    }
+    let record = store.join("refs").join(format!(
+        "{}.json",
+        crate::entry_cache::key(&["registry-ref/v1", &r.to_string(), arch])
+    ));
+    let recorded = fs::read(&record)
+        .ok()
+        .and_then(|b| sealed::from_slice::<Resolved>(&b).ok())
+        .filter(|x| x.reference == r.to_string() && x.arch == arch);
+    // A digest without a tag names fixed content: what was recorded stays true.
+    let resolved = match recorded {
+        Some(x) if s.offline || r.tag.is_none() => x,
+        _ if s.offline => return Err(offline_miss(r)),
+        _ => {
+            let x = ask_registry(r, arch, s)?;
+            if s.cache.is_some() {
+                fs::create_dir_all(record.parent().expect("in refs"))?;
+                AtomicFile::write(&record, &sealed::to_vec(&x)?, 0o644)?;
+            }
+            x
+        }
+    };
+    RESOLVED
+        .lock()
+        .expect("not poisoned")
+        .insert(memo_key, resolved.clone());
+    Ok(resolved)
+}
+
+/// Fetches the manifest (or index) `r` names, checks a pinned digest, and
+/// picks the image for `arch`.
+fn ask_registry(r: &Reference, arch: &str, s: &Settings) -> anyhow::Result<Resolved> {
+    let mut args = vec![
+        "--command-timeout".to_string(),
+        "300s".into(),
+        "inspect".into(),
+        "--raw".into(),
+    ];
+    args.extend(skopeo::options(s, Side::Inspect));
+    args.push(format!("docker://{}", r.fetch_target()));
+    let out = skopeo::run(&args, &format!("reading {r} from its registry"))?;
+    let bytes = out.stdout;
+    let top = Digest(Sha256Digest::of(&bytes));
+    if let Some(pin) = &r.digest {
+        if *pin != top {
+            return Err(fail(
+                Category::BadImage,
+                format!("{r}: the registry's manifest hashes to {top}, not the pinned {pin}; the tag was moved or the content changed: check the image and update the pin"),
+            ));
+        }
+    }
+    let doc: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+        fail(
+            Category::BadImage,
+            format!("{r}: the registry returned a manifest that is not JSON: {e}"),
+        )
+    })?;
+    let media_type = doc["mediaType"]
+        .as_str()
+        .unwrap_or(MEDIA_MANIFEST)
+        .to_string();
+    let probe = Descriptor::new(&media_type, top, bytes.len() as u64);
+    let manifest = if probe.is_index()
+        || (doc.get("manifests").is_some() && doc.get("layers").is_none())
+    {
+        let index: Index = serde_json::from_slice(&bytes).map_err(|e| {
+            fail(
+                Category::BadImage,
+                format!("{r}: invalid manifest list: {e}"),
+            )
+        })?;
+        let mut found: Vec<Descriptor> = index
+            .manifests
+            .into_iter()
+            .filter(|d| d.is_manifest())
+            .filter(|d| {
+                d.platform
+                    .as_ref()
+                    .is_some_and(|p| p.architecture == arch && p.os == "linux")
+            })
+            .collect();
+        found.sort_by_key(|d| d.digest);
+        found.dedup_by(|a, b| a.digest == b.digest);
+        match found.len() {
+            1 => found.remove(0),
+            0 => return Err(fail(Category::InvalidInput, format!("{r} has no linux/{arch} image in its manifest list"))),
+            n => return Err(fail(Category::InvalidInput, format!("{r} lists {n} linux/{arch} images; name the one to use by digest (HOST/REPO@sha256:...)"))),
+        }
+    } else if probe.is_manifest() {
+        probe
+    } else {
+        return Err(fail(
+            Category::InvalidInput,
+            format!("{r} is a {media_type}, not an image manifest or manifest list"),
+        ));
+    };
+    info!("{r} is {} ({})", r.with_digest(&manifest.digest), arch);
+    Ok(Resolved {
+        reference: r.to_string(),
+        arch: arch.to_string(),
+        top,
+        manifest: Descriptor {
+            annotations: Default::default(),
+            platform: None,
+            ..manifest
+        },
+    })
+}
+
+/// Copies the image `digest` of `r`'s repository into the shared layout.
+fn copy_in(
+    r: &Reference,
+    digest: &Digest,
+    s: &Settings,
+    store: &Path,
+    layout: &Path,
+) -> anyhow::Result<()> {
+    fs::create_dir_all(store).with_context(|| format!("creating {}", store.display()))?;
+    // skopeo rewrites index.json: one copy into the layout at a time.
+    let lock_path = store.join(".lock");
+    let lock = fs::File::create(&lock_path)
+        .with_context(|| format!("creating {}", lock_path.display()))?;
+    lock.lock()
+        .with_context(|| format!("locking {}", lock_path.display()))?;
+    if layout.join(digest.blob_path()).is_file() {
+        return Ok(());
+    }
+    info!("pulling {}", r.with_digest(digest));
+    let mut args = vec![
+        "copy".to_string(),
+        "--quiet".into(),
+        "--preserve-digests".into(),
+    ];
+    args.extend(skopeo::options(s, Side::Src));
+    args.push(format!("docker://{}", r.with_digest(digest)));
+    args.push(format!("oci:{}:{}", layout.display(), digest.0));
+    skopeo::run(&args, &format!("pulling {r}"))?;
+    Ok(())
+}
