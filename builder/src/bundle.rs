@@ -317,11 +317,14 @@ fn unpack_blobs(path: &Path, layout: &Path) -> anyhow::Result<BundleIndex> {
     let blobs = layout.join("blobs/sha256");
     std::fs::create_dir_all(&blobs)?;
     let mut index = None;
-    for entry in archive
-        .entries()
-        .with_context(|| format!("reading {}", path.display()))?
-    {
-        let mut entry = entry.with_context(|| format!("reading {}", path.display()))?;
+    let damaged = |e: io::Error| {
+        fail(
+            Category::BadImage,
+            format!("{} is damaged: {e}", path.display()),
+        )
+    };
+    for entry in archive.entries().map_err(damaged)? {
+        let mut entry = entry.map_err(damaged)?;
         if !entry.header().entry_type().is_file() {
             continue;
         }
@@ -336,8 +339,21 @@ fn unpack_blobs(path: &Path, layout: &Path) -> anyhow::Result<BundleIndex> {
             })?;
             let target = blobs.join(expected.0.to_string());
             let mut w = HashingWriter::new(BufWriter::new(File::create(&target)?));
-            io::copy(&mut entry, &mut w)
-                .with_context(|| format!("unpacking blob {expected} of {}", path.display()))?;
+            let mut buf = vec![0u8; 1 << 16];
+            loop {
+                // A read failing here is a damaged bundle; a write, the disk.
+                let n = entry.read(&mut buf).map_err(|e| {
+                    fail(
+                        Category::BadImage,
+                        format!("{}: blob {expected} is unreadable: {e}", path.display()),
+                    )
+                })?;
+                if n == 0 {
+                    break;
+                }
+                io::Write::write_all(&mut w, &buf[..n])
+                    .with_context(|| format!("writing {}", target.display()))?;
+            }
             let (found, _, buffered) = w.finish();
             buffered.into_inner().map_err(|e| e.into_error())?;
             if Digest(found) != expected {
@@ -351,7 +367,7 @@ fn unpack_blobs(path: &Path, layout: &Path) -> anyhow::Result<BundleIndex> {
             }
         } else if name == INDEX {
             let mut text = String::new();
-            entry.read_to_string(&mut text)?;
+            entry.read_to_string(&mut text).map_err(damaged)?;
             index = Some(serde_json::from_str::<BundleIndex>(&text).map_err(|e| {
                 fail(
                     Category::BadImage,

@@ -80,41 +80,78 @@ fn offline_miss(r: &Reference) -> anyhow::Error {
 static RESOLVED: Mutex<BTreeMap<(String, String), Resolved>> = Mutex::new(BTreeMap::new());
 
 fn resolve(r: &Reference, arch: &str, s: &Settings, store: &Path) -> anyhow::Result<Resolved> {
-    let memo_key = (r.to_string(), arch.to_string());
-    if let Some(found) = RESOLVED.lock().expect("not poisoned").get(&memo_key) {
-        return Ok(found.clone());
+    // A tag's resolution is recorded under the tag (a pin is checked
+    // against it), a bare digest's under the digest.
+    let key = match r.tag {
+        Some(_) => Reference {
+            digest: None,
+            ..r.clone()
+        },
+        None => r.clone(),
     }
+    .to_string();
+    let memo_key = (key.clone(), arch.to_string());
+    let known = RESOLVED
+        .lock()
+        .expect("not poisoned")
+        .get(&memo_key)
+        .cloned();
+    let resolved = match known {
+        Some(x) => x,
+        None => {
+            let x = recorded_or_asked(r, &key, arch, s, store)?;
+            RESOLVED
+                .lock()
+                .expect("not poisoned")
+                .insert(memo_key, x.clone());
+            x
+        }
+    };
+    if let Some(pin) = &r.digest {
+        if *pin != resolved.top {
+            return Err(fail(
+                Category::BadImage,
+                format!("{r}: the registry's manifest for the tag hashes to {}, not the pinned {pin}; the tag was moved or the content changed: check the image and update the pin", resolved.top),
+            ));
+        }
+    }
+    Ok(resolved)
+}
+
+fn recorded_or_asked(
+    r: &Reference,
+    key: &str,
+    arch: &str,
+    s: &Settings,
+    store: &Path,
+) -> anyhow::Result<Resolved> {
     let record = store.join("refs").join(format!(
         "{}.json",
-        crate::entry_cache::key(&["registry-ref/v1", &r.to_string(), arch])
+        crate::entry_cache::key(&["registry-ref/v1", key, arch])
     ));
     let recorded = fs::read(&record)
         .ok()
         .and_then(|b| sealed::from_slice::<Resolved>(&b).ok())
-        .filter(|x| x.reference == r.to_string() && x.arch == arch);
-    // A digest without a tag names fixed content: what was recorded stays true.
-    let resolved = match recorded {
-        Some(x) if s.offline || r.tag.is_none() => x,
-        _ if s.offline => return Err(offline_miss(r)),
+        .filter(|x| x.reference == key && x.arch == arch);
+    // A digest names fixed content: what was recorded for it stays true
+    // (a tag pinned to the recorded digest too).
+    match recorded {
+        Some(x) if s.offline || r.tag.is_none() || r.digest == Some(x.top) => Ok(x),
+        _ if s.offline => Err(offline_miss(r)),
         _ => {
-            let x = ask_registry(r, arch, s)?;
+            let x = ask_registry(r, key, arch, s)?;
             if s.cache.is_some() {
                 fs::create_dir_all(record.parent().expect("in refs"))?;
                 AtomicFile::write(&record, &sealed::to_vec(&x)?, 0o644)?;
             }
-            x
+            Ok(x)
         }
-    };
-    RESOLVED
-        .lock()
-        .expect("not poisoned")
-        .insert(memo_key, resolved.clone());
-    Ok(resolved)
+    }
 }
 
-/// Fetches the manifest (or index) `r` names, checks a pinned digest, and
-/// picks the image for `arch`.
-fn ask_registry(r: &Reference, arch: &str, s: &Settings) -> anyhow::Result<Resolved> {
+/// Fetches the manifest (or index) `r` names and picks the image for `arch`;
+/// `top` is the hash of exactly what the registry returned.
+fn ask_registry(r: &Reference, key: &str, arch: &str, s: &Settings) -> anyhow::Result<Resolved> {
     let mut args = vec![
         "--command-timeout".to_string(),
         "300s".into(),
@@ -126,14 +163,6 @@ fn ask_registry(r: &Reference, arch: &str, s: &Settings) -> anyhow::Result<Resol
     let out = skopeo::run(&args, &format!("reading {r} from its registry"))?;
     let bytes = out.stdout;
     let top = Digest(Sha256Digest::of(&bytes));
-    if let Some(pin) = &r.digest {
-        if *pin != top {
-            return Err(fail(
-                Category::BadImage,
-                format!("{r}: the registry's manifest hashes to {top}, not the pinned {pin}; the tag was moved or the content changed: check the image and update the pin"),
-            ));
-        }
-    }
     let doc: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
         fail(
             Category::BadImage,
@@ -181,7 +210,7 @@ fn ask_registry(r: &Reference, arch: &str, s: &Settings) -> anyhow::Result<Resol
     };
     info!("{r} is {} ({})", r.with_digest(&manifest.digest), arch);
     Ok(Resolved {
-        reference: r.to_string(),
+        reference: key.to_string(),
         arch: arch.to_string(),
         top,
         manifest: Descriptor {
