@@ -772,3 +772,114 @@ fn a_bundle_of_registry_references_loads_into_another_path_with_the_same_digests
         "a damaged bundle reached the registry"
     );
 }
+
+/// Writes `data` as a blob of the layout `dir`; returns its descriptor.
+fn put_blob(dir: &Path, media_type: &str, data: &[u8]) -> serde_json::Value {
+    let hex = sha256_hex(data);
+    fs::write(dir.join("blobs/sha256").join(&hex), data).unwrap();
+    serde_json::json!({"mediaType": media_type, "digest": format!("sha256:{hex}"), "size": data.len()})
+}
+
+#[test]
+fn a_manifest_list_is_resolved_to_the_asked_architecture() {
+    let reg = Registry::start();
+    let t = tempfile::tempdir().unwrap();
+    // The demo base (amd64) and a one-layer arm64 image under one index.
+    let multi = t.path().join("multi");
+    copy_tree(&demo_base(), &multi);
+    let demo_index = json(&multi.join("index.json"));
+    let amd64 = demo_index["manifests"][0].clone();
+    let layer = flate2_gzip(&tar_bytes(&[Entry::File("etc/arch", b"arm64")]));
+    let layer = put_blob(
+        &multi,
+        "application/vnd.oci.image.layer.v1.tar+gzip",
+        &layer,
+    );
+    let diff_id = format!(
+        "sha256:{}",
+        sha256_hex(&tar_bytes(&[Entry::File("etc/arch", b"arm64")]))
+    );
+    let config = serde_json::json!({"architecture": "arm64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": [diff_id]}, "config": {}});
+    let config = put_blob(
+        &multi,
+        "application/vnd.oci.image.config.v1+json",
+        &serde_json::to_vec(&config).unwrap(),
+    );
+    let manifest = serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json", "config": config, "layers": [layer]});
+    let mut arm64 = put_blob(
+        &multi,
+        "application/vnd.oci.image.manifest.v1+json",
+        &serde_json::to_vec(&manifest).unwrap(),
+    );
+    arm64["platform"] = serde_json::json!({"architecture": "arm64", "os": "linux"});
+    let list = serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [amd64, arm64]});
+    let mut list_desc = put_blob(
+        &multi,
+        "application/vnd.oci.image.index.v1+json",
+        &serde_json::to_vec(&list).unwrap(),
+    );
+    list_desc["annotations"] = serde_json::json!({"org.opencontainers.image.ref.name": "multi"});
+    fs::write(
+        multi.join("index.json"),
+        serde_json::to_vec(&serde_json::json!({"schemaVersion": 2, "manifests": [list_desc]}))
+            .unwrap(),
+    )
+    .unwrap();
+    reg.skopeo(&[
+        "copy",
+        "--all",
+        "--quiet",
+        "--preserve-digests",
+        &format!("oci:{}:multi", multi.display()),
+        &format!("docker://{}/demo/multi:v1", reg.host),
+    ]);
+    // The tag gives the list itself.
+    assert_eq!(
+        reg.manifest_digest("demo/multi:v1"),
+        list_desc["digest"].as_str().unwrap()
+    );
+
+    let cache = t.path().join("cache");
+    for (arch, want) in [("amd64", &amd64), ("arm64", &arm64)] {
+        let bundle = t.path().join(format!("{arch}.tar.zst"));
+        // Pinned to the list's digest: the pin is checked against the list.
+        let reference = format!(
+            "{}/demo/multi:v1@{}",
+            reg.host,
+            list_desc["digest"].as_str().unwrap()
+        );
+        let o = reg.edgeforge(
+            &cache,
+            &[
+                "--output",
+                "json",
+                "bundle",
+                "--arch",
+                arch,
+                &reference,
+                "-o",
+                bundle.to_str().unwrap(),
+            ],
+        );
+        assert_ok(&o);
+        let o = reg.edgeforge(
+            &cache,
+            &[
+                "--output",
+                "json",
+                "bundle",
+                "verify",
+                bundle.to_str().unwrap(),
+            ],
+        );
+        assert_ok(&o);
+        let report: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+        assert_eq!(report["images"][0]["manifest"], want["digest"], "{arch}");
+    }
+}
+
+fn flate2_gzip(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}

@@ -33,10 +33,8 @@ pub struct SourceImage {
     /// The reference the layout's index names the image by
     /// (`io.containerd.image.name`: edgeforge's provider images carry it).
     pub image_name: Option<String>,
-    /// For a registry image, `host/repository@sha256:<manifest digest>`.
-    pub resolved: Option<String>,
     /// The temporary folder a registry image was pulled into without a cache.
-    pub keep: Option<std::sync::Arc<tempfile::TempDir>>,
+    pub keep: Option<tempfile::TempDir>,
 }
 
 enum BlobStore {
@@ -382,7 +380,6 @@ impl SourceImage {
             layer_paths,
             config,
             image_name,
-            resolved: None,
             keep: None,
         })
     }
@@ -507,7 +504,6 @@ impl SourceImage {
             layer_paths: entry.layers,
             config,
             image_name: None,
-            resolved: None,
             keep: None,
         })
     }

@@ -13,7 +13,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
@@ -41,18 +41,19 @@ struct Resolved {
 /// Opens the image `r` names for `arch`, pulling what the cache lacks.
 pub fn open(r: &Reference, arch: &str) -> anyhow::Result<SourceImage> {
     let s = super::settings();
+    let records = s.cache.as_ref().map(|c| c.join("registry"));
+    let resolved = resolve(r, arch, &s, records.as_deref())?;
     // Without a cache the pull goes to a folder that lives as long as the image.
-    let (store, keep) = match &s.cache {
-        Some(c) => (c.join("registry"), None),
+    let (store, keep) = match records {
+        Some(store) => (store, None),
         None => {
             let t = tempfile::Builder::new()
                 .prefix("edgeforge-pull-")
                 .tempdir()
                 .context("creating a folder to pull into")?;
-            (t.path().to_path_buf(), Some(Arc::new(t)))
+            (t.path().to_path_buf(), Some(t))
         }
     };
-    let resolved = resolve(r, arch, &s, &store)?;
     let layout = store.join("layout");
     let blob = layout.join(resolved.manifest.digest.blob_path());
     if !blob.is_file() {
@@ -63,9 +64,16 @@ pub fn open(r: &Reference, arch: &str) -> anyhow::Result<SourceImage> {
     }
     let mut image =
         SourceImage::open_layout_manifest(&layout, resolved.manifest.clone(), r.to_string(), arch)?;
-    image.resolved = Some(r.with_digest(&resolved.manifest.digest));
     image.keep = keep;
     Ok(image)
+}
+
+/// The digest of the image manifest `r` names for `arch`: resolved (from
+/// the cache, or by asking the registry for the manifest alone), not pulled.
+pub fn manifest_digest(r: &Reference, arch: &str) -> anyhow::Result<Digest> {
+    let s = super::settings();
+    let records = s.cache.as_ref().map(|c| c.join("registry"));
+    Ok(resolve(r, arch, &s, records.as_deref())?.manifest.digest)
 }
 
 fn offline_miss(r: &Reference) -> anyhow::Error {
@@ -79,7 +87,12 @@ fn offline_miss(r: &Reference) -> anyhow::Error {
 /// and a tag must mean the same image throughout.
 static RESOLVED: Mutex<BTreeMap<(String, String), Resolved>> = Mutex::new(BTreeMap::new());
 
-fn resolve(r: &Reference, arch: &str, s: &Settings, store: &Path) -> anyhow::Result<Resolved> {
+fn resolve(
+    r: &Reference,
+    arch: &str,
+    s: &Settings,
+    records: Option<&Path>,
+) -> anyhow::Result<Resolved> {
     // A tag's resolution is recorded under the tag (a pin is checked
     // against it), a bare digest's under the digest.
     let key = match r.tag {
@@ -99,7 +112,7 @@ fn resolve(r: &Reference, arch: &str, s: &Settings, store: &Path) -> anyhow::Res
     let resolved = match known {
         Some(x) => x,
         None => {
-            let x = recorded_or_asked(r, &key, arch, s, store)?;
+            let x = recorded_or_asked(r, &key, arch, s, records)?;
             RESOLVED
                 .lock()
                 .expect("not poisoned")
@@ -123,14 +136,17 @@ fn recorded_or_asked(
     key: &str,
     arch: &str,
     s: &Settings,
-    store: &Path,
+    records: Option<&Path>,
 ) -> anyhow::Result<Resolved> {
-    let record = store.join("refs").join(format!(
-        "{}.json",
-        crate::entry_cache::key(&["registry-ref/v1", key, arch])
-    ));
-    let recorded = fs::read(&record)
-        .ok()
+    let record = records.map(|dir| {
+        dir.join("refs").join(format!(
+            "{}.json",
+            crate::entry_cache::key(&["registry-ref/v1", key, arch])
+        ))
+    });
+    let recorded = record
+        .as_ref()
+        .and_then(|p| fs::read(p).ok())
         .and_then(|b| sealed::from_slice::<Resolved>(&b).ok())
         .filter(|x| x.reference == key && x.arch == arch);
     // A digest names fixed content: what was recorded for it stays true
@@ -140,9 +156,9 @@ fn recorded_or_asked(
         _ if s.offline => Err(offline_miss(r)),
         _ => {
             let x = ask_registry(r, key, arch, s)?;
-            if s.cache.is_some() {
-                fs::create_dir_all(record.parent().expect("in refs"))?;
-                AtomicFile::write(&record, &sealed::to_vec(&x)?, 0o644)?;
+            if let Some(p) = &record {
+                fs::create_dir_all(p.parent().expect("in refs"))?;
+                AtomicFile::write(p, &sealed::to_vec(&x)?, 0o644)?;
             }
             Ok(x)
         }
