@@ -876,6 +876,49 @@ fn a_manifest_list_is_resolved_to_the_asked_architecture() {
         let report: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
         assert_eq!(report["images"][0]["manifest"], want["digest"], "{arch}");
     }
+
+    // Both images' blobs are stored once in the shared layout; a prune keeps
+    // what was used recently, `--all` drops it, and --offline then names it.
+    let blobs = cache.join("registry/layout/blobs/sha256");
+    assert_eq!(entries(&blobs).len(), 6, "{:?}", entries(&blobs));
+    let amd64_ref = format!("{}/demo/multi:v1", reg.host);
+    let bundle = t.path().join("again.tar.zst");
+    let offline = |reg: &Registry| {
+        reg.edgeforge(
+            &cache,
+            &[
+                "--offline",
+                "bundle",
+                &amd64_ref,
+                "-o",
+                bundle.to_str().unwrap(),
+            ],
+        )
+    };
+    assert_ok(&reg.edgeforge(
+        &cache,
+        &["bundle", &amd64_ref, "-o", bundle.to_str().unwrap()],
+    ));
+    assert_ok(&reg.edgeforge(&cache, &["cache", "prune", "--older-than", "1"]));
+    assert_eq!(entries(&blobs).len(), 6);
+    assert_ok(&offline(&reg));
+    let o = reg.edgeforge(&cache, &["cache", "prune", "--all"]);
+    assert_ok(&o);
+    assert!(
+        stdout(&o).contains("2 pulled registry images"),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(entries(&blobs), Vec::<String>::new());
+    assert_eq!(
+        json(&cache.join("registry/layout/index.json"))["manifests"],
+        serde_json::json!([])
+    );
+    assert_fails(
+        &offline(&reg),
+        12,
+        &[&format!("{amd64_ref} is not in the cache")],
+    );
 }
 
 fn flate2_gzip(data: &[u8]) -> Vec<u8> {

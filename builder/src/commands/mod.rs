@@ -70,10 +70,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             let (boots, boot_bytes) = crate::iso::boot::prune(&dir, age)?;
             let (trees, tree_bytes) = crate::iso::lower_tree::prune(&dir, age)?;
             let (views, view_bytes) = crate::layer::lower::prune(&dir, age)?;
+            let (pulls, pull_bytes) = crate::registry::prune::prune(&dir, age)?;
             println!(
-                "{}: removed {views} base image views, {layers} cached layers, {trees} flattened trees, {roots} root filesystems and {boots} boot image sets, {} bytes",
+                "{}: removed {views} base image views, {layers} cached layers, {trees} flattened trees, {roots} root filesystems and {boots} boot image sets, {pulls} pulled registry images, {} bytes",
                 dir.display(),
-                view_bytes + layer_bytes + tree_bytes + root_bytes + boot_bytes
+                view_bytes + layer_bytes + tree_bytes + root_bytes + boot_bytes + pull_bytes
             );
             Ok(())
         }

@@ -9,6 +9,7 @@
 //! hash of the manifest the registry returned, and a push is checked against
 //! the local manifest's digest.
 
+pub mod prune;
 pub mod pull;
 pub mod push;
 pub mod reference;

@@ -29,13 +29,13 @@ use crate::oci::spec::{Descriptor, Digest, Index, MEDIA_MANIFEST};
 
 /// What a reference resolved to for one architecture.
 #[derive(Clone, Serialize, Deserialize)]
-struct Resolved {
+pub struct Resolved {
     reference: String,
     arch: String,
     /// The digest of the manifest or index the registry returned.
     top: Digest,
     /// The image manifest for `arch` (equal to `top` for a single image).
-    manifest: Descriptor,
+    pub manifest: Descriptor,
 }
 
 /// Opens the image `r` names for `arch`, pulling what the cache lacks.
@@ -152,7 +152,16 @@ fn recorded_or_asked(
     // A digest names fixed content: what was recorded for it stays true
     // (a tag pinned to the recorded digest too).
     match recorded {
-        Some(x) if s.offline || r.tag.is_none() || r.digest == Some(x.top) => Ok(x),
+        Some(x) if s.offline || r.tag.is_none() || r.digest == Some(x.top) => {
+            // Used now: `cache prune` keeps what recent runs used.
+            if let Some(p) = &record {
+                let _ = fs::File::options()
+                    .write(true)
+                    .open(p)
+                    .and_then(|f| f.set_modified(std::time::SystemTime::now()));
+            }
+            Ok(x)
+        }
         _ if s.offline => Err(offline_miss(r)),
         _ => {
             let x = ask_registry(r, key, arch, s)?;
@@ -266,4 +275,15 @@ fn copy_in(
     args.push(format!("oci:{}:{}", layout.display(), digest.0));
     skopeo::run(&args, &format!("pulling {r}"))?;
     Ok(())
+}
+
+/// The store's lock: skopeo rewrites the layout's index.json, and a prune
+/// removes blobs; one of them at a time.
+pub fn lock_store(store: &Path) -> anyhow::Result<fs::File> {
+    fs::create_dir_all(store).with_context(|| format!("creating {}", store.display()))?;
+    let path = store.join(".lock");
+    let lock = fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+    lock.lock()
+        .with_context(|| format!("locking {}", path.display()))?;
+    Ok(lock)
 }
