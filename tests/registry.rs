@@ -218,20 +218,28 @@ impl Registry {
     }
 
     fn edgeforge_auth(&self, cache: &Path, auth: &str, args: &[&str]) -> Output {
-        let o = edgeforge_env(
-            args,
-            &[
-                ("EDGEFORGE_CACHE_DIR", cache.to_str().unwrap()),
-                (
-                    "EDGEFORGE_REGISTRY_CERT_DIR",
-                    self.path("certs").to_str().unwrap(),
-                ),
-                ("REGISTRY_AUTH_FILE", self.path(auth).to_str().unwrap()),
-                // skopeo's other places to look for logins stay out of the test.
-                ("XDG_RUNTIME_DIR", self.path("no-runtime").to_str().unwrap()),
-                ("HOME", self.dir.path().to_str().unwrap()),
-            ],
-        );
+        self.edgeforge_with(cache, auth, &[], args)
+    }
+
+    /// Also with `extra` environment variables; neither output may show the login.
+    fn edgeforge_with(
+        &self,
+        cache: &Path,
+        auth: &str,
+        extra: &[(&str, &str)],
+        args: &[&str],
+    ) -> Output {
+        let (certs, auth, runtime) = (self.path("certs"), self.path(auth), self.path("no-runtime"));
+        let mut env = vec![
+            ("EDGEFORGE_CACHE_DIR", cache.to_str().unwrap()),
+            ("EDGEFORGE_REGISTRY_CERT_DIR", certs.to_str().unwrap()),
+            ("REGISTRY_AUTH_FILE", auth.to_str().unwrap()),
+            // skopeo's other places to look for logins stay out of the test.
+            ("XDG_RUNTIME_DIR", runtime.to_str().unwrap()),
+            ("HOME", self.dir.path().to_str().unwrap()),
+        ];
+        env.extend_from_slice(extra);
+        let o = edgeforge_env(args, &env);
         assert_no_secret(
             &format!("{}{}", stdout(&o), stderr(&o)),
             &format!("edgeforge {args:?}"),
@@ -522,10 +530,12 @@ fn wrong_digest_missing_or_wrong_login_and_an_untrusted_ca_fail_each_with_their_
     );
 
     for auth in ["no-auth.json", "wrong-auth.json"] {
+        // -v: the skopeo command lines are logged, never with the login.
         let o = reg.edgeforge_auth(
             &cache,
             auth,
             &[
+                "-v",
                 "provider-image",
                 DEMO,
                 "--set",
@@ -571,6 +581,22 @@ fn wrong_digest_missing_or_wrong_login_and_an_untrusted_ca_fail_each_with_their_
         ],
     );
     assert_fails(&o, 10, &["x509", "not trusted", "certs.d"]);
+    // Unless verification is turned off, for a registry the user trusts.
+    let o = reg.edgeforge(
+        &fresh,
+        &[
+            "--cert-dir",
+            empty.to_str().unwrap(),
+            "--tls-verify=false",
+            "provider-image",
+            DEMO,
+            "--set",
+            &base(&tagged),
+            "--out",
+            out,
+        ],
+    );
+    assert_ok(&o);
 
     let o = reg.edgeforge(
         &fresh,
@@ -727,6 +753,42 @@ fn a_bundle_of_registry_references_loads_into_another_path_with_the_same_digests
         ]
     );
     assert_no_secret(&String::from_utf8_lossy(&tar), "the bundle");
+
+    // An air-gapped site's registries.conf sends a public name to its own
+    // registry: skopeo follows it, edgeforge records the name it was given.
+    let conf = t.path().join("registries.conf");
+    fs::write(&conf, format!("[[registry]]\nlocation = \"quay.example.invalid\"\n[[registry.mirror]]\nlocation = \"{}\"\n", reg.host)).unwrap();
+    let mirrored = t.path().join("mirrored.tar.zst");
+    let o = reg.edgeforge_with(
+        &cache,
+        "auth.json",
+        &[("EDGEFORGE_REGISTRIES_CONF", conf.to_str().unwrap())],
+        &[
+            "--output",
+            "json",
+            "bundle",
+            "quay.example.invalid/demo/base:v1",
+            "-o",
+            mirrored.to_str().unwrap(),
+        ],
+    );
+    assert_ok(&o);
+    let o = reg.edgeforge(
+        &cache,
+        &[
+            "--output",
+            "json",
+            "bundle",
+            "verify",
+            mirrored.to_str().unwrap(),
+        ],
+    );
+    let report: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(report["images"][0]["manifest"], base_digest.as_str());
+    assert_eq!(
+        report["images"][0]["name"],
+        "quay.example.invalid/demo/base:v1"
+    );
 
     let o = reg.edgeforge(
         &cache,

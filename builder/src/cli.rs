@@ -43,6 +43,14 @@ pub struct Cli {
         value_name = "DIR"
     )]
     pub cert_dir: Option<PathBuf>,
+    /// A registries.conf (mirrors, redirects) for skopeo instead of /etc/containers/registries.conf.
+    #[arg(
+        long,
+        global = true,
+        env = "EDGEFORGE_REGISTRIES_CONF",
+        value_name = "FILE"
+    )]
+    pub registries_conf: Option<PathBuf>,
     /// Check registries' TLS certificates (--tls-verify=false only for a registry you trust).
     #[arg(long, global = true, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
     pub tls_verify: bool,

@@ -30,6 +30,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         authfile: cli.authfile.clone(),
         cert_dir: cli.cert_dir.clone(),
         tls_verify: cli.tls_verify,
+        registries_conf: cli.registries_conf.clone(),
     });
     match cli.command {
         Command::ProviderImage(a) => provider_image::run(a, epoch, cache),

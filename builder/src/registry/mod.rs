@@ -30,6 +30,8 @@ pub struct Settings {
     /// A folder of CA certificates (`*.crt`) for the registries (skopeo's `--cert-dir`).
     pub cert_dir: Option<PathBuf>,
     pub tls_verify: bool,
+    /// A registries.conf (mirrors, redirects) instead of the system's.
+    pub registries_conf: Option<PathBuf>,
 }
 
 static SETTINGS: OnceLock<Settings> = OnceLock::new();

@@ -57,7 +57,11 @@ pub fn options(s: &Settings, side: Side) -> Vec<String> {
 pub fn run(args: &[String], what: &str) -> anyhow::Result<Output> {
     host_tools::require(&[&host_tools::SKOPEO])?;
     let sh = host_tools::shell()?;
-    let cmd = sh.cmd("skopeo").args(args);
+    let mut cmd = sh.cmd("skopeo");
+    if let Some(conf) = &super::settings().registries_conf {
+        cmd = cmd.arg("--registries-conf").arg(conf);
+    }
+    let cmd = cmd.args(args);
     verbose!("$ {cmd}");
     let shown = cmd.to_string();
     let out = cmd

@@ -132,6 +132,9 @@ pub fn rebuild(
     if let Some(d) = &registry.cert_dir {
         cmd.arg("--cert-dir").arg(d);
     }
+    if let Some(c) = &registry.registries_conf {
+        cmd.arg("--registries-conf").arg(c);
+    }
     if !registry.tls_verify {
         cmd.arg("--tls-verify=false");
     }
