@@ -465,6 +465,23 @@ fn a_build_pulls_its_base_pushes_and_rebuilds_offline_with_the_bytes_of_a_local_
         manifest["references"]
     );
 
+    // The pushed set rebuilds offline to the same bytes: where its images
+    // went is no part of its SBOMs and provenance.
+    let o = reg.edgeforge(
+        &cache,
+        &["--offline", "verify", "--rebuild", pulled.to_str().unwrap()],
+    );
+    assert_ok(&o);
+    let provenance = json(&pulled.join("provenance.intoto.json"));
+    let deps = provenance["predicate"]["buildDefinition"]["resolvedDependencies"]
+        .as_array()
+        .unwrap();
+    let base = deps.iter().find(|d| d["name"] == "base_image").unwrap();
+    assert_eq!(
+        base["uri"],
+        format!("docker://{}/demo/base@{base_digest}", reg.host)
+    );
+
     // Offline, what was never pulled is named; online, the stopped registry is unreachable.
     let other = format!("base_image={}/demo/other:v2", reg.host);
     let o = reg.edgeforge(

@@ -80,18 +80,6 @@ pub fn run(
             )
         })
         .collect();
-    if a.push {
-        // Before the commit: a set whose images did not reach the registry is not made.
-        for (image, output) in images.iter().zip(&mut outputs) {
-            let to = crate::registry::reference::Reference::parse(&image.variant.reference)?;
-            let source = format!("oci-archive:{}", image.staged.display());
-            output.pushed = Some(crate::registry::push::push(
-                &source,
-                &image.manifest_digest,
-                &to,
-            )?);
-        }
-    }
     for (i, image) in images.iter().enumerate() {
         let source = RootfsSource::ProviderImage(image.staged.clone());
         let artifact = iso::build(&l, &image.variant, &source, &config, &settings, &mut set)?;
@@ -130,6 +118,20 @@ pub fn run(
     manifest.outputs.extend(sboms);
     let statement = crate::release::provenance::stage(&manifest, &a.out, &mut set)?;
     manifest.outputs.push(statement);
+    if a.push {
+        // After the SBOMs and provenance (where an image went is no part of
+        // how it was built, so `verify --rebuild` matches), before the
+        // commit: a set whose images did not reach the registry is not made.
+        for (image, output) in images.iter().zip(&mut manifest.outputs) {
+            let to = crate::registry::reference::Reference::parse(&image.variant.reference)?;
+            let source = format!("oci-archive:{}", image.staged.display());
+            output.pushed = Some(crate::registry::push::push(
+                &source,
+                &image.manifest_digest,
+                &to,
+            )?);
+        }
+    }
     set.commit(Some(&manifest.to_bytes()?))?;
     let signatures = match &signer {
         Some(s) => crate::release::sign::sign_folder(&a.out, s)?,
