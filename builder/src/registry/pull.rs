@@ -254,13 +254,7 @@ fn copy_in(
     store: &Path,
     layout: &Path,
 ) -> anyhow::Result<()> {
-    fs::create_dir_all(store).with_context(|| format!("creating {}", store.display()))?;
-    // skopeo rewrites index.json: one copy into the layout at a time.
-    let lock_path = store.join(".lock");
-    let lock = fs::File::create(&lock_path)
-        .with_context(|| format!("creating {}", lock_path.display()))?;
-    lock.lock()
-        .with_context(|| format!("locking {}", lock_path.display()))?;
+    let _lock = lock_store(store)?;
     if layout.join(digest.blob_path()).is_file() {
         return Ok(());
     }
