@@ -16,6 +16,7 @@ packages=(
   genisoimage             # isoinfo: site user-data media checked against mkisofs's
   gnupg                   # OpenPGP release signatures (sign, verify --key)
   python3-venv            # the venv of scripts/make-schema-venv.sh (SBOM schema checks)
+  docker-registry apache2-utils openssl  # tests/registry.rs: a TLS registry with htpasswd (bcrypt) logins
 )
 
 missing=()

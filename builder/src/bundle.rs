@@ -18,6 +18,7 @@ use crate::oci::source::SourceImage;
 use crate::oci::spec::{
     Descriptor, Digest, Index, ANNOTATION_REF_NAME, MEDIA_INDEX, MEDIA_MANIFEST,
 };
+use crate::registry::reference::{self, Reference};
 
 const SCHEMA: &str = "edgeforge.content-bundle/v1";
 const INDEX: &str = "bundle.json";
@@ -31,14 +32,19 @@ struct BundleIndex {
 #[derive(Serialize, Deserialize)]
 struct BundleImage {
     name: String,
+    /// `host/repository:tag`, where `bundle load` pushes it (under another host).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    reference: Option<String>,
     manifest: Digest,
     /// Manifest, config and layers.
     blobs: Vec<Digest>,
 }
 
-/// Packs `images` (name, `[oci:|oci-archive:|docker-archive:]PATH`) into
-/// `target`; every source blob is verified on the way. Returns the bundle's
-/// digest and size.
+/// Packs `images` (name, `[oci:|oci-archive:|docker-archive:]PATH` or a
+/// registry reference) into `target`; every source blob is verified on the
+/// way. Each image's reference is the registry one it came from, else its
+/// name when that is a reference, else the one a provider image carries.
+/// Returns the bundle's digest and size.
 pub fn write(
     images: &[(String, String)],
     arch: &str,
@@ -61,6 +67,16 @@ pub fn write(
     let mut manifests = Vec::new();
     for (name, spec) in images {
         let image = SourceImage::open(spec, Path::new("."), arch)?;
+        let reference = match reference::classify(spec, Path::new("."))? {
+            Some(r) => Some(r),
+            None if reference::looks_like_reference(name) => Some(Reference::parse(name)?),
+            None => image
+                .image_name
+                .as_deref()
+                .map(Reference::parse)
+                .transpose()?,
+        }
+        .map(|r| Reference { digest: None, ..r }.to_string());
         for (i, desc) in image.layers.iter().enumerate() {
             let mut blob = image.open_layer(i)?;
             w.add_blob(desc, &mut blob)?;
@@ -81,6 +97,7 @@ pub fn write(
         blobs.extend(image.layers.iter().map(|l| l.digest));
         index.images.push(BundleImage {
             name: name.clone(),
+            reference,
             manifest: image.manifest_digest,
             blobs,
         });
@@ -199,5 +216,170 @@ pub fn verify(path: &Path) -> anyhow::Result<Report> {
             .map(|i| (i.name.clone(), i.manifest))
             .collect(),
         blobs: good.len(),
+    })
+}
+
+/// Pushes every image of the bundle at `path` to `to` (`HOST[/PREFIX]`)
+/// under its repository path and tag. The blobs are unpacked into a
+/// temporary OCI layout, each checked against its digest as it is written;
+/// each push must leave the registry with the bundle's manifest digest.
+/// Returns `(name, pushed reference@digest)` per image.
+pub fn load(path: &Path, to: &str) -> anyhow::Result<Vec<(String, String)>> {
+    let work = tempfile::Builder::new()
+        .prefix("edgeforge-load-")
+        .tempdir()
+        .context("creating a temporary folder")?;
+    let layout = work.path();
+    let index = unpack_blobs(path, layout)?;
+    let mut targets = Vec::new();
+    let mut manifests = Vec::new();
+    for (i, image) in index.images.iter().enumerate() {
+        let missing: Vec<String> = image
+            .blobs
+            .iter()
+            .filter(|b| !layout.join(b.blob_path()).is_file())
+            .map(|b| b.to_string())
+            .collect();
+        if !missing.is_empty() {
+            return Err(fail(
+                Category::BadImage,
+                format!(
+                    "{}: image {} lacks blobs {}",
+                    path.display(),
+                    image.name,
+                    missing.join(", ")
+                ),
+            ));
+        }
+        let from = image.reference.as_deref().ok_or_else(|| {
+            fail(
+                Category::InvalidInput,
+                format!(
+                    "{}: image {} has no registry reference; bundle it as HOST/REPOSITORY:TAG=PATH",
+                    path.display(),
+                    image.name
+                ),
+            )
+        })?;
+        let from = Reference::parse(from)?;
+        if from.tag.is_none() {
+            return Err(fail(
+                Category::InvalidInput,
+                format!("{}: image {} ({from}) has no tag to push it under; bundle it as HOST/REPOSITORY:TAG=...", path.display(), image.name),
+            ));
+        }
+        targets.push(from.moved_to(to)?);
+        let bytes = std::fs::read(layout.join(image.manifest.blob_path()))?;
+        let doc: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+            fail(
+                Category::BadImage,
+                format!(
+                    "manifest {} of image {} is not JSON: {e}",
+                    image.manifest, image.name
+                ),
+            )
+        })?;
+        let mut desc = Descriptor::new(
+            doc["mediaType"].as_str().unwrap_or(MEDIA_MANIFEST),
+            image.manifest,
+            bytes.len() as u64,
+        );
+        desc.annotations
+            .insert(ANNOTATION_REF_NAME.into(), format!("image{i}"));
+        manifests.push(desc);
+    }
+    let oci_index = Index {
+        schema_version: 2,
+        media_type: Some(MEDIA_INDEX.into()),
+        manifests,
+    };
+    std::fs::write(layout.join("index.json"), serde_json::to_vec(&oci_index)?)?;
+    std::fs::write(
+        layout.join("oci-layout"),
+        br#"{"imageLayoutVersion":"1.0.0"}"#,
+    )?;
+    let mut pushed = Vec::new();
+    for (i, (image, target)) in index.images.iter().zip(&targets).enumerate() {
+        let source = format!("oci:{}:image{i}", layout.display());
+        let done = crate::registry::push::push(&source, &image.manifest, target)?;
+        pushed.push((image.name.clone(), done));
+    }
+    Ok(pushed)
+}
+
+/// Writes every blob of a bundle into `layout/blobs/sha256/`, refusing one
+/// whose content does not hash to its name; returns `bundle.json`.
+fn unpack_blobs(path: &Path, layout: &Path) -> anyhow::Result<BundleIndex> {
+    let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let decoder = zstd::Decoder::new(BufReader::new(file))
+        .with_context(|| format!("{} is not zstd-compressed", path.display()))?;
+    let mut archive = tar::Archive::new(decoder);
+    let blobs = layout.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs)?;
+    let mut index = None;
+    let damaged = |e: io::Error| {
+        fail(
+            Category::BadImage,
+            format!("{} is damaged: {e}", path.display()),
+        )
+    };
+    for entry in archive.entries().map_err(damaged)? {
+        let mut entry = entry.map_err(damaged)?;
+        if !entry.header().entry_type().is_file() {
+            continue;
+        }
+        let name = entry
+            .path()?
+            .to_string_lossy()
+            .trim_start_matches("./")
+            .to_string();
+        if let Some(hex) = name.strip_prefix("blobs/sha256/") {
+            let expected: Digest = format!("sha256:{hex}").parse().map_err(|e: String| {
+                fail(Category::BadImage, format!("{}: {e}", path.display()))
+            })?;
+            let target = blobs.join(expected.0.to_string());
+            let mut w = HashingWriter::new(BufWriter::new(File::create(&target)?));
+            let mut buf = vec![0u8; 1 << 16];
+            loop {
+                // A read failing here is a damaged bundle; a write, the disk.
+                let n = entry.read(&mut buf).map_err(|e| {
+                    fail(
+                        Category::BadImage,
+                        format!("{}: blob {expected} is unreadable: {e}", path.display()),
+                    )
+                })?;
+                if n == 0 {
+                    break;
+                }
+                io::Write::write_all(&mut w, &buf[..n])
+                    .with_context(|| format!("writing {}", target.display()))?;
+            }
+            let (found, _, buffered) = w.finish();
+            buffered.into_inner().map_err(|e| e.into_error())?;
+            if Digest(found) != expected {
+                return Err(fail(
+                    Category::BadImage,
+                    format!(
+                        "{}: blob {expected} is damaged: its content hashes to sha256:{found}",
+                        path.display()
+                    ),
+                ));
+            }
+        } else if name == INDEX {
+            let mut text = String::new();
+            entry.read_to_string(&mut text).map_err(damaged)?;
+            index = Some(serde_json::from_str::<BundleIndex>(&text).map_err(|e| {
+                fail(
+                    Category::BadImage,
+                    format!("{INDEX} of {} is invalid: {e}", path.display()),
+                )
+            })?);
+        }
+    }
+    index.ok_or_else(|| {
+        fail(
+            Category::BadImage,
+            format!("{} has no {INDEX}; not an edgeforge bundle", path.display()),
+        )
     })
 }

@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand};
     version,
     about = "Build edge appliance provider images and installer ISOs, offline and reproducibly",
     long_about = "Build edge appliance provider images (OCI archives) and installer ISOs from declarative image definitions (images/*.yaml), a Kairos-style base image and templated overlays. Same inputs and SOURCE_DATE_EPOCH give byte-identical outputs.",
-    after_help = "Exit codes: 0 ok, 1 build failure, 2 usage, 3 invalid input, 4 missing host tool, 5 I/O error, 6 template error, 7 corrupt or unsafe image, 8 secret refused."
+    after_help = "Exit codes: 0 ok, 1 build failure, 2 usage, 3 invalid input, 4 missing host tool, 5 I/O error, 6 template error, 7 corrupt or unsafe image (also a registry image whose digest is not the pinned one), 8 secret refused, 9 registry credentials missing or refused, 10 registry TLS certificate not trusted, 11 registry unreachable, 12 --offline and the content is not cached."
 )]
 pub struct Cli {
     /// Print every step, including the exact commands run.
@@ -29,6 +29,31 @@ pub struct Cli {
     /// Build every layer afresh and keep nothing for later builds.
     #[arg(long, global = true)]
     pub no_cache: bool,
+    /// Never contact a registry: registry images must be in the cache (pulled by an earlier run); a missing one fails (exit 12) naming it.
+    #[arg(long, global = true, env = "EDGEFORGE_OFFLINE")]
+    pub offline: bool,
+    /// Registry credentials file (containers auth.json format) for skopeo [default: skopeo's search: REGISTRY_AUTH_FILE, $XDG_RUNTIME_DIR/containers/auth.json, ~/.docker/config.json].
+    #[arg(long, global = true, value_name = "FILE")]
+    pub authfile: Option<PathBuf>,
+    /// A folder of CA certificates (*.crt) trusted for registries, instead of /etc/containers/certs.d/HOST/ and /etc/docker/certs.d/HOST/.
+    #[arg(
+        long,
+        global = true,
+        env = "EDGEFORGE_REGISTRY_CERT_DIR",
+        value_name = "DIR"
+    )]
+    pub cert_dir: Option<PathBuf>,
+    /// A registries.conf (mirrors, redirects) for skopeo instead of /etc/containers/registries.conf.
+    #[arg(
+        long,
+        global = true,
+        env = "EDGEFORGE_REGISTRIES_CONF",
+        value_name = "FILE"
+    )]
+    pub registries_conf: Option<PathBuf>,
+    /// Check registries' TLS certificates (--tls-verify=false only for a registry you trust).
+    #[arg(long, global = true, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub tls_verify: bool,
     /// Timestamp (seconds since 1970) used for every mtime and `created` field.
     #[arg(
         long,
@@ -72,6 +97,8 @@ pub enum Command {
     /// Manage the layer cache.
     #[command(subcommand)]
     Cache(CacheCommand),
+    /// Push a provider image archive to a registry (skopeo, digests preserved) and print reference@digest.
+    Push(PushArgs),
     /// Check artifacts against a SHA256SUMS or <artifact>.sha256 file (or a folder's SHA256SUMS).
     Verify {
         /// A folder holding SHA256SUMS, or a checksum file.
@@ -244,7 +271,7 @@ pub enum IsoAction {
 pub struct BundleCommand {
     #[command(subcommand)]
     pub action: Option<BundleAction>,
-    /// Images as [NAME=][oci:|oci-archive:|docker-archive:]PATH; NAME defaults to the file name.
+    /// Images as [NAME=][oci:|oci-archive:|docker-archive:]PATH or [NAME=][docker://]HOST/REPOSITORY[:TAG][@sha256:...]; NAME defaults to the file name or the reference. A NAME that is a registry reference is the image's reference in bundle.json.
     #[arg(value_name = "IMAGE")]
     pub images: Vec<String>,
     /// The bundle to write (.tar.zst).
@@ -289,6 +316,14 @@ pub enum BundleAction {
     Verify {
         #[arg(value_name = "BUNDLE")]
         bundle: PathBuf,
+    },
+    /// Push every image of a bundle into a registry under its original repository path and tag, checking each digest.
+    Load {
+        #[arg(value_name = "BUNDLE")]
+        bundle: PathBuf,
+        /// The registry: HOST[:PORT][/PREFIX]; an image quay.io/kairos/ubuntu:22.04 goes to HOST/PREFIX/kairos/ubuntu:22.04.
+        #[arg(long, value_name = "REGISTRY")]
+        to: String,
     },
 }
 
@@ -372,6 +407,22 @@ pub struct BuildArgs {
     pub out: PathBuf,
     #[command(flatten)]
     pub sign: BuildSignArgs,
+    /// Push each provider image to its registry/repository:tag before the outputs are committed; manifest.json records reference@digest.
+    #[arg(long)]
+    pub push: bool,
+}
+
+#[derive(Args)]
+pub struct PushArgs {
+    /// The provider image (an oci-archive `provider-image` or `build` wrote).
+    #[arg(value_name = "ARCHIVE")]
+    pub archive: PathBuf,
+    /// Where to push: HOST/REPOSITORY[:TAG] [default: the registry/repository:tag the archive was built for].
+    #[arg(value_name = "REF")]
+    pub reference: Option<String>,
+    /// The archive's platform.
+    #[arg(long, default_value = "amd64", value_parser = ["amd64", "arm64"])]
+    pub arch: String,
 }
 
 #[derive(Args)]

@@ -26,6 +26,14 @@ pub enum Category {
     BadImage,
     /// A secret was found where it must never go.
     SecretRefused,
+    /// A registry refused the credentials, or none were found for it.
+    RegistryAuth,
+    /// A registry's TLS certificate is not trusted (unknown CA, wrong name).
+    RegistryTls,
+    /// A registry could not be reached (connection refused, no such host, timeout).
+    RegistryUnreachable,
+    /// `--offline` and the content is not in the cache.
+    Offline,
 }
 
 impl Category {
@@ -39,6 +47,10 @@ impl Category {
             Category::Template => 6,
             Category::BadImage => 7,
             Category::SecretRefused => 8,
+            Category::RegistryAuth => 9,
+            Category::RegistryTls => 10,
+            Category::RegistryUnreachable => 11,
+            Category::Offline => 12,
         }
     }
 }

@@ -37,6 +37,9 @@ pub const GRUB_EFI: Requirement = folder("/usr/lib/grub/x86_64-efi", "grub-efi-a
 /// OpenPGP signing and signature checks (`sign`, `build --sign-key`, `verify --key`).
 pub const GPG: Requirement = program("gpg", "gnupg", "--version");
 
+/// Pulls and pushes registry images (`base_image` references, `push`, `bundle load`).
+pub const SKOPEO: Requirement = program("skopeo", "skopeo", "--version");
+
 /// What the ISO stage runs.
 pub const BUILD: [&Requirement; 8] = [
     &XORRISO,
@@ -49,13 +52,16 @@ pub const BUILD: [&Requirement; 8] = [
     &GRUB_EFI,
 ];
 /// What the test suite and boot checks use besides.
-pub const CHECKS: [Requirement; 6] = [
-    program("skopeo", "skopeo", "--version"),
+pub const CHECKS: [Requirement; 8] = [
     program("umoci", "umoci", "--version"),
     program("qemu-system-x86_64", "qemu-system-x86", "--version"),
     folder("/usr/share/OVMF", "ovmf"),
     program("unsquashfs", "squashfs-tools", "-version"),
     program("isoinfo", "genisoimage", "-version"),
+    // tests/registry.rs: a TLS registry with htpasswd logins on 127.0.0.1.
+    program("docker-registry", "docker-registry", "--version"),
+    program("htpasswd", "apache2-utils", "-v"),
+    program("openssl", "openssl", "version"),
 ];
 
 const fn program(

@@ -75,17 +75,33 @@ fn file_digest(path: &Path) -> anyhow::Result<Sha256Digest> {
         .0)
 }
 
+/// The registry inputs of a definition, by name, as the
+/// `host/repository@sha256:...` they resolved to in this run.
+pub fn references(l: &LoadedDefinition) -> anyhow::Result<BTreeMap<String, String>> {
+    let d = &l.def;
+    let mut m = BTreeMap::new();
+    if let Some(r) = crate::registry::reference::classify(&d.base_image, &l.dir)? {
+        let digest = crate::registry::pull::manifest_digest(&r, d.arch.as_str())?;
+        m.insert("base_image".to_string(), r.with_digest(&digest));
+    }
+    Ok(m)
+}
+
 /// Every input of a definition, by name, as `sha256:<hex>`. The base image is
 /// named by its manifest digest, which covers its config and layers.
 pub fn of_definition(l: &LoadedDefinition) -> anyhow::Result<BTreeMap<String, String>> {
     let d = &l.def;
-    let base = SourceImage::open(&d.base_image, &l.dir, d.arch.as_str())?;
+    // A registry base is only resolved: `plan` must not pull gigabytes.
+    let base = match crate::registry::reference::classify(&d.base_image, &l.dir)? {
+        Some(r) => crate::registry::pull::manifest_digest(&r, d.arch.as_str())?,
+        None => SourceImage::open(&d.base_image, &l.dir, d.arch.as_str())?.manifest_digest,
+    };
     let mut m = BTreeMap::from([
         (
             "definition".to_string(),
             format!("sha256:{}", file_digest(&l.path)?),
         ),
-        ("base_image".to_string(), base.manifest_digest.to_string()),
+        ("base_image".to_string(), base.to_string()),
     ]);
     let mut put = |k: String, p: &Path| -> anyhow::Result<()> {
         m.insert(k, format!("sha256:{}", digest_path(&l.resolve(p))?));

@@ -22,6 +22,7 @@ mod oci;
 mod output_set;
 mod progress;
 mod provider;
+mod registry;
 mod release;
 mod render;
 mod safe_path;

@@ -23,6 +23,9 @@ pub struct Manifest {
     pub source_date_epoch: u64,
     pub definition: serde_json::Value,
     pub inputs: BTreeMap<String, String>,
+    /// Registry inputs by name, resolved: `host/repository@sha256:...`.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub references: BTreeMap<String, String>,
     /// The user-data's source and sha256, never its content.
     pub user_data: Option<Source>,
     /// How `build` was run, for `verify --rebuild`.
@@ -57,6 +60,9 @@ pub struct Output {
     pub sha256: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reference: Option<String>,
+    /// Where `build --push` pushed it: `reference@sha256:<manifest digest>`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pushed: Option<String>,
     /// Content bundles on an ISO, with the parts of split ones.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub content: Vec<crate::iso::content::ContentFile>,
@@ -79,6 +85,7 @@ impl Output {
             size,
             sha256: sha.to_string(),
             reference,
+            pushed: None,
             content: Vec::new(),
             packages: Vec::new(),
         }
@@ -101,6 +108,7 @@ impl Manifest {
             source_date_epoch: epoch,
             definition,
             inputs: crate::inputs::of_definition(l)?,
+            references: crate::inputs::references(l)?,
             user_data,
             invocation: None,
             tools,

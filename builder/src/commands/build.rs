@@ -19,6 +19,15 @@ pub fn run(
     output: OutputFormat,
 ) -> anyhow::Result<()> {
     let l = LoadedDefinition::load(&a.def.definition, &a.def.sets)?;
+    if a.push {
+        if crate::registry::settings().offline {
+            return Err(fail(
+                Category::Usage,
+                "--push needs the network; it cannot go with --offline",
+            ));
+        }
+        host_tools::require(&[&host_tools::SKOPEO])?;
+    }
     // A bad signing key fails before minutes of building.
     let signer = super::sign::key_source(a.sign.sign_key.as_deref(), a.sign.sign_key_id.as_deref())
         .map(|k| crate::release::sign::Signer::open(&k))
@@ -109,6 +118,20 @@ pub fn run(
     manifest.outputs.extend(sboms);
     let statement = crate::release::provenance::stage(&manifest, &a.out, &mut set)?;
     manifest.outputs.push(statement);
+    if a.push {
+        // After the SBOMs and provenance (where an image went is no part of
+        // how it was built, so `verify --rebuild` matches), before the
+        // commit: a set whose images did not reach the registry is not made.
+        for (image, output) in images.iter().zip(&mut manifest.outputs) {
+            let to = crate::registry::reference::Reference::parse(&image.variant.reference)?;
+            let source = format!("oci-archive:{}", image.staged.display());
+            output.pushed = Some(crate::registry::push::push(
+                &source,
+                &image.manifest_digest,
+                &to,
+            )?);
+        }
+    }
     set.commit(Some(&manifest.to_bytes()?))?;
     let signatures = match &signer {
         Some(s) => crate::release::sign::sign_folder(&a.out, s)?,

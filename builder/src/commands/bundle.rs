@@ -6,6 +6,9 @@ use crate::error::{fail, Category};
 use crate::log::info;
 
 pub fn run(c: BundleCommand, epoch: u64, output: OutputFormat) -> anyhow::Result<()> {
+    if let Some(BundleAction::Load { bundle: path, to }) = &c.action {
+        return load(path, to, output);
+    }
     if let Some(BundleAction::Verify { bundle: path }) = c.action {
         let report = bundle::verify(&path)?;
         if output == OutputFormat::Json {
@@ -50,6 +53,10 @@ pub fn run(c: BundleCommand, epoch: u64, output: OutputFormat) -> anyhow::Result
         .iter()
         .map(|spec| match spec.split_once('=') {
             Some((name, path)) => (name.to_string(), path.to_string()),
+            None if crate::registry::reference::looks_like_reference(spec) => (
+                spec.strip_prefix("docker://").unwrap_or(spec).to_string(),
+                spec.clone(),
+            ),
             None => {
                 let path = spec.rsplit_once(':').map_or(spec.as_str(), |(_, p)| p);
                 let name = Path::new(path)
@@ -63,5 +70,29 @@ pub fn run(c: BundleCommand, epoch: u64, output: OutputFormat) -> anyhow::Result
     info!("bundle of {} images", images.len());
     crate::checksums::write_sidecar(&out, &digest)?;
     println!("{}\tsha256:{digest}\t{size} bytes", out.display());
+    Ok(())
+}
+
+fn load(path: &Path, to: &str, output: OutputFormat) -> anyhow::Result<()> {
+    let pushed = bundle::load(path, to)?;
+    if output == OutputFormat::Json {
+        let images: Vec<_> = pushed
+            .iter()
+            .map(|(n, r)| serde_json::json!({"name": n, "pushed": r}))
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "schema": "edgeforge.bundle-load/v1",
+                "bundle": path,
+                "to": to,
+                "images": images,
+            }))?
+        );
+    } else {
+        for (name, reference) in &pushed {
+            println!("{name}\t{reference}");
+        }
+    }
     Ok(())
 }

@@ -23,6 +23,7 @@ pub fn run() -> anyhow::Result<()> {
     for r in host_tools::BUILD {
         show(r, "build", &mut missing);
     }
+    show(&host_tools::SKOPEO, "pull", &mut missing);
     for r in &host_tools::CHECKS {
         show(r, "checks", &mut missing);
     }

@@ -8,6 +8,7 @@ mod iso_inspect;
 mod layer;
 mod plan;
 mod provider_image;
+mod push;
 mod render;
 mod sign;
 mod site_media;
@@ -23,6 +24,14 @@ use crate::cli::{CacheCommand, Cli, Command, IsoAction, OutputFormat, PlanFormat
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     let epoch = cli.source_date_epoch;
     let cache = cli.cache();
+    crate::registry::configure(crate::registry::Settings {
+        cache: cache.clone(),
+        offline: cli.offline,
+        authfile: cli.authfile.clone(),
+        cert_dir: cli.cert_dir.clone(),
+        tls_verify: cli.tls_verify,
+        registries_conf: cli.registries_conf.clone(),
+    });
     match cli.command {
         Command::ProviderImage(a) => provider_image::run(a, epoch, cache),
         Command::Iso(c) => match c.action {
@@ -42,6 +51,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Push(a) => push::run(&a, cli.output),
         Command::Sign { dir, key } => sign::run(&dir, &key, cli.output),
         Command::Doctor => doctor::run(),
         Command::Cache(CacheCommand::Prune { older_than, all }) => {
@@ -61,10 +71,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             let (boots, boot_bytes) = crate::iso::boot::prune(&dir, age)?;
             let (trees, tree_bytes) = crate::iso::lower_tree::prune(&dir, age)?;
             let (views, view_bytes) = crate::layer::lower::prune(&dir, age)?;
+            let (pulls, pull_bytes) = crate::registry::prune::prune(&dir, age)?;
             println!(
-                "{}: removed {views} base image views, {layers} cached layers, {trees} flattened trees, {roots} root filesystems and {boots} boot image sets, {} bytes",
+                "{}: removed {views} base image views, {layers} cached layers, {trees} flattened trees, {roots} root filesystems and {boots} boot image sets, {pulls} pulled registry images, {} bytes",
                 dir.display(),
-                view_bytes + layer_bytes + tree_bytes + root_bytes + boot_bytes
+                view_bytes + layer_bytes + tree_bytes + root_bytes + boot_bytes + pull_bytes
             );
             Ok(())
         }

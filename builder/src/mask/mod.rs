@@ -14,7 +14,7 @@
 //! the parser sees only as strings. Text that does not parse at all is shown
 //! by [`unparsed`] rules.
 
-mod scan;
+pub mod scan;
 mod unparsed;
 
 use std::ops::Range;

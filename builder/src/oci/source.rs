@@ -30,6 +30,11 @@ pub struct SourceImage {
     /// Where each layer lives in the store (parallel to `layers`).
     layer_paths: Vec<String>,
     pub config: serde_json::Value,
+    /// The reference the layout's index names the image by
+    /// (`io.containerd.image.name`: edgeforge's provider images carry it).
+    pub image_name: Option<String>,
+    /// The temporary folder a registry image was pulled into without a cache.
+    pub keep: Option<tempfile::TempDir>,
 }
 
 enum BlobStore {
@@ -173,9 +178,13 @@ impl VerifiedBlob {
 }
 
 impl SourceImage {
-    /// Opens `spec` (`[oci:|oci-archive:|docker-archive:]PATH`), choosing the
-    /// image for `arch` when the index lists several platforms.
+    /// Opens `spec` (`[oci:|oci-archive:|docker-archive:]PATH`, or a registry
+    /// reference: see `registry::reference`), choosing the image for `arch`
+    /// when the index lists several platforms.
     pub fn open(spec: &str, base_dir: &Path, arch: &str) -> anyhow::Result<SourceImage> {
+        if let Some(r) = crate::registry::reference::classify(spec, base_dir)? {
+            return crate::registry::pull::open(&r, arch);
+        }
         let (form, path) = match spec.split_once(':') {
             Some((f @ ("oci" | "oci-archive" | "docker-archive"), p)) => (Some(f), p),
             _ => (None, spec),
@@ -184,7 +193,7 @@ impl SourceImage {
         if !path.exists() {
             return Err(fail(
                 Category::InvalidInput,
-                format!("base image {} does not exist (run scripts/make-demo-base.sh for the demo base)", path.display()),
+                format!("base image {} does not exist (run scripts/make-demo-base.sh for the demo base; a registry image is docker://HOST/REPOSITORY:TAG)", path.display()),
             ));
         }
         let origin = path.display().to_string();
@@ -212,6 +221,10 @@ impl SourceImage {
             "docker-archive" => Self::open_docker(store, origin)?,
             _ => Self::open_oci(store, origin, arch)?,
         };
+        Self::check_arch(image, arch)
+    }
+
+    fn check_arch(image: SourceImage, arch: &str) -> anyhow::Result<SourceImage> {
         let found_arch = image.config["architecture"].as_str().unwrap_or("");
         if found_arch != arch {
             return Err(fail(
@@ -257,6 +270,23 @@ impl SourceImage {
         })
     }
 
+    /// Opens the image `manifest` of the OCI layout folder `dir` (which may
+    /// hold many: the registry cache's), whatever its index.json lists.
+    pub fn open_layout_manifest(
+        dir: &Path,
+        manifest: Descriptor,
+        origin: String,
+        arch: &str,
+    ) -> anyhow::Result<SourceImage> {
+        let image = Self::open_from(
+            BlobStore::Dir(dir.to_path_buf()),
+            origin,
+            arch,
+            vec![manifest],
+        )?;
+        Self::check_arch(image, arch)
+    }
+
     fn open_oci(store: BlobStore, origin: String, arch: &str) -> anyhow::Result<SourceImage> {
         let index_bytes = store
             .read_small("index.json")
@@ -268,10 +298,19 @@ impl SourceImage {
             )
         })?;
         Self::check_index_size(&index, &origin, "index.json")?;
+        Self::open_from(store, origin, arch, index.manifests)
+    }
+
+    /// The one `linux/arch` image reachable from `roots`.
+    fn open_from(
+        store: BlobStore,
+        origin: String,
+        arch: &str,
+        roots: Vec<Descriptor>,
+    ) -> anyhow::Result<SourceImage> {
         // Breadth first, each index read once: a small layout whose indexes
         // list the next one many times would otherwise fan out exponentially.
-        let mut queue: VecDeque<(Descriptor, usize)> =
-            index.manifests.into_iter().map(|d| (d, 1)).collect();
+        let mut queue: VecDeque<(Descriptor, usize)> = roots.into_iter().map(|d| (d, 1)).collect();
         let mut seen = HashSet::new();
         let mut candidates = Vec::new();
         while let Some((d, depth)) = queue.pop_front() {
@@ -311,6 +350,7 @@ impl SourceImage {
                 ))
             }
         };
+        let image_name = desc.annotations.get(spec::ANNOTATION_IMAGE_NAME).cloned();
         let manifest_bytes = Self::read_verified(&store, &origin, &desc)?;
         let manifest: Manifest = Self::parse_json(&manifest_bytes, &origin, &desc)?;
         let config_bytes = Self::read_verified(&store, &origin, &manifest.config)?;
@@ -339,6 +379,8 @@ impl SourceImage {
             config_bytes,
             layer_paths,
             config,
+            image_name,
+            keep: None,
         })
     }
 
@@ -461,6 +503,8 @@ impl SourceImage {
             config_bytes,
             layer_paths: entry.layers,
             config,
+            image_name: None,
+            keep: None,
         })
     }
 

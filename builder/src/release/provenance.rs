@@ -37,10 +37,15 @@ pub fn statement(manifest: &Manifest) -> anyhow::Result<Vec<u8>> {
         .inputs
         .iter()
         .map(|(name, digest)| {
-            json!({
+            let mut dep = json!({
                 "name": name,
                 "digest": {"sha256": digest.strip_prefix("sha256:").unwrap_or(digest)},
-            })
+            });
+            // A registry input is found again by its resolved reference.
+            if let Some(r) = manifest.references.get(name) {
+                dep["uri"] = json!(format!("docker://{r}"));
+            }
+            dep
         })
         .collect();
     let doc = json!({

@@ -124,6 +124,23 @@ pub fn rebuild(
         Some(c) => cmd.arg("--cache-dir").arg(c),
         None => cmd.arg("--no-cache"),
     };
+    // A registry base is reached (or not, --offline) as this run reaches it.
+    let registry = crate::registry::settings();
+    if let Some(f) = &registry.authfile {
+        cmd.arg("--authfile").arg(f);
+    }
+    if let Some(d) = &registry.cert_dir {
+        cmd.arg("--cert-dir").arg(d);
+    }
+    if let Some(c) = &registry.registries_conf {
+        cmd.arg("--registries-conf").arg(c);
+    }
+    if !registry.tls_verify {
+        cmd.arg("--tls-verify=false");
+    }
+    if registry.offline {
+        cmd.arg("--offline");
+    }
     cmd.arg("--quiet").arg("build").arg(definition);
     for s in &sets {
         cmd.arg("--set").arg(s);

@@ -44,8 +44,12 @@ pub fn document(manifest: &Manifest, artifact: &Output) -> anyhow::Result<Vec<u8
         let (kind, shown, description) = if name == "base_image" {
             (
                 "container",
-                manifest.definition["base_image"]
-                    .as_str()
+                // A registry base by the digest it resolved to, not a tag.
+                manifest
+                    .references
+                    .get("base_image")
+                    .map(String::as_str)
+                    .or(manifest.definition["base_image"].as_str())
                     .unwrap_or("base_image")
                     .to_string(),
                 "the base image (digest of its manifest)",

@@ -1,0 +1,83 @@
+//! `cache prune` for pulled images: resolutions not used for a while are
+//! dropped, then every blob of the shared layout that no remaining
+//! resolution's image uses (its manifest, config and layers) is removed,
+//! and the layout's index.json keeps only the images still there.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context;
+
+use super::pull::{self, Resolved};
+use crate::io::{sealed, AtomicFile};
+use crate::oci::spec::{Digest, Index, Manifest};
+
+/// Removes resolutions unused for `older_than` and the blobs only they
+/// kept; returns (resolutions removed, bytes removed).
+pub fn prune(cache: &Path, older_than: Duration) -> anyhow::Result<(usize, u64)> {
+    let store = cache.join("registry");
+    if !store.is_dir() {
+        return Ok((0, 0));
+    }
+    let _lock = pull::lock_store(&store)?;
+    let now = SystemTime::now();
+    let (mut removed, mut bytes) = (0, 0);
+    let mut live: BTreeSet<Digest> = BTreeSet::new();
+    let refs = store.join("refs");
+    for entry in fs::read_dir(&refs).into_iter().flatten() {
+        let entry = entry?;
+        let md = entry.metadata()?;
+        let used = md.modified().ok().and_then(|m| now.duration_since(m).ok());
+        let record = fs::read(entry.path())
+            .ok()
+            .and_then(|b| sealed::from_slice::<Resolved>(&b).ok());
+        match record {
+            Some(r) if used.is_some_and(|u| u < older_than) => {
+                live.insert(r.manifest.digest);
+            }
+            _ => {
+                fs::remove_file(entry.path())
+                    .with_context(|| format!("removing {}", entry.path().display()))?;
+                removed += 1;
+                bytes += md.len();
+            }
+        }
+    }
+    let layout = store.join("layout");
+    let mut keep = BTreeSet::new();
+    for m in &live {
+        let Ok(text) = fs::read(layout.join(m.blob_path())) else {
+            continue;
+        };
+        keep.insert(*m);
+        // A manifest that does not parse keeps only itself; its image is
+        // checked (and pulled again) when next used.
+        if let Ok(manifest) = serde_json::from_slice::<Manifest>(&text) {
+            keep.insert(manifest.config.digest);
+            keep.extend(manifest.layers.iter().map(|l| l.digest));
+        }
+    }
+    for entry in fs::read_dir(layout.join("blobs/sha256"))
+        .into_iter()
+        .flatten()
+    {
+        let entry = entry?;
+        let name = format!("sha256:{}", entry.file_name().to_string_lossy());
+        if name.parse::<Digest>().is_ok_and(|d| keep.contains(&d)) {
+            continue;
+        }
+        bytes += entry.metadata()?.len();
+        fs::remove_file(entry.path())
+            .with_context(|| format!("removing {}", entry.path().display()))?;
+    }
+    let index_path = layout.join("index.json");
+    if let Ok(text) = fs::read(&index_path) {
+        if let Ok(mut index) = serde_json::from_slice::<Index>(&text) {
+            index.manifests.retain(|d| keep.contains(&d.digest));
+            AtomicFile::write(&index_path, &serde_json::to_vec(&index)?, 0o644)?;
+        }
+    }
+    Ok((removed, bytes))
+}
