@@ -16,6 +16,7 @@ packages=(
   genisoimage             # isoinfo: site user-data media checked against mkisofs's
   gnupg                   # OpenPGP release signatures (sign, verify --key)
   python3-venv            # the venv of scripts/make-schema-venv.sh (SBOM schema checks)
+  pigz zstd               # layer compression: the benchmark's pigz, `zstd -t` on zstd layers
 )
 
 missing=()

@@ -49,13 +49,16 @@ pub const BUILD: [&Requirement; 8] = [
     &GRUB_EFI,
 ];
 /// What the test suite and boot checks use besides.
-pub const CHECKS: [Requirement; 6] = [
+pub const CHECKS: [Requirement; 8] = [
     program("skopeo", "skopeo", "--version"),
     program("umoci", "umoci", "--version"),
     program("qemu-system-x86_64", "qemu-system-x86", "--version"),
     folder("/usr/share/OVMF", "ovmf"),
     program("unsquashfs", "squashfs-tools", "-version"),
     program("isoinfo", "genisoimage", "-version"),
+    // `zstd -t` on zstd layers; pigz is the layer benchmark's reference.
+    program("zstd", "zstd", "--version"),
+    program("pigz", "pigz", "--version"),
 ];
 
 const fn program(
