@@ -131,7 +131,7 @@ pub enum Command {
     SiteMedia(Box<SiteMediaArgs>),
     /// Write the rendered overlay trees and the template context of each variant, to see exactly what goes in.
     Render(RenderArgs),
-    /// Write one deterministic gzip layer from a folder or tarball and print its digests.
+    /// Write one deterministic layer (gzip or zstd) from a folder or tarball and print its digests.
     Layer(LayerArgs),
     /// Flatten an image (OCI layout, oci-archive or docker-archive) into a root filesystem folder.
     Unpack(UnpackArgs),
@@ -439,12 +439,15 @@ pub struct LayerArgs {
     /// A folder, or a tarball (.tar, .tar.gz, .tar.zst).
     #[arg(value_name = "SOURCE")]
     pub source: PathBuf,
-    /// The layer file to write (.tar.gz).
+    /// The layer file to write (.tar.gz, or .tar.zst with --compression zstd).
     #[arg(short, long, value_name = "FILE")]
     pub out: PathBuf,
     /// Where the content lands in the image root.
     #[arg(long, default_value = "/", value_name = "PATH")]
     pub destination: String,
+    /// How the layer is compressed (on every core; EDGEFORGE_THREADS=N uses N threads, with the same bytes).
+    #[arg(long, value_enum, default_value = "gzip")]
+    pub compression: crate::layer::LayerCompression,
 }
 
 #[derive(Args)]

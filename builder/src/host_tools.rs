@@ -52,7 +52,7 @@ pub const BUILD: [&Requirement; 8] = [
     &GRUB_EFI,
 ];
 /// What the test suite and boot checks use besides.
-pub const CHECKS: [Requirement; 8] = [
+pub const CHECKS: [Requirement; 10] = [
     program("umoci", "umoci", "--version"),
     program("qemu-system-x86_64", "qemu-system-x86", "--version"),
     folder("/usr/share/OVMF", "ovmf"),
@@ -62,6 +62,9 @@ pub const CHECKS: [Requirement; 8] = [
     program("docker-registry", "docker-registry", "--version"),
     program("htpasswd", "apache2-utils", "-v"),
     program("openssl", "openssl", "version"),
+    // `zstd -t` on zstd layers; pigz is the layer benchmark's reference.
+    program("zstd", "zstd", "--version"),
+    program("pigz", "pigz", "--version"),
 ];
 
 const fn program(

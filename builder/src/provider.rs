@@ -75,7 +75,11 @@ pub fn build(
 
     let mut secrets = layer::secrets::of_proxy(&def.proxy);
     secrets.extend(s.secrets.iter().cloned());
-    let cache = LayerCache::open(s.cache.as_deref().unwrap_or(work.path()), secrets)?;
+    let cache = LayerCache::open(
+        s.cache.as_deref().unwrap_or(work.path()),
+        def.layer_compression,
+        secrets,
+    )?;
     let modes = def.file_modes();
     let mut lower = LowerViews::new(&base, s.cache.as_deref());
     let mut shared: Vec<NewLayer> = Vec::new();
@@ -87,7 +91,7 @@ pub fn build(
         let source_digest = inputs::digest_path(&src)?.to_string();
         // Entries are placed on the layers below, so those are inputs too.
         let below = lower_key(&base, &shared, &def.file_modes);
-        let key = layer::cache::key(&[
+        let key = cache.key(&[
             &s.epoch.to_string(),
             "component",
             dest,
@@ -185,7 +189,7 @@ fn overlay_layer(
             .display()
             .to_string()
     };
-    let key = layer::cache::key(&[
+    let key = cache.key(&[
         &epoch.to_string(),
         "overlay",
         &inputs::digest_path(&rendered)?.to_string(),
@@ -258,7 +262,7 @@ impl<'b> LowerViews<'b> {
         };
         let (_, view) = self.view.insert((ours.len(), view));
         for layer in &ours[seen..] {
-            view.add_layer(&layer.blob.path)?;
+            view.add_layer(&layer.blob)?;
         }
         Ok(view)
     }

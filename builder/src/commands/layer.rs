@@ -32,7 +32,13 @@ pub fn run(a: LayerArgs, epoch: u64) -> anyhow::Result<()> {
     // Marks it in use: a build into the same folder removes only dead runs' files.
     let _held = crate::leftovers::hold(&temp)?;
     let progress = Progress::bytes(format!("layer {}", a.out.display()));
-    let mut w = LayerWriter::create(&temp, epoch, SecretGuard::new(Vec::new()), Some(&progress))?;
+    let mut w = LayerWriter::create(
+        &temp,
+        a.compression,
+        epoch,
+        SecretGuard::new(Vec::new()),
+        Some(&progress),
+    )?;
     // A layer on its own: nothing below it to place entries on.
     let lower = LowerView::default();
     let modes = BTreeMap::new();

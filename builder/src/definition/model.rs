@@ -32,6 +32,9 @@ pub struct ImageDefinition {
     pub templates: Option<PathBuf>,
     #[serde(default)]
     pub components: Vec<Component>,
+    /// How the layers edgeforge adds are compressed: `gzip` (default) or `zstd`.
+    #[serde(default)]
+    pub layer_compression: crate::layer::LayerCompression,
     #[serde(default)]
     pub overlays: Overlays,
     /// Modes (octal strings such as `"0440"`) for files and folders that

@@ -1,9 +1,11 @@
-//! I/O adapters: hashing while data passes, writing files atomically, and
-//! metadata files that carry their own checksum.
+//! I/O adapters: hashing while data passes, gzip on every core, writing
+//! files atomically, and metadata files that carry their own checksum.
 
 mod atomic;
 mod hashing;
+mod parallel_gzip;
 pub mod sealed;
 
 pub use atomic::AtomicFile;
 pub use hashing::{file_sha256, file_sha256_with, HashingReader, HashingWriter, Sha256Digest};
+pub use parallel_gzip::ParallelGzEncoder;

@@ -1,5 +1,6 @@
 //! Layers cached by the digest of their inputs, so a rebuild redoes only the
-//! layers whose inputs changed. An entry is `<key>.tar.gz` plus `<key>.json`
+//! layers whose inputs changed. An entry is `<key>.tar.gz` (or `.tar.zst`)
+//! plus `<key>.json`
 //! (descriptor and diff_id, carrying its own checksum: `io::sealed`),
 //! written atomically and touched on every use so `edgeforge cache prune`
 //! can drop the stale ones. A cached blob is hashed against its descriptor
@@ -15,6 +16,7 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
+use super::compress::LayerCompression;
 use super::secrets::{Secret, SecretGuard};
 use super::writer::{LayerBlob, LayerWriter};
 use crate::io::{file_sha256, sealed, AtomicFile, Sha256Digest};
@@ -24,13 +26,15 @@ use crate::progress::Progress;
 
 /// Bump when the bytes a layer writer produces for the same input, or the
 /// entry's files, change.
-const FORMAT: &str = "edgeforge-layer/v2";
+const FORMAT: &str = "edgeforge-layer/v3";
 /// Bump when the secret guard refuses more: an entry an older guard let
 /// through was never checked by this one.
 const GUARD: &str = "secret-guard/2";
 
 pub struct LayerCache {
     dir: PathBuf,
+    /// How this run's layers are compressed: part of every key.
+    compression: LayerCompression,
     /// Looked for in every layer built. An entry built before the run knew
     /// a secret was never scanned for it, so with secrets entries are
     /// rescanned when taken from the cache.
@@ -43,24 +47,33 @@ struct Entry {
     diff_id: Digest,
 }
 
-/// A cache key over the layer format and the given parts.
-pub fn key(parts: &[&str]) -> Sha256Digest {
-    let mut h = Sha256::new();
-    h.update(FORMAT);
-    h.update(GUARD);
-    for p in parts {
-        h.update(b"\n");
-        h.update(p.as_bytes());
-    }
-    Sha256Digest(h.finalize().into())
-}
-
 impl LayerCache {
-    pub fn open(dir: &Path, secrets: Vec<Secret>) -> anyhow::Result<LayerCache> {
+    pub fn open(
+        dir: &Path,
+        compression: LayerCompression,
+        secrets: Vec<Secret>,
+    ) -> anyhow::Result<LayerCache> {
         let dir = dir.join("layers");
         fs::create_dir_all(&dir)
             .with_context(|| format!("creating the cache folder {}", dir.display()))?;
-        Ok(LayerCache { dir, secrets })
+        Ok(LayerCache {
+            dir,
+            compression,
+            secrets,
+        })
+    }
+
+    /// A cache key over the layer format, the compression and the given parts.
+    pub fn key(&self, parts: &[&str]) -> Sha256Digest {
+        let mut h = Sha256::new();
+        h.update(FORMAT);
+        h.update(GUARD);
+        h.update(self.compression.as_str());
+        for p in parts {
+            h.update(b"\n");
+            h.update(p.as_bytes());
+        }
+        Sha256Digest(h.finalize().into())
     }
 
     /// The layer for `key`: from the cache (`true`), or built by `fill` and stored.
@@ -70,13 +83,14 @@ impl LayerCache {
         epoch: u64,
         fill: impl FnOnce(&mut LayerWriter<'_>) -> anyhow::Result<()>,
     ) -> anyhow::Result<(LayerBlob, bool)> {
-        let blob_path = self.dir.join(format!("{key}.tar.gz"));
+        let blob_path = self
+            .dir
+            .join(format!("{key}.{}", self.compression.extension()));
         let meta_path = self.dir.join(format!("{key}.json"));
         if let Some(blob) = self.lookup(&blob_path, &meta_path) {
             // An entry carrying a secret is built again, so the refusal
             // names the overlay or component file it came from.
-            if self.secrets.is_empty() || !super::rescan::carries_secrets(&blob.path, &self.secrets)
-            {
+            if self.secrets.is_empty() || !super::rescan::carries_secrets(&blob, &self.secrets) {
                 return Ok((blob, true));
             }
         }
@@ -89,6 +103,7 @@ impl LayerCache {
         let progress = Progress::bytes(format!("layer {}", &key.to_string()[..12]));
         let mut w = LayerWriter::create(
             &temp,
+            self.compression,
             epoch,
             SecretGuard::new(self.secrets.clone()),
             Some(&progress),
@@ -165,10 +180,13 @@ pub fn prune(cache_dir: &Path, older_than: Duration) -> anyhow::Result<(usize, u
     for e in rd {
         let e = e.with_context(|| format!("reading {}", dir.display()))?;
         let name = e.file_name().to_string_lossy().into_owned();
-        // Each entry is its .tar.gz; the .json beside it goes with it.
-        if !name.ends_with(".tar.gz") {
+        // Each entry is its blob; the .json beside it goes with it.
+        let Some(stem) = [LayerCompression::Gzip, LayerCompression::Zstd]
+            .iter()
+            .find_map(|c| name.strip_suffix(&format!(".{}", c.extension())))
+        else {
             continue;
-        }
+        };
         let md = match e.metadata() {
             Ok(md) => md,
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue,
@@ -178,7 +196,7 @@ pub fn prune(cache_dir: &Path, older_than: Duration) -> anyhow::Result<(usize, u
         if age >= older_than {
             fs::remove_file(e.path())
                 .with_context(|| format!("removing {}", e.path().display()))?;
-            let _ = fs::remove_file(dir.join(name.replace(".tar.gz", ".json")));
+            let _ = fs::remove_file(dir.join(format!("{stem}.json")));
             entries += 1;
             bytes += md.len();
         }

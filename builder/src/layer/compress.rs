@@ -1,12 +1,126 @@
-//! Layer compression. gzip at level 6, the registry-wide default, with a fixed
-//! header (no name, mtime 0) so the bytes depend on the content alone.
+//! Layer compression, on every core and deterministic: the bytes depend on
+//! the content, the format and its fixed settings, never on the number of
+//! threads. gzip at level 6 (the registry-wide default) in 1 MiB blocks
+//! (`io::ParallelGzEncoder`); zstd at level 3 through libzstd's own worker
+//! threads, always at least one, whose output is the same for any number of
+//! workers with the same parameters (its single-threaded mode, zero
+//! workers, writes other bytes and is never used).
 
-use std::io::Write;
+use std::io::{self, Write};
 
-pub type Compressor<W> = flate2::write::GzEncoder<W>;
+use serde::{Deserialize, Serialize};
 
-pub fn gzip<W: Write>(inner: W) -> Compressor<W> {
-    flate2::GzBuilder::new()
-        .mtime(0)
-        .write(inner, flate2::Compression::new(6))
+use crate::error::{fail, Category};
+use crate::io::ParallelGzEncoder;
+use crate::oci::spec::{MEDIA_LAYER_GZIP, MEDIA_LAYER_ZSTD};
+
+/// The number of compression threads; unset means one per core.
+pub const THREADS_ENV: &str = "EDGEFORGE_THREADS";
+
+const GZIP_LEVEL: u32 = 6;
+const ZSTD_LEVEL: i32 = 3;
+/// Input per zstd job: fixed, so the frame does not depend on the machine.
+const ZSTD_JOB_SIZE: u32 = 4 << 20;
+
+/// How new layers are compressed (`layer_compression` in a definition).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LayerCompression {
+    /// `tar+gzip`: what every runtime reads.
+    #[default]
+    Gzip,
+    /// `tar+zstd`: several times faster to write and to read; containerd,
+    /// podman and CRI-O read it.
+    Zstd,
+}
+
+impl LayerCompression {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LayerCompression::Gzip => "gzip",
+            LayerCompression::Zstd => "zstd",
+        }
+    }
+
+    pub fn media_type(self) -> &'static str {
+        match self {
+            LayerCompression::Gzip => MEDIA_LAYER_GZIP,
+            LayerCompression::Zstd => MEDIA_LAYER_ZSTD,
+        }
+    }
+
+    /// The file name extension of a blob (`tar.gz`, `tar.zst`).
+    pub fn extension(self) -> &'static str {
+        match self {
+            LayerCompression::Gzip => "tar.gz",
+            LayerCompression::Zstd => "tar.zst",
+        }
+    }
+}
+
+pub enum Compressor<W: Write> {
+    Gzip(ParallelGzEncoder<W>),
+    Zstd(zstd::Encoder<'static, W>),
+}
+
+impl<W: Write> Compressor<W> {
+    pub fn new(inner: W, kind: LayerCompression) -> anyhow::Result<Self> {
+        let threads = threads()?;
+        Ok(match kind {
+            LayerCompression::Gzip => {
+                Compressor::Gzip(ParallelGzEncoder::new(inner, GZIP_LEVEL, threads))
+            }
+            LayerCompression::Zstd => {
+                let mut z = zstd::Encoder::new(inner, ZSTD_LEVEL)?;
+                z.multithread(u32::try_from(threads).unwrap_or(u32::MAX))?;
+                z.set_parameter(zstd::stream::raw::CParameter::JobSize(ZSTD_JOB_SIZE))?;
+                // `zstd -t` and every decoder check the content against it.
+                z.include_checksum(true)?;
+                Compressor::Zstd(z)
+            }
+        })
+    }
+
+    pub fn finish(self) -> io::Result<W> {
+        match self {
+            Compressor::Gzip(g) => g.finish(),
+            Compressor::Zstd(z) => z.finish(),
+        }
+    }
+}
+
+impl<W: Write> Write for Compressor<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Compressor::Gzip(g) => g.write(buf),
+            Compressor::Zstd(z) => z.write(buf),
+        }
+    }
+
+    /// Ends no block early: a zstd flush would close the current block
+    /// there, and where blocks end must not depend on the caller's flushes.
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The compression threads of this run: `EDGEFORGE_THREADS`, or one per
+/// core.
+pub fn threads() -> anyhow::Result<usize> {
+    match std::env::var(THREADS_ENV) {
+        Err(std::env::VarError::NotPresent) => {
+            Ok(std::thread::available_parallelism().map_or(1, |n| n.get()))
+        }
+        Ok(v) => match v.trim().parse::<usize>() {
+            Ok(n @ 1..=1024) => Ok(n),
+            _ => Err(fail(
+                Category::Usage,
+                format!("{THREADS_ENV}=`{v}` is not a number of threads from 1 to 1024; unset it to use every core"),
+            )),
+        },
+        Err(_) => Err(fail(
+            Category::Usage,
+            format!("{THREADS_ENV} is not valid UTF-8; unset it to use every core"),
+        )),
+    }
 }

@@ -15,12 +15,12 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
+use super::LayerBlob;
 use crate::entry_cache::{self, EntryCache};
 use crate::error::{fail, Category};
 use crate::log::verbose;
 use crate::oci::layer_stream::{self, EntryLimit, LayerStream};
 use crate::oci::source::SourceImage;
-use crate::oci::spec::MEDIA_LAYER_GZIP;
 use crate::safe_path;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -89,10 +89,11 @@ impl LowerView {
         Ok(view)
     }
 
-    /// Applies a gzip layer blob edgeforge wrote.
-    pub fn add_layer(&mut self, path: &Path) -> anyhow::Result<()> {
+    /// Applies a layer blob edgeforge wrote.
+    pub fn add_layer(&mut self, blob: &LayerBlob) -> anyhow::Result<()> {
+        let path = &blob.path;
         let f = File::open(path).with_context(|| format!("opening {}", path.display()))?;
-        LayerStream::open(BufReader::new(f), MEDIA_LAYER_GZIP)
+        LayerStream::open(BufReader::new(f), &blob.descriptor.media_type)
             .and_then(|r| self.apply(r))
             .with_context(|| format!("reading layer {}", path.display()))
     }

@@ -10,5 +10,6 @@ mod sources;
 mod writer;
 
 pub use cache::LayerCache;
+pub use compress::LayerCompression;
 pub use sources::{add_tarball, add_tree, Placement};
 pub use writer::{LayerBlob, LayerWriter};

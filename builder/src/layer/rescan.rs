@@ -6,19 +6,20 @@
 
 use std::fs::File;
 use std::io::{BufReader, Read};
-use std::path::Path;
 
 use super::secrets::{Secret, SecretGuard};
+use super::LayerBlob;
+use crate::oci::layer_stream::LayerStream;
 
 /// Whether any file of layer `blob` carries one of `secrets` (or the layer
 /// cannot be read, so it is built afresh either way).
-pub fn carries_secrets(blob: &Path, secrets: &[Secret]) -> bool {
+pub fn carries_secrets(blob: &LayerBlob, secrets: &[Secret]) -> bool {
     scan(blob, secrets).unwrap_or(true)
 }
 
-fn scan(blob: &Path, secrets: &[Secret]) -> std::io::Result<bool> {
-    let gz = flate2::read::MultiGzDecoder::new(BufReader::new(File::open(blob)?));
-    let mut tar = tar::Archive::new(gz);
+fn scan(blob: &LayerBlob, secrets: &[Secret]) -> anyhow::Result<bool> {
+    let file = BufReader::new(File::open(&blob.path)?);
+    let mut tar = tar::Archive::new(LayerStream::open(file, &blob.descriptor.media_type)?);
     let mut guard = SecretGuard::new(secrets.to_vec());
     let mut buf = vec![0; 1 << 16];
     for entry in tar.entries()? {

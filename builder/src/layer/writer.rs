@@ -1,6 +1,7 @@
 //! A layer being written: entries go into a tar whose bytes are hashed
-//! (diff_id), compressed, and hashed again (digest) on their way to disk, so a
-//! layer is produced in one pass and never read back.
+//! (diff_id), compressed (on the worker threads of `compress.rs`), and hashed
+//! again (digest) on their way to disk, so a layer is produced in one pass
+//! and never read back.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Read};
@@ -8,11 +9,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use super::compress::{gzip, Compressor};
+use super::compress::{Compressor, LayerCompression};
 use super::secrets::{Finding, SecretGuard};
 use crate::error::{fail, Category};
 use crate::io::HashingWriter;
-use crate::oci::spec::{Descriptor, Digest, MEDIA_LAYER_GZIP};
+use crate::oci::spec::{Descriptor, Digest};
 use crate::progress::Progress;
 
 /// A finished layer blob on disk.
@@ -30,6 +31,7 @@ pub struct LayerWriter<'p> {
     epoch: u64,
     guard: SecretGuard,
     path: PathBuf,
+    compression: LayerCompression,
     progress: Option<&'p Progress>,
 }
 
@@ -73,15 +75,16 @@ impl Meta {
 impl<'p> LayerWriter<'p> {
     pub fn create(
         path: &Path,
+        compression: LayerCompression,
         epoch: u64,
         guard: SecretGuard,
         progress: Option<&'p Progress>,
     ) -> anyhow::Result<Self> {
         let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
-        let sink = HashingWriter::new(gzip(HashingWriter::new(BufWriter::with_capacity(
-            1 << 20,
-            file,
-        ))));
+        let sink = HashingWriter::new(Compressor::new(
+            HashingWriter::new(BufWriter::with_capacity(1 << 20, file)),
+            compression,
+        )?);
         let mut tar = tar::Builder::new(sink);
         tar.mode(tar::HeaderMode::Complete);
         Ok(LayerWriter {
@@ -89,6 +92,7 @@ impl<'p> LayerWriter<'p> {
             epoch,
             guard,
             path: path.to_path_buf(),
+            compression,
             progress,
         })
     }
@@ -217,15 +221,15 @@ impl<'p> LayerWriter<'p> {
     pub fn finish(self) -> anyhow::Result<LayerBlob> {
         let ctx = format!("finishing layer {}", self.path.display());
         let uncompressed = self.tar.into_inner().context(ctx.clone())?;
-        let (diff_id, _, gz) = uncompressed.finish();
-        let compressed = gz.finish().context(ctx.clone())?;
+        let (diff_id, _, compressor) = uncompressed.finish();
+        let compressed = compressor.finish().context(ctx.clone())?;
         let (digest, size, buffered) = compressed.finish();
         buffered
             .into_inner()
             .map_err(|e| e.into_error())
             .context(ctx)?;
         Ok(LayerBlob {
-            descriptor: Descriptor::new(MEDIA_LAYER_GZIP, Digest(digest), size),
+            descriptor: Descriptor::new(self.compression.media_type(), Digest(digest), size),
             diff_id: Digest(diff_id),
             path: self.path,
         })
