@@ -215,8 +215,10 @@ fn json_outputs_parse_agree_with_the_artifacts_and_hold_no_token() {
         out.to_str().unwrap(),
     ]);
     assert_ok(&o);
-    let manifest: serde_json::Value =
+    let built: serde_json::Value =
         serde_json::from_str(&stdout(&o)).expect("build --output json is JSON");
+    assert_eq!(built["schema"], "edgeforge.build/v1");
+    let manifest = built["manifest"].clone();
     let on_disk: serde_json::Value =
         serde_json::from_slice(&fs::read(out.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(manifest, on_disk);

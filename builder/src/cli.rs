@@ -54,8 +54,9 @@ pub enum Command {
         /// Image definitions.
         #[arg(value_name = "IMAGE_YAML", required = true)]
         definitions: Vec<PathBuf>,
-        #[arg(long, value_enum, default_value = "table")]
-        format: PlanFormat,
+        /// The result format [default: table, or json with `--output json`].
+        #[arg(long, value_enum)]
+        format: Option<PlanFormat>,
     },
     /// List every host tool edgeforge and its checks use, with versions and the Debian package for each missing one.
     Doctor,
@@ -141,7 +142,7 @@ pub enum OutputFormat {
     Json,
 }
 
-#[derive(Clone, Copy, clap::ValueEnum)]
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum PlanFormat {
     /// {"variants": [...]} with every detail.
     Json,

@@ -7,6 +7,7 @@ mod commands;
 mod definition;
 mod entry_cache;
 mod error;
+mod freed;
 mod fs_meta;
 mod host_tools;
 mod inputs;
@@ -39,7 +40,10 @@ fn main() {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    let cli = cli::Cli::parse();
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => usage_error(e),
+    };
     log::set_level(if cli.quiet {
         0
     } else if cli.verbose {
@@ -47,8 +51,45 @@ fn main() {
     } else {
         1
     });
+    let output = cli.output;
     if let Err(e) = commands::run(cli) {
-        eprintln!("edgeforge: error: {e:#}");
+        match output {
+            // One object on one line, the last on stderr; stdout stays empty.
+            cli::OutputFormat::Json => eprintln!("{}", error::to_json(&e)),
+            cli::OutputFormat::Text => eprintln!("edgeforge: error: {e:#}"),
+        }
         std::process::exit(error::category_of(&e).exit_code());
     }
+}
+
+/// A command line clap refused: its message, or with `--output json` the
+/// same as a JSON error (exit 2). Help and version print as usual.
+fn usage_error(e: clap::Error) -> ! {
+    use clap::error::ErrorKind;
+    let json = {
+        let args: Vec<String> = std::env::args().collect();
+        args.windows(2)
+            .any(|w| w[0] == "--output" && w[1] == "json")
+            || args.iter().any(|a| a == "--output=json")
+    };
+    let informational = matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    );
+    if !json || informational {
+        e.exit();
+    }
+    let message = e.render().to_string();
+    let message = message
+        .trim()
+        .trim_start_matches("error: ")
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_string();
+    let err = error::fail(error::Category::Usage, message);
+    eprintln!("{}", error::to_json(&err));
+    std::process::exit(error::Category::Usage.exit_code());
 }

@@ -19,7 +19,7 @@ pub fn resolve(
     renderer: impl FnOnce() -> anyhow::Result<Renderer>,
 ) -> anyhow::Result<Option<UserData>> {
     if a.token.is_some() {
-        return Err(fail(Category::Usage, REFUSED));
+        return Err(fail(Category::SecretRefused, REFUSED));
     }
     let ud = match &a.user_data {
         Some(file) => UserData::load(file)?,
