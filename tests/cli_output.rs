@@ -1,0 +1,567 @@
+//! What the command line prints: every subcommand's `--output json` result
+//! (one object with its schema, from the list the binary's unit test checks
+//! against clap's command tree), JSON errors on stderr, `-q` keeping
+//! warnings, secrets on the command line refused with exit 8, truncated
+//! bundles named as such, `cache prune` counting hard-linked bytes once.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use support::*;
+
+// `JSON_SCHEMAS` and `TEXT_ONLY`: the same list the binary's unit test
+// checks against clap's command tree.
+include!("../builder/src/commands/schemas.rs");
+
+const TOKEN: &str = "cli-TOKEN-5d1c9e7a42";
+
+/// Runs edgeforge with a cache of its own (the prune check needs one no
+/// other test uses) and the token in `T`.
+fn run(cache: &Path, args: &[&str]) -> Output {
+    edgeforge_env(
+        args,
+        &[
+            ("EDGEFORGE_CACHE_DIR", cache.to_str().unwrap()),
+            ("T", TOKEN),
+        ],
+    )
+}
+
+/// The one JSON object on stdout; stdout holds nothing else.
+#[track_caller]
+fn one_object(o: &Output) -> serde_json::Value {
+    let v: serde_json::Value = serde_json::from_str(&stdout(o)).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not one JSON object ({e}):\n{}\nstderr:\n{}",
+            stdout(o),
+            stderr(o)
+        )
+    });
+    assert!(v.is_object(), "{v}");
+    v
+}
+
+/// The JSON error object: the last line of stderr; stdout is empty.
+#[track_caller]
+fn json_error(o: &Output, code: i32) -> serde_json::Value {
+    assert_eq!(o.status.code(), Some(code), "stderr:\n{}", stderr(o));
+    assert_eq!(stdout(o), "", "stdout stays empty on failure");
+    let err = stderr(o);
+    let last = err.lines().last().unwrap_or("");
+    let v: serde_json::Value = serde_json::from_str(last)
+        .unwrap_or_else(|e| panic!("the last stderr line is no JSON object ({e}):\n{err}"));
+    assert_eq!(v["schema"], "edgeforge.error/v1", "{v}");
+    assert_eq!(v["exit_code"], code, "{v}");
+    assert!(!v["error"].as_str().unwrap().is_empty(), "{v}");
+    v
+}
+
+/// Runs `command` with `--output json` and checks its object carries the
+/// listed schema; records that the command ran.
+#[track_caller]
+fn json_result(
+    cache: &Path,
+    ran: &mut BTreeSet<&'static str>,
+    command: &'static str,
+    args: &[&str],
+) -> serde_json::Value {
+    let schema = JSON_SCHEMAS
+        .iter()
+        .find(|(c, _)| *c == command)
+        .unwrap_or_else(|| panic!("`{command}` is not in commands/schemas.rs"))
+        .1;
+    let mut full = vec!["--output", "json"];
+    full.extend(command.split(' '));
+    full.extend_from_slice(args);
+    let o = run(cache, &full);
+    assert_ok(&o);
+    let v = one_object(&o);
+    assert_eq!(v["schema"], schema, "{command}: {v}");
+    assert!(
+        !stdout(&o).contains(TOKEN) && !stderr(&o).contains(TOKEN),
+        "{command} shows the token"
+    );
+    ran.insert(command);
+    v
+}
+
+/// A fresh ed25519 signing key without passphrase, exported to a file.
+fn signing_key(dir: &Path) -> PathBuf {
+    let home = dir.join("gnupg");
+    fs::create_dir_all(&home).unwrap();
+    fs::set_permissions(&home, fs::Permissions::from_mode(0o700)).unwrap();
+    let gpg = |args: &[&str]| {
+        let o = Command::new("gpg")
+            .arg("--homedir")
+            .arg(&home)
+            .args(["--batch", "--no-tty"])
+            .args(args)
+            .output()
+            .expect("running gpg (Debian package gnupg)");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        o.stdout
+    };
+    let uid = "cli <cli@example.com>";
+    gpg(&[
+        "--passphrase",
+        "",
+        "--quick-gen-key",
+        uid,
+        "ed25519",
+        "sign",
+        "never",
+    ]);
+    let key = dir.join("key.sec.asc");
+    fs::write(&key, gpg(&["--armor", "--export-secret-keys", uid])).unwrap();
+    let _ = Command::new("gpgconf")
+        .arg("--homedir")
+        .arg(&home)
+        .args(["--kill", "all"])
+        .output();
+    key
+}
+
+/// Bytes `cache prune --all` reports freeing from a copy of `cache`.
+fn pruned_bytes(cache: &Path, copy: &Path) -> u64 {
+    let o = Command::new("cp")
+        .arg("-a")
+        .arg(cache)
+        .arg(copy)
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let o = run(copy, &["--output", "json", "cache", "prune", "--all"]);
+    assert_ok(&o);
+    let v = one_object(&o);
+    assert_eq!(v["schema"], "edgeforge.cache-prune/v1");
+    v["bytes"].as_u64().unwrap()
+}
+
+/// Every subcommand, on the busybox demo and the demo base, prints exactly
+/// one JSON object with its schema; `completions` and `man` refuse
+/// `--output json` (exit 2).
+#[test]
+fn every_subcommand_prints_one_json_object_with_its_schema() {
+    let base = demo_base();
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path();
+    let cache = dir.join("cache");
+    let p = |name: &str| dir.join(name).to_str().unwrap().to_string();
+    let mut ran = BTreeSet::new();
+    let ud = p("user-data.yaml");
+    fs::write(
+        &ud,
+        format!("#cloud-config\nstylus:\n  site:\n    paletteEndpoint: api.spectrocloud.com\n    edgeHostToken: {TOKEN}\n    name: cli-test\n"),
+    )
+    .unwrap();
+    let site = p("site.yaml");
+    fs::write(
+        &site,
+        "name: cli-site\npalette_endpoint: api.spectrocloud.com\n",
+    )
+    .unwrap();
+    let def = "images/demo-busybox.yaml";
+
+    let v = json_result(&cache, &mut ran, "plan", &[def]);
+    assert_eq!(v["variants"][0]["variant"], "ubuntu-k3s-1.30.5-v4.5.0-demo");
+    let v = json_result(&cache, &mut ran, "doctor", &[]);
+    assert!(v["tools"].as_array().unwrap().len() > 5, "{v}");
+    let v = json_result(&cache, &mut ran, "render", &[def, "--out", &p("render")]);
+    assert!(Path::new(v["variants"][0]["dir"].as_str().unwrap())
+        .join("context.json")
+        .is_file());
+    let v = json_result(
+        &cache,
+        &mut ran,
+        "layer",
+        &["overlays/rootfs", "--out", &p("layer.tar.gz")],
+    );
+    assert!(v["digest"].as_str().unwrap().starts_with("sha256:"), "{v}");
+    let image = format!("oci:{}", base.display());
+    let v = json_result(
+        &cache,
+        &mut ran,
+        "unpack",
+        &[&image, "--out", &p("unpacked")],
+    );
+    assert!(v["entries"].as_u64().unwrap() > 0, "{v}");
+    let v = json_result(&cache, &mut ran, "user-data validate", &[&ud]);
+    assert_eq!(v["valid"], true);
+    let v = json_result(
+        &cache,
+        &mut ran,
+        "user-data render",
+        &[def, "--site", &site, "--token-env", "T"],
+    );
+    assert!(
+        v["content"]
+            .as_str()
+            .unwrap()
+            .contains("edgeHostToken: ****"),
+        "{v}"
+    );
+
+    let out = p("out");
+    let v = json_result(&cache, &mut ran, "provider-image", &[def, "--out", &out]);
+    assert_eq!(
+        v["images"][0]["reference"],
+        "ttl.sh/ubuntu:k3s-1.30.5-v4.5.0-demo"
+    );
+    let v = json_result(
+        &cache,
+        &mut ran,
+        "iso",
+        &[def, "--user-data", &ud, "--out", &out],
+    );
+    let iso = v["isos"][0]["file"].as_str().unwrap().to_string();
+    assert_eq!(v["isos"][0]["sha256"].as_str().unwrap().len(), 64);
+
+    let golden_dir = p("golden");
+    let v = json_result(
+        &cache,
+        &mut ran,
+        "build",
+        &[def, "--golden", "--out", &golden_dir],
+    );
+    assert_eq!(v["manifest"]["schema"], "edgeforge.build-manifest/v1");
+    let golden = Path::new(&golden_dir).join("palette-edge-installer.iso");
+    let v = json_result(&cache, &mut ran, "iso show", &[&iso]);
+    assert_eq!(v["volume"], "COS_LIVE");
+    let v = json_result(
+        &cache,
+        &mut ran,
+        "iso embed",
+        &[
+            golden.to_str().unwrap(),
+            "--user-data",
+            &ud,
+            "-o",
+            &p("site.iso"),
+        ],
+    );
+    assert_eq!(v["isos"][0]["file"], p("site.iso"));
+    let v = json_result(
+        &cache,
+        &mut ran,
+        "site-media",
+        &["--user-data", &ud, "-o", &p("media/m.iso")],
+    );
+    assert_eq!(v["media"][0]["format"], "iso");
+    let bundle = p("b.tar.zst");
+    let v = json_result(&cache, &mut ran, "bundle", &[&image, "-o", &bundle]);
+    assert_eq!(v["file"], bundle);
+    let v = json_result(&cache, &mut ran, "bundle verify", &[&bundle]);
+    assert_eq!(v["ok"], true);
+    let key = signing_key(dir);
+    let v = json_result(
+        &cache,
+        &mut ran,
+        "sign",
+        &[&golden_dir, "--key", key.to_str().unwrap()],
+    );
+    assert_eq!(v["signatures"].as_array().unwrap().len(), 3, "{v}");
+    let v = json_result(&cache, &mut ran, "verify", &[&golden_dir]);
+    assert_eq!(v["ok"], true);
+
+    // cache prune, and the bytes it reports: each file once, however many
+    // hard links it has. Two more links to the cache's largest file change
+    // nothing.
+    let unlinked = pruned_bytes(&cache, &dir.join("cache-a"));
+    let largest = walk_files(&cache)
+        .into_iter()
+        .max_by_key(|f| fs::metadata(f).unwrap().len())
+        .unwrap();
+    let size = fs::metadata(&largest).unwrap().len();
+    assert!(size > 0);
+    for n in 1..=2 {
+        fs::hard_link(&largest, largest.with_file_name(format!("extra-link-{n}"))).unwrap();
+    }
+    assert_eq!(pruned_bytes(&cache, &dir.join("cache-b")), unlinked);
+    json_result(&cache, &mut ran, "cache prune", &["--all"]);
+
+    let listed: BTreeSet<&str> = JSON_SCHEMAS.iter().map(|(c, _)| *c).collect();
+    let missing: Vec<_> = listed.difference(&ran).collect();
+    assert!(
+        missing.is_empty(),
+        "not run with --output json: {missing:?}"
+    );
+
+    for command in TEXT_ONLY {
+        let mut args = vec!["--output", "json", command];
+        if *command == "completions" {
+            args.push("bash");
+        }
+        let e = json_error(&run(&cache, &args), 2);
+        assert_eq!(e["category"], "usage");
+    }
+}
+
+/// Regular files under `dir`.
+fn walk_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for e in fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        let t = e.file_type().unwrap();
+        if t.is_dir() {
+            files.extend(walk_files(&e.path()));
+        } else if t.is_file() {
+            files.push(e.path());
+        }
+    }
+    files
+}
+
+/// Failures under `--output json`: one error object as stderr's last line,
+/// stdout empty, the exit code of the category; contradicting formats and
+/// clap's own refusals included; secrets masked as in text errors.
+#[test]
+fn errors_in_json_mode_are_one_object_on_stderr() {
+    let t = tempfile::tempdir().unwrap();
+    let cache = t.path().join("cache");
+    let bad = t.path().join("bad.tar.zst");
+    fs::write(&bad, b"not a bundle").unwrap();
+    let e = json_error(
+        &run(
+            &cache,
+            &[
+                "--output",
+                "json",
+                "bundle",
+                "verify",
+                bad.to_str().unwrap(),
+            ],
+        ),
+        7,
+    );
+    assert_eq!(e["category"], "corrupt-image");
+    assert!(e["error"].as_str().unwrap().contains("bad.tar.zst"), "{e}");
+
+    let e = json_error(&run(&cache, &["--output", "json", "plan"]), 2);
+    assert_eq!(e["category"], "usage");
+    let e = json_error(
+        &run(
+            &cache,
+            &[
+                "--output",
+                "json",
+                "plan",
+                "images/demo-busybox.yaml",
+                "--format",
+                "github",
+            ],
+        ),
+        2,
+    );
+    assert!(
+        e["error"].as_str().unwrap().contains("--format github"),
+        "{e}"
+    );
+    // Each alone is fine.
+    let o = run(
+        &cache,
+        &["plan", "images/demo-busybox.yaml", "--format", "github"],
+    );
+    assert_ok(&o);
+    assert!(one_object(&o).get("include").is_some());
+
+    let e = json_error(
+        &run(
+            &cache,
+            &["--output", "json", "provider-image", "nonexistent.yaml"],
+        ),
+        5,
+    );
+    assert_eq!(e["category"], "io");
+
+    // A secret in a failing --set is masked in the JSON error as in text.
+    let secret = "hunter2-cli-secret";
+    let set = format!("proxy.http_proxy=http://bob:{secret}@proxy:3128");
+    for output in ["text", "json"] {
+        let o = run(
+            &cache,
+            &[
+                "--output",
+                output,
+                "provider-image",
+                "images/demo-busybox.yaml",
+                "--set",
+                &set,
+                "--set",
+                "no_such_field=1",
+                "--out",
+                t.path().join("out").to_str().unwrap(),
+            ],
+        );
+        assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+        assert!(!stderr(&o).contains(secret), "{output}: {}", stderr(&o));
+        assert!(stderr(&o).contains("bob:****@proxy"), "{}", stderr(&o));
+        if output == "json" {
+            json_error(&o, 3);
+        }
+    }
+
+    // A failed verify: its statuses in the error object's report.
+    let out = t.path().join("sums");
+    fs::create_dir_all(&out).unwrap();
+    fs::write(out.join("a.iso"), b"changed").unwrap();
+    fs::write(
+        out.join("SHA256SUMS"),
+        format!("{}  a.iso\n", sha256_hex(b"original")),
+    )
+    .unwrap();
+    let e = json_error(
+        &run(
+            &cache,
+            &["--output", "json", "verify", out.to_str().unwrap()],
+        ),
+        7,
+    );
+    assert_eq!(e["report"]["schema"], "edgeforge.verify/v1");
+    assert_eq!(e["report"]["results"][0]["status"], "FAILED");
+}
+
+/// Tokens on the command line: refused with exit 8 (secret refused), the
+/// message pointing at the environment or a file, the value never shown.
+#[test]
+fn a_token_on_the_command_line_is_a_refused_secret() {
+    let t = tempfile::tempdir().unwrap();
+    let cache = t.path().join("cache");
+    let out = t.path().join("x.iso");
+    for args in [
+        vec![
+            "user-data",
+            "render",
+            "images/demo-busybox.yaml",
+            "--site-value",
+            "name=a",
+            "--token",
+            TOKEN,
+        ],
+        vec![
+            "site-media",
+            "--site-value",
+            "name=a",
+            "--token",
+            TOKEN,
+            "-o",
+            out.to_str().unwrap(),
+        ],
+        vec![
+            "iso",
+            "images/demo-busybox.yaml",
+            "--site-value",
+            "name=a",
+            "--token",
+            TOKEN,
+        ],
+        vec![
+            "user-data",
+            "render",
+            "images/demo-busybox.yaml",
+            "--site-value",
+            "name=a",
+            "--site-value",
+            &format!("token={TOKEN}"),
+        ],
+    ] {
+        let o = run(&cache, &args);
+        assert_fails(&o, 8, &["--token-env", "--token-file"]);
+        assert!(!stderr(&o).contains(TOKEN) && !stdout(&o).contains(TOKEN));
+        let mut json = vec!["--output", "json"];
+        json.extend(&args);
+        let e = json_error(&run(&cache, &json), 8);
+        assert_eq!(e["category"], "secret-refused");
+    }
+    assert!(!out.exists());
+}
+
+/// `-q` hides progress and information, never a warning.
+#[test]
+fn quiet_keeps_warnings() {
+    let t = tempfile::tempdir().unwrap();
+    let cache = t.path().join("cache");
+    let token = t.path().join("token");
+    fs::write(&token, TOKEN).unwrap();
+    fs::set_permissions(&token, fs::Permissions::from_mode(0o644)).unwrap();
+    let site = t.path().join("site.yaml");
+    fs::write(&site, "name: q\npalette_endpoint: api.spectrocloud.com\n").unwrap();
+    let args = |quiet: bool, with_token: bool| {
+        let mut a = vec![];
+        if quiet {
+            a.push("-q");
+        }
+        a.extend([
+            "user-data",
+            "render",
+            "images/demo-busybox.yaml",
+            "--site",
+            site.to_str().unwrap(),
+        ]);
+        if with_token {
+            a.extend(["--token-file", token.to_str().unwrap()]);
+        }
+        a.into_iter().map(String::from).collect::<Vec<_>>()
+    };
+    for quiet in [false, true] {
+        let a = args(quiet, true);
+        let o = run(&cache, &a.iter().map(String::as_str).collect::<Vec<_>>());
+        assert_ok(&o);
+        assert!(
+            stderr(&o).contains("is readable by others"),
+            "-q={quiet}: {}",
+            stderr(&o)
+        );
+        // Information: shown without -q only.
+        assert_eq!(
+            stderr(&o).contains("user-data templates/user-data.tera"),
+            !quiet,
+            "{}",
+            stderr(&o)
+        );
+        let a = args(quiet, false);
+        let o = run(&cache, &a.iter().map(String::as_str).collect::<Vec<_>>());
+        assert_ok(&o);
+        assert!(
+            stderr(&o).contains("no edgeHostToken"),
+            "-q={quiet}: {}",
+            stderr(&o)
+        );
+    }
+}
+
+/// A bundle cut short says it is truncated, with the sizes, not "not an
+/// edgeforge bundle".
+#[test]
+fn a_truncated_bundle_is_named_truncated() {
+    let base = demo_base();
+    let t = tempfile::tempdir().unwrap();
+    let cache = t.path().join("cache");
+    let bundle = t.path().join("b.tar.zst");
+    let image = format!("oci:{}", base.display());
+    assert_ok(&run(
+        &cache,
+        &["bundle", &image, "-o", bundle.to_str().unwrap()],
+    ));
+    let bytes = fs::read(&bundle).unwrap();
+    for keep in [bytes.len() / 2, bytes.len() - 8] {
+        let cut = t.path().join("cut.tar.zst");
+        fs::write(&cut, &bytes[..keep]).unwrap();
+        let o = run(&cache, &["bundle", "verify", cut.to_str().unwrap()]);
+        assert_fails(&o, 7, &["is truncated", &format!("its {keep} bytes")]);
+        assert!(
+            !stderr(&o).contains("not an edgeforge bundle"),
+            "{}",
+            stderr(&o)
+        );
+    }
+    // Cut in its largest blob: which blob, and its size against what was read.
+    let cut = t.path().join("cut.tar.zst");
+    fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let o = run(&cache, &["bundle", "verify", cut.to_str().unwrap()]);
+    assert_fails(&o, 7, &["inside blob sha256:", "should hold", "read)"]);
+}
