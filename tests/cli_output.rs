@@ -565,3 +565,167 @@ fn a_truncated_bundle_is_named_truncated() {
     let o = run(&cache, &["bundle", "verify", cut.to_str().unwrap()]);
     assert_fails(&o, 7, &["inside blob sha256:", "should hold", "read)"]);
 }
+
+/// `man --out DIR`: a page per command and subcommand, so every
+/// `edgeforge-X(1)` a page refers to is in DIR; each is roff that groff
+/// formats without a warning. `man` alone still prints the main page.
+#[test]
+fn man_out_writes_every_page_the_pages_refer_to() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("man");
+    let o = edgeforge(&["man", "--out", dir.to_str().unwrap()]);
+    assert_ok(&o);
+    let pages = entries(&dir);
+    for expected in [
+        "edgeforge.1",
+        "edgeforge-iso.1",
+        "edgeforge-iso-embed.1",
+        "edgeforge-cache-prune.1",
+        "edgeforge-user-data-validate.1",
+    ] {
+        assert!(
+            pages.iter().any(|p| p == expected),
+            "{expected} in {pages:?}"
+        );
+    }
+    let mut referenced = BTreeSet::new();
+    for page in &pages {
+        let text = fs::read_to_string(dir.join(page)).unwrap();
+        let name = page.trim_end_matches(".1");
+        assert!(
+            text.contains(&format!(".TH {name} 1 ")),
+            "{page}: no .TH line"
+        );
+        assert!(
+            text.contains(".SH NAME") && text.contains(".SH SYNOPSIS"),
+            "{page}"
+        );
+        // References as the pages write them: `edgeforge\-iso\-embed(1)`.
+        for (i, _) in text.match_indices("(1)") {
+            let start = text[..i]
+                .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '\\'))
+                .map_or(0, |s| s + 1);
+            let reference = text[start..i].replace("\\-", "-");
+            if reference.starts_with("edgeforge") {
+                referenced.insert(format!("{reference}.1"));
+            }
+        }
+        if Command::new("groff").arg("--version").output().is_ok() {
+            let g = Command::new("groff")
+                .args(["-man", "-Tutf8", "-z", "-ww"])
+                .arg(dir.join(page))
+                .output()
+                .unwrap();
+            assert!(
+                g.status.success() && g.stderr.is_empty(),
+                "{page}: {}",
+                String::from_utf8_lossy(&g.stderr)
+            );
+        }
+    }
+    assert!(referenced.len() > 15, "{referenced:?}");
+    for r in &referenced {
+        assert!(
+            pages.contains(r),
+            "{r} is referred to but not written: {pages:?}"
+        );
+    }
+    assert!(!pages.iter().any(|p| p.contains("help")), "{pages:?}");
+    // The written files are listed on stdout.
+    assert_eq!(stdout(&o).lines().count(), pages.len());
+
+    let m = edgeforge(&["man"]);
+    assert_ok(&m);
+    assert_eq!(
+        stdout(&m).as_bytes(),
+        fs::read(dir.join("edgeforge.1")).unwrap()
+    );
+}
+
+/// Names say each fact once and differ between definitions: two
+/// definitions whose repositories end alike (`ttl.sh/ubuntu`,
+/// `ttl.sh/edge/ubuntu`) plan and build into one folder side by side;
+/// names two definitions would share are refused by `plan`.
+#[test]
+fn names_are_unique_per_definition_and_say_each_fact_once() {
+    let base = demo_base();
+    let t = tempfile::tempdir().unwrap();
+    let cache = t.path().join("cache");
+    let define = |name: &str, extra: &str, from: &str, to: &str| {
+        let p = write_definition(t.path(), name, &base, extra);
+        let text = fs::read_to_string(&p).unwrap().replace(from, to);
+        fs::write(&p, text).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let a = define("a", "iso_name: a-installer\n", "", "");
+    let b = define(
+        "b",
+        "iso_name: b-installer\n",
+        "repository: ubuntu\n",
+        "repository: edge/ubuntu\n",
+    );
+    let o = run(&cache, &["--output", "json", "plan", &a, &b]);
+    assert_ok(&o);
+    let plan = one_object(&o);
+    let names: Vec<&str> = plan["variants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["provider_image"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "ubuntu-k3s-1.30.5-v4.5.0-test.oci.tar",
+            "edge-ubuntu-k3s-1.30.5-v4.5.0-test.oci.tar"
+        ]
+    );
+
+    let out = t.path().join("out");
+    for def in [&a, &b] {
+        assert_ok(&run(
+            &cache,
+            &["build", def, "--golden", "--out", out.to_str().unwrap()],
+        ));
+    }
+    let sums = fs::read_to_string(out.join("SHA256SUMS")).unwrap();
+    for name in names.iter().chain(&["a-installer.iso", "b-installer.iso"]) {
+        assert!(out.join(name).is_file(), "{name}: {:?}", entries(&out));
+        assert!(sums.contains(&format!("  {name}\n")), "{name}:\n{sums}");
+    }
+    assert_ok(&run(&cache, &["verify", out.to_str().unwrap()]));
+
+    // Another registry, same repository and tag: the same names, refused.
+    let c = define(
+        "c",
+        "iso_name: c-installer\n",
+        "registry: ttl.sh\n",
+        "registry: quay.io\n",
+    );
+    let o = run(&cache, &["plan", &a, &c]);
+    assert_fails(
+        &o,
+        3,
+        &[&a, &c, "ubuntu-k3s-1.30.5-v4.5.0-test", "overwrite"],
+    );
+
+    // Each fact once: the ISO name does not repeat the distribution its
+    // iso_name already says.
+    let o = run(
+        &cache,
+        &["--output", "json", "plan", "images/ubuntu-22.04-k3s.yaml"],
+    );
+    assert_ok(&o);
+    for v in one_object(&o)["variants"].as_array().unwrap() {
+        let iso = v["iso"].as_str().unwrap();
+        let version = v["kubernetes"].as_str().unwrap().split(' ').nth(1).unwrap();
+        assert_eq!(
+            iso,
+            format!("palette-edge-installer-ubuntu-22.04-k3s-{version}-v4.5.0.iso")
+        );
+        assert_eq!(
+            v["variant"].as_str().unwrap(),
+            format!("edge-ubuntu-k3s-{version}-v4.5.0")
+        );
+    }
+}

@@ -65,8 +65,12 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff), e.g. `edgeforge man > edgeforge.1`.
-    Man,
+    /// Print the man page (roff), e.g. `edgeforge man > edgeforge.1`; with --out DIR write one page per command and subcommand.
+    Man {
+        /// Write edgeforge.1 and a page for every subcommand (edgeforge-iso.1, edgeforge-iso-embed.1, ...) into this folder.
+        #[arg(long, value_name = "DIR")]
+        out: Option<std::path::PathBuf>,
+    },
     /// Pack OCI images into one zstd content bundle for air-gapped sites (or check one: `bundle verify`).
     #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
     Bundle(Box<BundleCommand>),

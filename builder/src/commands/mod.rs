@@ -7,6 +7,7 @@ mod doctor;
 mod iso;
 mod iso_inspect;
 mod layer;
+mod man;
 mod plan;
 mod provider_image;
 mod render;
@@ -51,7 +52,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             cache::prune(cache, older_than, all, output)
         }
         Command::Bundle(c) => bundle::run(*c, epoch, output),
-        Command::Completions { .. } | Command::Man if output == OutputFormat::Json => Err(fail(
+        Command::Completions { .. } | Command::Man { .. } if output == OutputFormat::Json => Err(fail(
             Category::Usage,
             "completions and man print shell code and roff; --output json does not apply to them",
         )),
@@ -64,7 +65,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Man => Ok(clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?),
+        Command::Man { out } => man::run(out.as_deref()),
         Command::Plan {
             definitions,
             format,

@@ -55,6 +55,30 @@ impl Report for Plan {
     }
 }
 
+/// Two variants naming the same file would overwrite each other in one
+/// output folder (and one CI cache key): refused, naming both definitions.
+fn refuse_shared_names(entries: &[Entry]) -> anyhow::Result<()> {
+    let mut seen: std::collections::BTreeMap<&str, &Entry> = std::collections::BTreeMap::new();
+    for e in entries {
+        for name in [
+            e.variant.as_str(),
+            e.provider_image.as_str(),
+            e.iso.as_str(),
+        ] {
+            if let Some(first) = seen.insert(name, e) {
+                return Err(fail(
+                    Category::InvalidInput,
+                    format!(
+                        "{} ({}) and {} ({}) both name `{name}`: their outputs would overwrite each other in one folder; give one another repository, custom_tag or iso_name",
+                        first.definition, first.reference, e.definition, e.reference
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// `--format` and the global `--output` must agree: `--output json` means
 /// `--format json`, and an explicit other format with it is a usage error
 /// rather than silently one or the other.
@@ -100,6 +124,7 @@ pub fn run(definitions: &[PathBuf], format: PlanFormat) -> anyhow::Result<()> {
             });
         }
     }
+    refuse_shared_names(&entries)?;
     match format {
         PlanFormat::Json => report::emit(OutputFormat::Json, &Plan { variants: entries })?,
         // One line for `strategy.matrix: ${{ fromJson(needs.plan.outputs.matrix) }}`.
