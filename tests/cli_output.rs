@@ -245,6 +245,29 @@ fn every_subcommand_prints_one_json_object_with_its_schema() {
         ],
     );
     assert_eq!(v["isos"][0]["file"], p("site.iso"));
+    // A token on the command line of a --sites run: refused too, nothing written.
+    let sites = p("sites.yaml");
+    fs::write(
+        &sites,
+        "sites:\n  - name: s1\n    palette_endpoint: api.spectrocloud.com\n",
+    )
+    .unwrap();
+    let o = run(
+        &cache,
+        &[
+            "iso",
+            "embed",
+            golden.to_str().unwrap(),
+            "--sites",
+            &sites,
+            "--out-dir",
+            &p("sites-out"),
+            "--token",
+            TOKEN,
+        ],
+    );
+    assert_fails(&o, 8, &["--token is refused"]);
+    assert!(entries(&dir.join("sites-out")).is_empty());
     let v = json_result(
         &cache,
         &mut ran,

@@ -79,6 +79,10 @@ pub fn render_site_as(
     renderer: &mut Renderer,
     mode: Mode,
 ) -> anyhow::Result<UserData> {
+    // `--sites` runs come here without `resolve`.
+    if a.token.is_some() {
+        return Err(fail(Category::SecretRefused, REFUSED));
+    }
     let token = token_for(a, site)?;
     let text = user_data::render(renderer, site, token.as_ref())?;
     UserData::from_bytes_as(
