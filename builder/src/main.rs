@@ -81,14 +81,16 @@ fn usage_error(e: clap::Error) -> ! {
     if !json || informational {
         e.exit();
     }
-    let message = e.render().to_string();
-    let message = message
-        .trim()
-        .trim_start_matches("error: ")
+    // clap's message up to its usage lines, on one line.
+    let rendered = e.render().to_string();
+    let message = rendered
         .lines()
-        .next()
-        .unwrap_or("")
-        .to_string();
+        .map(str::trim)
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let message = message.trim_start_matches("error: ").to_string();
     let err = error::fail(error::Category::Usage, message);
     eprintln!("{}", error::to_json(&err));
     std::process::exit(error::Category::Usage.exit_code());
