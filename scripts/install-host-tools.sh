@@ -16,6 +16,7 @@ packages=(
   genisoimage             # isoinfo: site user-data media checked against mkisofs's
   gnupg                   # OpenPGP release signatures (sign, verify --key)
   python3-venv            # the venv of scripts/make-schema-venv.sh (SBOM schema checks)
+  groff-base              # groff: the man pages of `man --out` format without warnings
 )
 
 missing=()

@@ -49,13 +49,15 @@ pub const BUILD: [&Requirement; 8] = [
     &GRUB_EFI,
 ];
 /// What the test suite and boot checks use besides.
-pub const CHECKS: [Requirement; 6] = [
+pub const CHECKS: [Requirement; 7] = [
     program("skopeo", "skopeo", "--version"),
     program("umoci", "umoci", "--version"),
     program("qemu-system-x86_64", "qemu-system-x86", "--version"),
     folder("/usr/share/OVMF", "ovmf"),
     program("unsquashfs", "squashfs-tools", "-version"),
     program("isoinfo", "genisoimage", "-version"),
+    // The man pages (`man --out`) format without warnings.
+    program("groff", "groff-base", "--version"),
 ];
 
 const fn program(
