@@ -376,6 +376,7 @@ fn errors_in_json_mode_are_one_object_on_stderr() {
     let e = json_error(&run(&cache, &["--output", "json", "plan"]), 2);
     assert_eq!(e["category"], "usage");
     assert!(e["error"].as_str().unwrap().contains("<IMAGE_YAML>"), "{e}");
+    json_error(&run(&cache, &["--output", "json", "cache"]), 2);
     let e = json_error(&run(&cache, &["--output=json", "verify", "--frob", "x"]), 2);
     assert!(e["error"].as_str().unwrap().contains("--frob"), "{e}");
     let e = json_error(

@@ -72,17 +72,18 @@ fn usage_error(e: clap::Error) -> ! {
             .any(|w| w[0] == "--output" && w[1] == "json")
             || args.iter().any(|a| a == "--output=json")
     };
-    let informational = matches!(
-        e.kind(),
-        ErrorKind::DisplayHelp
-            | ErrorKind::DisplayVersion
-            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
-    );
+    let informational = matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion);
     if !json || informational {
         e.exit();
     }
-    // clap's message up to its usage lines, on one line.
-    let rendered = e.render().to_string();
+    // clap's message up to its usage lines, on one line; where clap would
+    // print the help instead (`cache` alone), what is missing.
+    let rendered = match e.kind() {
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            "error: a subcommand or argument is missing; see --help".to_string()
+        }
+        _ => e.render().to_string(),
+    };
     let message = rendered
         .lines()
         .map(str::trim)
