@@ -18,6 +18,7 @@ packages=(
   python3-venv            # the venv of scripts/make-schema-venv.sh (SBOM schema checks)
   docker-registry apache2-utils openssl  # tests/registry.rs: a TLS registry with htpasswd (bcrypt) logins
   pigz zstd               # layer compression: the benchmark's pigz, `zstd -t` on zstd layers
+  groff-base              # groff: the man pages of `man --out` format without warnings
 )
 
 missing=()

@@ -402,7 +402,7 @@ fn the_token_appears_only_in_the_iso_and_the_0600_user_data_file() {
         &["user-data", "render", d, "--site", s, "--token", TOKEN],
         &[],
     );
-    assert_fails(&r, 2, &["--token is refused", "--token-env"]);
+    assert_fails(&r, 8, &["--token is refused", "--token-env"]);
     outputs.push(r);
 
     for r in &outputs {

@@ -124,7 +124,7 @@ fn build_variant_builds_just_that_variant() {
         "build",
         "images/ubuntu-22.04-k3s.yaml",
         "--variant",
-        "ubuntu-k3s-1.30.5-v4.5.0",
+        "edge-ubuntu-k3s-1.30.5-v4.5.0",
         "--user-data",
         ud.to_str().unwrap(),
         "--out",
@@ -133,12 +133,11 @@ fn build_variant_builds_just_that_variant() {
     assert_ok(&o);
     let files = entries(&out);
     assert!(
-        files.contains(&"ubuntu-k3s-1.30.5-v4.5.0.oci.tar".to_string()),
+        files.contains(&"edge-ubuntu-k3s-1.30.5-v4.5.0.oci.tar".to_string()),
         "{files:?}"
     );
     assert!(
-        files
-            .contains(&"palette-edge-installer-ubuntu-22.04-k3s-k3s-1.30.5-v4.5.0.iso".to_string()),
+        files.contains(&"palette-edge-installer-ubuntu-22.04-k3s-1.30.5-v4.5.0.iso".to_string()),
         "{files:?}"
     );
     assert_eq!(files.iter().filter(|f| f.ends_with(".oci.tar")).count(), 1);
@@ -215,8 +214,10 @@ fn json_outputs_parse_agree_with_the_artifacts_and_hold_no_token() {
         out.to_str().unwrap(),
     ]);
     assert_ok(&o);
-    let manifest: serde_json::Value =
+    let built: serde_json::Value =
         serde_json::from_str(&stdout(&o)).expect("build --output json is JSON");
+    assert_eq!(built["schema"], "edgeforge.build/v1");
+    let manifest = built["manifest"].clone();
     let on_disk: serde_json::Value =
         serde_json::from_slice(&fs::read(out.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(manifest, on_disk);
@@ -1041,7 +1042,10 @@ fn builds_into_one_folder_wait_for_each_other_and_keep_every_checksum() {
     let lock = fs::File::create(out.join(".edgeforge.lock")).unwrap();
     lock.lock().unwrap();
     let ud = repo_root().join("images/user-data/demo.yaml");
-    let variants = ["ubuntu-k3s-1.30.5-v4.5.0", "ubuntu-k3s-1.29.9-v4.5.0"];
+    let variants = [
+        "edge-ubuntu-k3s-1.30.5-v4.5.0",
+        "edge-ubuntu-k3s-1.29.9-v4.5.0",
+    ];
     let mut runs: Vec<Running> = variants
         .iter()
         .map(|v| {
@@ -1079,10 +1083,10 @@ fn builds_into_one_folder_wait_for_each_other_and_keep_every_checksum() {
     }
     let sums = fs::read_to_string(out.join("SHA256SUMS")).unwrap();
     for v in variants {
-        let tag = v.strip_prefix("ubuntu-").unwrap();
+        let tag = v.strip_prefix("edge-ubuntu-").unwrap();
         for name in [
             format!("{v}.oci.tar"),
-            format!("palette-edge-installer-ubuntu-22.04-k3s-{tag}.iso"),
+            format!("palette-edge-installer-ubuntu-22.04-{tag}.iso"),
         ] {
             assert!(sums.contains(&format!("  {name}\n")), "{name} in:\n{sums}");
         }

@@ -380,7 +380,7 @@ fn a_token_on_the_command_line_is_refused() {
         "-o",
         "/nonexistent/x.iso",
     ]);
-    assert_fails(&o, 2, &["--token is refused"]);
+    assert_fails(&o, 8, &["--token is refused"]);
     assert!(!stderr(&o).contains(TOKEN));
 }
 

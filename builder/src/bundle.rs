@@ -115,6 +115,16 @@ pub fn write(
     Ok((digest, size))
 }
 
+/// Whether reading failed because the data ended: zstd's "incomplete
+/// frame" or a tar entry cut short.
+fn ends_early(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<io::Error>().is_some_and(|io| {
+            io.kind() == io::ErrorKind::UnexpectedEof || io.to_string().contains("incomplete frame")
+        })
+    })
+}
+
 /// What a verification found: the images and how many blobs were checked.
 pub struct Report {
     pub images: Vec<(String, Digest)>,
@@ -132,6 +142,9 @@ pub fn verify(path: &Path) -> anyhow::Result<Report> {
     let mut bad: BTreeMap<Digest, String> = BTreeMap::new();
     let mut index: Option<BundleIndex> = None;
     let mut current: Option<Digest> = None;
+    // The entry being read when the data ended: name, size its header
+    // gives, bytes read.
+    let mut partial: Option<(String, u64, u64)> = None;
     let stream = (|| -> anyhow::Result<()> {
         for entry in archive.entries()? {
             let mut entry = entry?;
@@ -148,9 +161,14 @@ pub fn verify(path: &Path) -> anyhow::Result<Report> {
                     .parse()
                     .map_err(|e: String| fail(Category::BadImage, e))?;
                 current = Some(expected);
+                let want = entry.header().size()?;
                 let mut h = HashingWriter::new(io::sink());
-                io::copy(&mut entry, &mut h)?;
-                let (found, _, _) = h.finish();
+                let copied = io::copy(&mut entry, &mut h);
+                let (found, got, _) = h.finish();
+                if let Err(e) = copied {
+                    partial = Some((format!("blob {expected}"), want, got));
+                    return Err(e.into());
+                }
                 if Digest(found) == expected {
                     good.insert(expected);
                 } else {
@@ -169,6 +187,25 @@ pub fn verify(path: &Path) -> anyhow::Result<Report> {
         Ok(())
     })();
     if let Err(e) = stream {
+        // Data that ends early is a copy cut short, not some other file:
+        // say so, with the sizes, rather than "damaged" or "not a bundle".
+        if ends_early(&e) {
+            let len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+            let inside = match &partial {
+                Some((what, want, got)) => {
+                    format!(", inside {what}, which should hold {want} bytes ({got} read)")
+                }
+                None => String::new(),
+            };
+            return Err(fail(
+                Category::BadImage,
+                format!(
+                    "{} is truncated: its {len} bytes end before its compressed data does{inside}; copy it again and check it against {}.sha256",
+                    path.display(),
+                    path.display()
+                ),
+            ));
+        }
         // A decode error inside a blob names that blob; elsewhere the archive itself.
         match current {
             Some(d) => {

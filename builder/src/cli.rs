@@ -79,8 +79,9 @@ pub enum Command {
         /// Image definitions.
         #[arg(value_name = "IMAGE_YAML", required = true)]
         definitions: Vec<PathBuf>,
-        #[arg(long, value_enum, default_value = "table")]
-        format: PlanFormat,
+        /// The result format [default: table, or json with `--output json`].
+        #[arg(long, value_enum)]
+        format: Option<PlanFormat>,
     },
     /// List every host tool edgeforge and its checks use, with versions and the Debian package for each missing one.
     Doctor,
@@ -89,8 +90,12 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff), e.g. `edgeforge man > edgeforge.1`.
-    Man,
+    /// Print the man page (roff), e.g. `edgeforge man > edgeforge.1`; with --out DIR write one page per command and subcommand.
+    Man {
+        /// Write edgeforge.1 and a page for every subcommand (edgeforge-iso.1, edgeforge-iso-embed.1, ...) into this folder.
+        #[arg(long, value_name = "DIR")]
+        out: Option<std::path::PathBuf>,
+    },
     /// Pack OCI images into one zstd content bundle for air-gapped sites (or check one: `bundle verify`).
     #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
     Bundle(Box<BundleCommand>),
@@ -168,7 +173,7 @@ pub enum OutputFormat {
     Json,
 }
 
-#[derive(Clone, Copy, clap::ValueEnum)]
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum PlanFormat {
     /// {"variants": [...]} with every detail.
     Json,

@@ -21,8 +21,9 @@ use anyhow::Context;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
+use crate::freed::Freed;
 use crate::io::{file_sha256, sealed, AtomicFile, Sha256Digest};
-use crate::log::info;
+use crate::log::warning;
 use crate::tree_digest;
 
 const META: &str = "entry.json";
@@ -125,8 +126,8 @@ impl EntryCache {
         match self.check(&dir, required) {
             Ok(found) => Ok(found),
             Err(why) => {
-                info!(
-                    "warning: the cache entry {} is damaged ({why}); discarding it and building it anew",
+                warning!(
+                    "the cache entry {} is damaged ({why}); discarding it and building it anew",
                     dir.display()
                 );
                 self.discard_damaged(&dir)?;
@@ -263,12 +264,12 @@ impl EntryCache {
         Ok(())
     }
 
-    /// Removes the entries not used for `older_than`. Returns the entries and
-    /// bytes removed.
-    pub fn prune(&self, older_than: Duration) -> anyhow::Result<(usize, u64)> {
-        let (mut entries, mut bytes) = (0, 0);
+    /// Removes the entries not used for `older_than`. Returns the entries
+    /// removed; their bytes are added to `freed`.
+    pub fn prune(&self, older_than: Duration, freed: &mut Freed) -> anyhow::Result<usize> {
+        let mut entries = 0;
         let Ok(rd) = fs::read_dir(&self.dir) else {
-            return Ok((0, 0));
+            return Ok(0);
         };
         let _lock = self.lock()?;
         for e in rd {
@@ -291,17 +292,11 @@ impl EntryCache {
             if idle < keep_for {
                 continue;
             }
-            bytes += walkdir::WalkDir::new(e.path())
-                .into_iter()
-                .filter_map(Result::ok)
-                .filter(|f| f.file_type().is_file())
-                .filter_map(|f| f.metadata().ok())
-                .map(|m| m.len())
-                .sum::<u64>();
+            freed.tree(&e.path());
             self.discard(&e.path())?;
             entries += 1;
         }
-        Ok((entries, bytes))
+        Ok(entries)
     }
 }
 
@@ -374,10 +369,13 @@ mod tests {
             assert_eq!(again.unwrap().meta, vec![7u8], "{what}: stored anew");
         }
 
-        assert_eq!(cache.prune(Duration::from_secs(3600)).unwrap().0, 0);
-        let (n, bytes) = cache.prune(Duration::ZERO).unwrap();
-        assert_eq!(n, 5);
-        assert!(bytes >= 5);
+        let mut freed = Freed::default();
+        assert_eq!(
+            cache.prune(Duration::from_secs(3600), &mut freed).unwrap(),
+            0
+        );
+        assert_eq!(cache.prune(Duration::ZERO, &mut freed).unwrap(), 5);
+        assert!(freed.bytes >= 5);
         assert!(cache.lookup::<Vec<u8>>(&k, &["a"]).unwrap().is_none());
     }
 

@@ -53,6 +53,25 @@ impl Category {
             Category::Offline => 12,
         }
     }
+
+    /// The category's name in JSON errors (`edgeforge.error/v1`); as stable
+    /// as the exit code.
+    pub fn name(self) -> &'static str {
+        match self {
+            Category::Build => "build",
+            Category::Usage => "usage",
+            Category::InvalidInput => "invalid-input",
+            Category::MissingTool => "missing-tool",
+            Category::Io => "io",
+            Category::Template => "template",
+            Category::BadImage => "corrupt-image",
+            Category::SecretRefused => "secret-refused",
+            Category::RegistryAuth => "registry-auth",
+            Category::RegistryTls => "registry-tls",
+            Category::RegistryUnreachable => "registry-unreachable",
+            Category::Offline => "offline",
+        }
+    }
 }
 
 /// An error with a category; its message is complete on its own.
@@ -60,6 +79,10 @@ impl Category {
 pub struct Failure {
     pub category: Category,
     message: String,
+    /// The command's result so far, for a failure that has one (the
+    /// per-file statuses of a failed `verify`): `--output json` puts it in
+    /// the error object, since stdout stays empty on failure.
+    pub report: Option<serde_json::Value>,
 }
 
 impl fmt::Display for Failure {
@@ -75,7 +98,43 @@ pub fn fail(category: Category, message: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(Failure {
         category,
         message: message.into(),
+        report: None,
     })
+}
+
+/// Like [`fail`], carrying the command's result (see [`Failure::report`]).
+pub fn fail_with_report(
+    category: Category,
+    message: impl Into<String>,
+    report: serde_json::Value,
+) -> anyhow::Error {
+    anyhow::Error::new(Failure {
+        category,
+        message: message.into(),
+        report: Some(report),
+    })
+}
+
+/// The report a failure in the chain carries, if any.
+pub fn report_of(err: &anyhow::Error) -> Option<&serde_json::Value> {
+    err.chain()
+        .find_map(|c| c.downcast_ref::<Failure>())
+        .and_then(|f| f.report.as_ref())
+}
+
+/// The error as `--output json` prints it: one object on one line.
+pub fn to_json(err: &anyhow::Error) -> serde_json::Value {
+    let category = category_of(err);
+    let mut v = serde_json::json!({
+        "schema": "edgeforge.error/v1",
+        "error": format!("{err:#}"),
+        "category": category.name(),
+        "exit_code": category.exit_code(),
+    });
+    if let Some(r) = report_of(err) {
+        v["report"] = r.clone();
+    }
+    v
 }
 
 /// The category of the first categorized cause in the chain; plain I/O errors
@@ -108,6 +167,7 @@ pub fn io_failure(category: Category, message: impl Into<String>) -> std::io::Er
         Failure {
             category,
             message: message.into(),
+            report: None,
         },
     )
 }
@@ -131,5 +191,25 @@ mod tests {
         let plain = std::io::Error::new(std::io::ErrorKind::NotFound, "gone");
         assert_eq!(category_of(&anyhow::Error::new(plain)), Category::Io);
         assert_eq!(category_of(&anyhow::anyhow!("other")), Category::Build);
+    }
+
+    #[test]
+    fn json_errors_carry_category_code_and_report() {
+        let e = Err::<(), _>(fail(Category::InvalidInput, "bad field"))
+            .context("loading x.yaml")
+            .unwrap_err();
+        let v = to_json(&e);
+        assert_eq!(v["schema"], "edgeforge.error/v1");
+        assert_eq!(v["error"], "loading x.yaml: bad field");
+        assert_eq!(v["category"], "invalid-input");
+        assert_eq!(v["exit_code"], 3);
+        assert!(v.get("report").is_none());
+        let e = fail_with_report(
+            Category::BadImage,
+            "1 failed",
+            serde_json::json!({"ok": false}),
+        );
+        assert_eq!(to_json(&e)["report"]["ok"], false);
+        assert_eq!(to_json(&e)["exit_code"], 7);
     }
 }

@@ -52,7 +52,7 @@ pub const BUILD: [&Requirement; 8] = [
     &GRUB_EFI,
 ];
 /// What the test suite and boot checks use besides.
-pub const CHECKS: [Requirement; 10] = [
+pub const CHECKS: [Requirement; 11] = [
     program("umoci", "umoci", "--version"),
     program("qemu-system-x86_64", "qemu-system-x86", "--version"),
     folder("/usr/share/OVMF", "ovmf"),
@@ -65,6 +65,8 @@ pub const CHECKS: [Requirement; 10] = [
     // `zstd -t` on zstd layers; pigz is the layer benchmark's reference.
     program("zstd", "zstd", "--version"),
     program("pigz", "pigz", "--version"),
+    // The man pages (`man --out`) format without warnings.
+    program("groff", "groff-base", "--version"),
 ];
 
 const fn program(

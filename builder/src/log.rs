@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 
 static LEVEL: AtomicU8 = AtomicU8::new(1);
 
-/// 0 = quiet (errors only), 1 = normal, 2 = verbose.
+/// 0 = quiet (warnings and errors only), 1 = normal, 2 = verbose.
 pub fn set_level(level: u8) {
     LEVEL.store(level, Ordering::Relaxed);
 }
@@ -29,4 +29,12 @@ macro_rules! verbose {
     };
 }
 
-pub(crate) use {info, verbose};
+/// A warning: something the user should act on. Shown even with `-q`,
+/// which hides progress and information only.
+macro_rules! warning {
+    ($($arg:tt)*) => {
+        eprintln!("edgeforge: warning: {}", format_args!($($arg)*))
+    };
+}
+
+pub(crate) use {info, verbose, warning};

@@ -7,6 +7,7 @@ mod commands;
 mod definition;
 mod entry_cache;
 mod error;
+mod freed;
 mod fs_meta;
 mod host_tools;
 mod inputs;
@@ -40,7 +41,10 @@ fn main() {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    let cli = cli::Cli::parse();
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => usage_error(e),
+    };
     log::set_level(if cli.quiet {
         0
     } else if cli.verbose {
@@ -48,8 +52,48 @@ fn main() {
     } else {
         1
     });
+    let output = cli.output;
     if let Err(e) = commands::run(cli) {
-        eprintln!("edgeforge: error: {e:#}");
+        match output {
+            // One object on one line, the last on stderr; stdout stays empty.
+            cli::OutputFormat::Json => eprintln!("{}", error::to_json(&e)),
+            cli::OutputFormat::Text => eprintln!("edgeforge: error: {e:#}"),
+        }
         std::process::exit(error::category_of(&e).exit_code());
     }
+}
+
+/// A command line clap refused: its message, or with `--output json` the
+/// same as a JSON error (exit 2). Help and version print as usual.
+fn usage_error(e: clap::Error) -> ! {
+    use clap::error::ErrorKind;
+    let json = {
+        let args: Vec<String> = std::env::args().collect();
+        args.windows(2)
+            .any(|w| w[0] == "--output" && w[1] == "json")
+            || args.iter().any(|a| a == "--output=json")
+    };
+    let informational = matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion);
+    if !json || informational {
+        e.exit();
+    }
+    // clap's message up to its usage lines, on one line; where clap would
+    // print the help instead (`cache` alone), what is missing.
+    let rendered = match e.kind() {
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            "error: a subcommand or argument is missing; see --help".to_string()
+        }
+        _ => e.render().to_string(),
+    };
+    let message = rendered
+        .lines()
+        .map(str::trim)
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let message = message.trim_start_matches("error: ").to_string();
+    let err = error::fail(error::Category::Usage, message);
+    eprintln!("{}", error::to_json(&err));
+    std::process::exit(error::Category::Usage.exit_code());
 }

@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 pub mod hang_guard;
 pub mod meta_tar;
 pub mod reference;
+pub mod registry;
 pub mod tree;
 
 pub const EPOCH: &str = "1700000000";

@@ -10,7 +10,39 @@ use crate::output_set::OutputSet;
 use crate::provider::{self, BuildSettings};
 use crate::release::sbom;
 
+use super::report::{self, Report};
 use super::user_data_source;
+
+/// `edgeforge.build/v1`: the manifest written, and the files around it.
+#[derive(serde::Serialize)]
+struct Built {
+    out_dir: String,
+    /// `manifest.json` as written (`edgeforge.build-manifest/v1`).
+    manifest: Manifest,
+    sha256sums: String,
+    /// Signature files (`--sign-key`, `--sign-key-id`).
+    signatures: Vec<String>,
+}
+
+impl Report for Built {
+    const SCHEMA: &'static str = "edgeforge.build/v1";
+    fn print_text(&self) {
+        let out = std::path::Path::new(&self.out_dir);
+        for o in &self.manifest.outputs {
+            println!(
+                "{}\tsha256:{}\t{} bytes",
+                out.join(&o.name).display(),
+                o.sha256,
+                o.size
+            );
+        }
+        println!("{}", self.sha256sums);
+        println!("{}", out.join(manifest::FILE).display());
+        for s in &self.signatures {
+            println!("{s}");
+        }
+    }
+}
 
 pub fn run(
     a: BuildArgs,
@@ -137,22 +169,13 @@ pub fn run(
         Some(s) => crate::release::sign::sign_folder(&a.out, s)?,
         None => Vec::new(),
     };
-    if output == OutputFormat::Json {
-        println!("{}", serde_json::to_string_pretty(&manifest)?);
-    } else {
-        for o in &manifest.outputs {
-            println!(
-                "{}	sha256:{}	{} bytes",
-                a.out.join(&o.name).display(),
-                o.sha256,
-                o.size
-            );
-        }
-        println!("{}", a.out.join(checksums::SUMS).display());
-        println!("{}", a.out.join(manifest::FILE).display());
-        for s in &signatures {
-            println!("{}", s.display());
-        }
-    }
-    Ok(())
+    report::emit(
+        output,
+        &Built {
+            out_dir: a.out.display().to_string(),
+            manifest,
+            sha256sums: a.out.join(checksums::SUMS).display().to_string(),
+            signatures: signatures.iter().map(|s| s.display().to_string()).collect(),
+        },
+    )
 }

@@ -1,40 +1,87 @@
 use std::path::Path;
 
+use serde::Serialize;
+
+use super::report::{self, Report};
 use crate::bundle;
 use crate::cli::{BundleAction, BundleCommand, OutputFormat};
 use crate::error::{fail, Category};
 use crate::log::info;
+
+/// `edgeforge.bundle/v1`
+#[derive(Serialize)]
+struct Written {
+    file: String,
+    sha256: String,
+    size: u64,
+    images: Vec<Packed>,
+}
+
+#[derive(Serialize)]
+struct Packed {
+    name: String,
+    source: String,
+}
+
+impl Report for Written {
+    const SCHEMA: &'static str = "edgeforge.bundle/v1";
+    fn print_text(&self) {
+        println!("{}\tsha256:{}\t{} bytes", self.file, self.sha256, self.size);
+    }
+}
+
+/// `edgeforge.bundle-verify/v1`
+#[derive(Serialize)]
+struct Verified {
+    bundle: String,
+    ok: bool,
+    blobs: usize,
+    images: Vec<VerifiedImage>,
+}
+
+#[derive(Serialize)]
+struct VerifiedImage {
+    name: String,
+    manifest: String,
+}
+
+impl Report for Verified {
+    const SCHEMA: &'static str = "edgeforge.bundle-verify/v1";
+    fn print_text(&self) {
+        for i in &self.images {
+            println!("{}\t{}\tOK", i.name, i.manifest);
+        }
+        println!(
+            "{}: {} images, {} blobs verified",
+            self.bundle,
+            self.images.len(),
+            self.blobs
+        );
+    }
+}
 
 pub fn run(c: BundleCommand, epoch: u64, output: OutputFormat) -> anyhow::Result<()> {
     if let Some(BundleAction::Load { bundle: path, to }) = &c.action {
         return load(path, to, output);
     }
     if let Some(BundleAction::Verify { bundle: path }) = c.action {
-        let report = bundle::verify(&path)?;
-        if output == OutputFormat::Json {
-            let images: Vec<_> = report
-                .images
-                .iter()
-                .map(|(n, d)| serde_json::json!({"name": n, "manifest": d}))
-                .collect();
-            println!(
-                "{}",
-                serde_json::to_string_pretty(
-                    &serde_json::json!({"bundle": path, "ok": true, "blobs": report.blobs, "images": images})
-                )?
-            );
-        } else {
-            for (name, digest) in &report.images {
-                println!("{name}\t{digest}\tOK");
-            }
-            println!(
-                "{}: {} images, {} blobs verified",
-                path.display(),
-                report.images.len(),
-                report.blobs
-            );
-        }
-        return Ok(());
+        let r = bundle::verify(&path)?;
+        return report::emit(
+            output,
+            &Verified {
+                bundle: path.display().to_string(),
+                ok: true,
+                blobs: r.blobs,
+                images: r
+                    .images
+                    .iter()
+                    .map(|(n, d)| VerifiedImage {
+                        name: n.clone(),
+                        manifest: d.to_string(),
+                    })
+                    .collect(),
+            },
+        );
     }
     let out = c.out.ok_or_else(|| {
         fail(
@@ -69,30 +116,58 @@ pub fn run(c: BundleCommand, epoch: u64, output: OutputFormat) -> anyhow::Result
     let (digest, size) = bundle::write(&images, &c.arch, &out, epoch)?;
     info!("bundle of {} images", images.len());
     crate::checksums::write_sidecar(&out, &digest)?;
-    println!("{}\tsha256:{digest}\t{size} bytes", out.display());
-    Ok(())
+    report::emit(
+        output,
+        &Written {
+            file: out.display().to_string(),
+            sha256: digest.to_string(),
+            size,
+            images: images
+                .into_iter()
+                .map(|(name, source)| Packed { name, source })
+                .collect(),
+        },
+    )
+}
+
+/// `edgeforge.bundle-load/v1`
+#[derive(Serialize)]
+struct Loaded {
+    bundle: String,
+    to: String,
+    images: Vec<LoadedImage>,
+}
+
+#[derive(Serialize)]
+struct LoadedImage {
+    name: String,
+    /// `REFERENCE@sha256:...` in the site's registry.
+    pushed: String,
+}
+
+impl Report for Loaded {
+    const SCHEMA: &'static str = "edgeforge.bundle-load/v1";
+    fn print_text(&self) {
+        for i in &self.images {
+            println!("{}\t{}", i.name, i.pushed);
+        }
+    }
 }
 
 fn load(path: &Path, to: &str, output: OutputFormat) -> anyhow::Result<()> {
     let pushed = bundle::load(path, to)?;
-    if output == OutputFormat::Json {
-        let images: Vec<_> = pushed
-            .iter()
-            .map(|(n, r)| serde_json::json!({"name": n, "pushed": r}))
-            .collect();
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({
-                "schema": "edgeforge.bundle-load/v1",
-                "bundle": path,
-                "to": to,
-                "images": images,
-            }))?
-        );
-    } else {
-        for (name, reference) in &pushed {
-            println!("{name}\t{reference}");
-        }
-    }
-    Ok(())
+    report::emit(
+        output,
+        &Loaded {
+            bundle: path.display().to_string(),
+            to: to.to_string(),
+            images: pushed
+                .into_iter()
+                .map(|(name, pushed)| LoadedImage {
+                    name,
+                    pushed: pushed.to_string(),
+                })
+                .collect(),
+        },
+    )
 }

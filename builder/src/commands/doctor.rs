@@ -1,39 +1,89 @@
-use crate::error::{fail, Category};
+use serde::Serialize;
+
+use super::report::{self, Report};
+use crate::cli::OutputFormat;
+use crate::error::{fail_with_report, Category};
 use crate::host_tools::{self, Requirement};
 
-/// Lists every host tool with its version, or the Debian package to install.
-pub fn run() -> anyhow::Result<()> {
-    let mut missing = Vec::new();
-    let show = |r: &Requirement, role: &str, missing: &mut Vec<&'static str>| match r.version() {
-        Some(v) => println!("ok       {:26} {:20} {role:6} {v}", r.what, r.package),
-        None => {
-            println!(
-                "MISSING  {:26} {:20} {role:6} apt-get install {}",
-                r.what, r.package, r.package
-            );
-            if role == "build" {
-                missing.push(r.package);
+/// `edgeforge.doctor/v1`
+#[derive(Serialize)]
+struct Doctor {
+    edgeforge: &'static str,
+    tools: Vec<Tool>,
+    /// Debian packages to install for building ISOs (empty when all are there).
+    missing_packages: Vec<&'static str>,
+}
+
+#[derive(Serialize)]
+struct Tool {
+    tool: &'static str,
+    package: &'static str,
+    /// `build` (edgeforge runs it), `pull` (registry images) or `checks` (tests and checks run it).
+    role: &'static str,
+    /// `ok` or `missing`.
+    status: &'static str,
+    version: Option<String>,
+}
+
+impl Report for Doctor {
+    const SCHEMA: &'static str = "edgeforge.doctor/v1";
+    fn print_text(&self) {
+        println!(
+            "status   {:26} {:20} {:6} version",
+            "tool", "debian package", "role"
+        );
+        for t in &self.tools {
+            match &t.version {
+                Some(v) => println!("ok       {:26} {:20} {:6} {v}", t.tool, t.package, t.role),
+                None => println!(
+                    "MISSING  {:26} {:20} {:6} apt-get install {}",
+                    t.tool, t.package, t.role, t.package
+                ),
             }
         }
+        println!("edgeforge {}", self.edgeforge);
+    }
+}
+
+/// Lists every host tool with its version, or the Debian package to install.
+pub fn run(output: OutputFormat) -> anyhow::Result<()> {
+    let tool = |r: &Requirement, role: &'static str| {
+        let version = r.version();
+        Tool {
+            tool: r.what,
+            package: r.package,
+            role,
+            status: if version.is_some() { "ok" } else { "missing" },
+            version,
+        }
     };
-    println!(
-        "status   {:26} {:20} {:6} version",
-        "tool", "debian package", "role"
-    );
-    for r in host_tools::BUILD {
-        show(r, "build", &mut missing);
-    }
-    show(&host_tools::SKOPEO, "pull", &mut missing);
-    for r in &host_tools::CHECKS {
-        show(r, "checks", &mut missing);
-    }
-    println!("edgeforge {}", env!("CARGO_PKG_VERSION"));
-    if !missing.is_empty() {
-        missing.dedup();
-        return Err(fail(
+    let tools: Vec<Tool> = host_tools::BUILD
+        .iter()
+        .map(|r| tool(r, "build"))
+        .chain(std::iter::once(tool(&host_tools::SKOPEO, "pull")))
+        .chain(host_tools::CHECKS.iter().map(|r| tool(r, "checks")))
+        .collect();
+    let mut missing: Vec<&'static str> = tools
+        .iter()
+        .filter(|t| t.role == "build" && t.version.is_none())
+        .map(|t| t.package)
+        .collect();
+    missing.dedup();
+    let doctor = Doctor {
+        edgeforge: env!("CARGO_PKG_VERSION"),
+        tools,
+        missing_packages: missing,
+    };
+    if !doctor.missing_packages.is_empty() {
+        // The table still helps in text mode; JSON carries it in the error.
+        if output == OutputFormat::Text {
+            doctor.print_text();
+        }
+        return Err(fail_with_report(
             Category::MissingTool,
-            format!("tools for building ISOs are missing: apt-get install {} (or scripts/install-host-tools.sh)", missing.join(" ")),
+            format!("tools for building ISOs are missing: apt-get install {} (or scripts/install-host-tools.sh)", doctor.missing_packages.join(" ")),
+            report::to_json(&doctor)?,
         ));
     }
-    Ok(())
+    report::emit(output, &doctor)
 }

@@ -1,4 +1,7 @@
-use crate::cli::IsoArgs;
+use serde::Serialize;
+
+use super::report::{self, Report};
+use crate::cli::{IsoArgs, OutputFormat};
 use crate::definition::LoadedDefinition;
 use crate::error::{fail, Category};
 use crate::iso::{self, RootfsSource};
@@ -7,7 +10,35 @@ use crate::provider::BuildSettings;
 
 use super::user_data_source;
 
-pub fn run(a: IsoArgs, epoch: u64, cache: Option<std::path::PathBuf>) -> anyhow::Result<()> {
+/// `edgeforge.iso/v1`
+#[derive(Serialize)]
+struct Built {
+    isos: Vec<Iso>,
+}
+
+#[derive(Serialize)]
+struct Iso {
+    variant: String,
+    file: String,
+    sha256: String,
+    size: u64,
+}
+
+impl Report for Built {
+    const SCHEMA: &'static str = "edgeforge.iso/v1";
+    fn print_text(&self) {
+        for i in &self.isos {
+            println!("{}\tsha256:{}\t{} bytes", i.file, i.sha256, i.size);
+        }
+    }
+}
+
+pub fn run(
+    a: IsoArgs,
+    epoch: u64,
+    cache: Option<std::path::PathBuf>,
+    output: OutputFormat,
+) -> anyhow::Result<()> {
     let definition = a.definition.as_ref().ok_or_else(|| {
         fail(Category::Usage, "edgeforge iso needs IMAGE_YAML (or a subcommand: `iso show ISO`, `iso embed GOLDEN_ISO ...`)")
     })?;
@@ -48,20 +79,16 @@ pub fn run(a: IsoArgs, epoch: u64, cache: Option<std::path::PathBuf>) -> anyhow:
     }
     // Every variant's ISO gets its final name once all are written.
     let mut set = OutputSet::open(&a.out)?;
-    let mut artifacts = Vec::new();
+    let mut isos = Vec::new();
     for (variant, source) in sources {
-        artifacts.push(iso::build(
-            &l, variant, &source, &config, &settings, &mut set,
-        )?);
+        let artifact = iso::build(&l, variant, &source, &config, &settings, &mut set)?;
+        isos.push(Iso {
+            variant: variant.name.clone(),
+            file: artifact.path.display().to_string(),
+            sha256: artifact.sha256.to_string(),
+            size: artifact.size,
+        });
     }
     set.commit(None)?;
-    for artifact in artifacts {
-        println!(
-            "{}\tsha256:{}\t{} bytes",
-            artifact.path.display(),
-            artifact.sha256,
-            artifact.size
-        );
-    }
-    Ok(())
+    report::emit(output, &Built { isos })
 }

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
+use super::report::{self, Report};
 use super::user_data_source;
 use crate::checksums;
 use crate::cli::{EmbedArgs, OutputFormat};
@@ -20,7 +21,7 @@ use crate::render::Renderer;
 use crate::user_data::{Site, UserData};
 use crate::yaml;
 
-/// What `iso show` reports (the `--output json` schema).
+/// What `iso show` reports: `edgeforge.iso-show/v1`.
 #[derive(serde::Serialize)]
 struct Shown {
     iso: String,
@@ -111,37 +112,38 @@ pub fn show(iso: &Path, reveal: bool, output: OutputFormat) -> anyhow::Result<()
         sha256_file,
         user_data,
     };
-    if output == OutputFormat::Json {
-        println!("{}", serde_json::to_string_pretty(&shown)?);
-        return Ok(());
-    }
-    println!("iso         {} ({} bytes)", shown.iso, shown.size);
-    println!("volume      {}", shown.volume);
-    println!("boot        {}", shown.boot.join(", "));
-    println!(
-        "sha256      {} ({} {})",
-        shown.sha256,
-        shown.sha256_file,
-        sidecar.display()
-    );
-    match &shown.user_data {
-        None => println!("user-data   none"),
-        Some(u) => {
-            match u.reserved_area {
-                Some(area) => println!("user-data   /config.yaml, {} bytes, in a {area} byte reserved area (golden: `edgeforge iso embed` replaces it)", u.bytes),
-                None if u.meta_data.is_some() => println!("user-data   {}, {} bytes (a site user-data medium, applied over the installer's at first boot)", u.file, u.bytes),
-                None => println!("user-data   {}, {} bytes", u.file, u.bytes),
-            }
-            println!("            sha256 {}", u.sha256);
-            if let Some(meta) = &u.meta_data {
-                for line in meta.lines() {
-                    println!("meta-data   {line}");
+    report::emit(output, &shown)
+}
+
+impl Report for Shown {
+    const SCHEMA: &'static str = "edgeforge.iso-show/v1";
+    fn print_text(&self) {
+        let shown = self;
+        println!("iso         {} ({} bytes)", shown.iso, shown.size);
+        println!("volume      {}", shown.volume);
+        println!("boot        {}", shown.boot.join(", "));
+        println!(
+            "sha256      {} ({} {}.sha256)",
+            shown.sha256, shown.sha256_file, shown.iso
+        );
+        match &shown.user_data {
+            None => println!("user-data   none"),
+            Some(u) => {
+                match u.reserved_area {
+                    Some(area) => println!("user-data   /config.yaml, {} bytes, in a {area} byte reserved area (golden: `edgeforge iso embed` replaces it)", u.bytes),
+                    None if u.meta_data.is_some() => println!("user-data   {}, {} bytes (a site user-data medium, applied over the installer's at first boot)", u.file, u.bytes),
+                    None => println!("user-data   {}, {} bytes", u.file, u.bytes),
                 }
+                println!("            sha256 {}", u.sha256);
+                if let Some(meta) = &u.meta_data {
+                    for line in meta.lines() {
+                        println!("meta-data   {line}");
+                    }
+                }
+                print!("---\n{}", u.content);
             }
-            print!("---\n{}", u.content);
         }
     }
-    Ok(())
 }
 
 #[derive(serde::Deserialize)]
@@ -150,7 +152,40 @@ struct SitesFile {
     sites: Vec<Site>,
 }
 
-pub fn embed(a: &EmbedArgs) -> anyhow::Result<()> {
+/// What `iso embed` wrote: `edgeforge.iso-embed/v1`.
+#[derive(serde::Serialize)]
+struct Embedded {
+    golden: String,
+    isos: Vec<EmbeddedIso>,
+}
+
+#[derive(serde::Serialize)]
+struct EmbeddedIso {
+    file: String,
+    sha256: String,
+    /// The site (`--sites`); none for `-o`.
+    site: Option<String>,
+    /// The embedded user-data's; none when `--remove` emptied the area.
+    user_data_sha256: Option<String>,
+}
+
+impl Report for Embedded {
+    const SCHEMA: &'static str = "edgeforge.iso-embed/v1";
+    fn print_text(&self) {
+        for i in &self.isos {
+            match &i.user_data_sha256 {
+                Some(ud) => println!("{}\tsha256:{}\tuser-data sha256:{ud}", i.file, i.sha256),
+                None => println!("{}\tsha256:{}\t(reserved area emptied)", i.file, i.sha256),
+            }
+        }
+    }
+}
+
+pub fn embed(a: &EmbedArgs, output_format: OutputFormat) -> anyhow::Result<()> {
+    let report = |isos| Embedded {
+        golden: a.golden.display().to_string(),
+        isos,
+    };
     let mut golden = Golden::open(&a.golden)?;
     let template = || Renderer::new(None, tera::Context::new());
     if let Some(sites_path) = &a.sites {
@@ -171,6 +206,7 @@ pub fn embed(a: &EmbedArgs) -> anyhow::Result<()> {
             .into_owned();
         let mut renderer = template()?;
         let mut sums = Vec::new();
+        let mut isos = Vec::new();
         for site in &sites.sites {
             if site.name.is_empty()
                 || !site
@@ -182,11 +218,13 @@ pub fn embed(a: &EmbedArgs) -> anyhow::Result<()> {
             }
             let ud = user_data_source::render_site(site, &a.user_data, &mut renderer)?;
             let target = out_dir.join(format!("{stem}-{}.iso", site.name));
-            let sha = write_one(&mut golden, &ud, &target)?;
+            let (sha, mut iso) = write_one(&mut golden, &ud, &target)?;
+            iso.site = Some(site.name.clone());
             sums.push((file_name(&target), sha));
+            isos.push(iso);
         }
         checksums::record(out_dir, &sums)?;
-        return Ok(());
+        return report::emit(output_format, &report(isos));
     }
     let output = a.out.as_ref().ok_or_else(|| {
         fail(
@@ -197,26 +235,33 @@ pub fn embed(a: &EmbedArgs) -> anyhow::Result<()> {
     if a.remove {
         let sha = golden.write(reserved::EMPTY, output, 0o644)?;
         checksums::write_sidecar(output, &sha)?;
-        println!(
-            "{}\tsha256:{sha}\t(reserved area emptied)",
-            output.display()
-        );
-        return Ok(());
+        let emptied = EmbeddedIso {
+            file: output.display().to_string(),
+            sha256: sha.to_string(),
+            site: None,
+            user_data_sha256: None,
+        };
+        return report::emit(output_format, &report(vec![emptied]));
     }
     let ud = user_data_source::require(&a.user_data, template)?;
-    write_one(&mut golden, &ud, output)?;
-    Ok(())
+    let (_, iso) = write_one(&mut golden, &ud, output)?;
+    report::emit(output_format, &report(vec![iso]))
 }
 
-fn write_one(golden: &mut Golden, ud: &UserData, target: &Path) -> anyhow::Result<Sha256Digest> {
+fn write_one(
+    golden: &mut Golden,
+    ud: &UserData,
+    target: &Path,
+) -> anyhow::Result<(Sha256Digest, EmbeddedIso)> {
     let progress = Progress::spinner(format!("writing {}", target.display()));
     let sha = golden.write(ud.bytes(), target, 0o600)?;
     progress.finish();
     checksums::write_sidecar(target, &sha)?;
-    println!(
-        "{}\tsha256:{sha}\tuser-data sha256:{}",
-        target.display(),
-        ud.sha256
-    );
-    Ok(sha)
+    let iso = EmbeddedIso {
+        file: target.display().to_string(),
+        sha256: sha.to_string(),
+        site: None,
+        user_data_sha256: Some(ud.sha256.to_string()),
+    };
+    Ok((sha, iso))
 }

@@ -3,12 +3,34 @@ use std::path::Path;
 
 use anyhow::Context;
 
-use crate::cli::LayerArgs;
+use super::report::{self, Report};
+use crate::cli::{LayerArgs, OutputFormat};
 use crate::error::{fail, Category};
 use crate::layer::{self, lower::LowerView, secrets::SecretGuard, LayerWriter, Placement};
 use crate::progress::Progress;
 
-pub fn run(a: LayerArgs, epoch: u64) -> anyhow::Result<()> {
+/// `edgeforge.layer/v1`
+#[derive(serde::Serialize)]
+struct Written {
+    file: String,
+    /// The blob's `sha256:` digest (the compressed file), as a manifest lists it.
+    digest: String,
+    /// The uncompressed tar's `sha256:` digest, as an image config lists it.
+    diff_id: String,
+    size: u64,
+}
+
+impl Report for Written {
+    const SCHEMA: &'static str = "edgeforge.layer/v1";
+    fn print_text(&self) {
+        println!(
+            "{}\tdigest {}\tdiff_id {}\tsize {}",
+            self.file, self.digest, self.diff_id, self.size
+        );
+    }
+}
+
+pub fn run(a: LayerArgs, epoch: u64, output: OutputFormat) -> anyhow::Result<()> {
     if !a.destination.starts_with('/') || a.destination.split('/').any(|s| s == "..") {
         return Err(fail(
             Category::Usage,
@@ -57,12 +79,13 @@ pub fn run(a: LayerArgs, epoch: u64) -> anyhow::Result<()> {
     progress.finish();
     temp.persist(&a.out)
         .with_context(|| format!("renaming into {}", a.out.display()))?;
-    println!(
-        "{}\tdigest {}\tdiff_id {}\tsize {}",
-        a.out.display(),
-        blob.descriptor.digest,
-        blob.diff_id,
-        blob.descriptor.size
-    );
-    Ok(())
+    report::emit(
+        output,
+        &Written {
+            file: a.out.display().to_string(),
+            digest: blob.descriptor.digest.to_string(),
+            diff_id: blob.diff_id.to_string(),
+            size: blob.descriptor.size,
+        },
+    )
 }

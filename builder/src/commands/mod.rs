@@ -2,14 +2,19 @@
 
 mod build;
 mod bundle;
+mod cache;
 mod doctor;
 mod iso;
 mod iso_inspect;
 mod layer;
+mod man;
 mod plan;
 mod provider_image;
 mod push;
 mod render;
+mod report;
+#[cfg(test)]
+mod schemas;
 mod sign;
 mod site_media;
 mod unpack;
@@ -19,7 +24,8 @@ mod verify;
 
 use clap::CommandFactory;
 
-use crate::cli::{CacheCommand, Cli, Command, IsoAction, OutputFormat, PlanFormat};
+use crate::cli::{CacheCommand, Cli, Command, IsoAction, OutputFormat};
+use crate::error::{fail, Category};
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     let epoch = cli.source_date_epoch;
@@ -32,12 +38,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         tls_verify: cli.tls_verify,
         registries_conf: cli.registries_conf.clone(),
     });
+    let output = cli.output;
     match cli.command {
-        Command::ProviderImage(a) => provider_image::run(a, epoch, cache),
+        Command::ProviderImage(a) => provider_image::run(a, epoch, cache, output),
         Command::Iso(c) => match c.action {
-            Some(IsoAction::Show { iso, reveal }) => iso_inspect::show(&iso, reveal, cli.output),
-            Some(IsoAction::Embed(a)) => iso_inspect::embed(&a),
-            None => iso::run(c.build, epoch, cache),
+            Some(IsoAction::Show { iso, reveal }) => iso_inspect::show(&iso, reveal, output),
+            Some(IsoAction::Embed(a)) => iso_inspect::embed(&a, output),
+            None => iso::run(c.build, epoch, cache, output),
         },
         Command::Verify {
             path,
@@ -45,41 +52,20 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             rebuild,
             user_data,
         } => {
-            verify::run(&path, key.as_deref(), cli.output)?;
-            if rebuild {
-                verify::rebuild(&path, user_data.as_deref(), cache.as_deref(), cli.output)?;
-            }
-            Ok(())
+            let rebuild = rebuild.then_some((user_data.as_deref(), cache.as_deref()));
+            verify::run(&path, key.as_deref(), rebuild, output)
         }
-        Command::Push(a) => push::run(&a, cli.output),
-        Command::Sign { dir, key } => sign::run(&dir, &key, cli.output),
-        Command::Doctor => doctor::run(),
+        Command::Push(a) => push::run(&a, output),
+        Command::Sign { dir, key } => sign::run(&dir, &key, output),
+        Command::Doctor => doctor::run(output),
         Command::Cache(CacheCommand::Prune { older_than, all }) => {
-            let dir = cache.ok_or_else(|| {
-                crate::error::fail(
-                    crate::error::Category::Usage,
-                    "no cache folder: give --cache-dir or set HOME",
-                )
-            })?;
-            let age = if all {
-                std::time::Duration::ZERO
-            } else {
-                std::time::Duration::from_secs(older_than * 86_400)
-            };
-            let (layers, layer_bytes) = crate::layer::cache::prune(&dir, age)?;
-            let (roots, root_bytes) = crate::iso::rootfs::prune(&dir, age)?;
-            let (boots, boot_bytes) = crate::iso::boot::prune(&dir, age)?;
-            let (trees, tree_bytes) = crate::iso::lower_tree::prune(&dir, age)?;
-            let (views, view_bytes) = crate::layer::lower::prune(&dir, age)?;
-            let (pulls, pull_bytes) = crate::registry::prune::prune(&dir, age)?;
-            println!(
-                "{}: removed {views} base image views, {layers} cached layers, {trees} flattened trees, {roots} root filesystems and {boots} boot image sets, {pulls} pulled registry images, {} bytes",
-                dir.display(),
-                view_bytes + layer_bytes + tree_bytes + root_bytes + boot_bytes + pull_bytes
-            );
-            Ok(())
+            cache::prune(cache, older_than, all, output)
         }
-        Command::Bundle(c) => bundle::run(*c, epoch, cli.output),
+        Command::Bundle(c) => bundle::run(*c, epoch, output),
+        Command::Completions { .. } | Command::Man { .. } if output == OutputFormat::Json => Err(fail(
+            Category::Usage,
+            "completions and man print shell code and roff; --output json does not apply to them",
+        )),
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,
@@ -89,24 +75,16 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Man => Ok(clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?),
-        // `--output json` on plan is `--format json`.
+        Command::Man { out } => man::run(out.as_deref()),
         Command::Plan {
             definitions,
             format,
-        } => {
-            let format = if cli.output == OutputFormat::Json {
-                PlanFormat::Json
-            } else {
-                format
-            };
-            plan::run(&definitions, format)
-        }
-        Command::Build(a) => build::run(a, epoch, cache, cli.output),
-        Command::Render(a) => render::run(a, epoch),
-        Command::Layer(a) => layer::run(a, epoch),
-        Command::Unpack(a) => unpack::run(a, epoch),
-        Command::UserData(c) => user_data::run(c, epoch),
-        Command::SiteMedia(a) => site_media::run(&a, epoch),
+        } => plan::run(&definitions, plan::format_for(format, output)?),
+        Command::Build(a) => build::run(a, epoch, cache, output),
+        Command::Render(a) => render::run(a, epoch, output),
+        Command::Layer(a) => layer::run(a, epoch, output),
+        Command::Unpack(a) => unpack::run(a, epoch, output),
+        Command::UserData(c) => user_data::run(c, epoch, output),
+        Command::SiteMedia(a) => site_media::run(&a, epoch, output),
     }
 }

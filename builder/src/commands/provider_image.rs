@@ -1,12 +1,44 @@
-use crate::cli::ProviderImageArgs;
+use serde::Serialize;
+
+use super::report::{self, Report};
+use crate::cli::{OutputFormat, ProviderImageArgs};
 use crate::definition::LoadedDefinition;
 use crate::output_set::OutputSet;
 use crate::provider::{self, BuildSettings};
+
+/// `edgeforge.provider-image/v1`
+#[derive(Serialize)]
+struct Built {
+    images: Vec<Image>,
+}
+
+#[derive(Serialize)]
+struct Image {
+    variant: String,
+    file: String,
+    reference: String,
+    sha256: String,
+    size: u64,
+    manifest_digest: String,
+}
+
+impl Report for Built {
+    const SCHEMA: &'static str = "edgeforge.provider-image/v1";
+    fn print_text(&self) {
+        for i in &self.images {
+            println!(
+                "{}\t{}\tsha256:{}\t{} bytes\tmanifest {}",
+                i.file, i.reference, i.sha256, i.size, i.manifest_digest
+            );
+        }
+    }
+}
 
 pub fn run(
     a: ProviderImageArgs,
     epoch: u64,
     cache: Option<std::path::PathBuf>,
+    output: OutputFormat,
 ) -> anyhow::Result<()> {
     let l = LoadedDefinition::load(&a.def.definition, &a.def.sets)?;
     let mut set = OutputSet::open(&a.out)?;
@@ -20,15 +52,18 @@ pub fn run(
     };
     let images = provider::build(&l, &l.variants(), &settings, &mut set)?;
     set.commit(None)?;
-    for image in images {
-        println!(
-            "{}\t{}\tsha256:{}\t{} bytes\tmanifest {}",
-            image.archive.display(),
-            image.variant.reference,
-            image.sha256,
-            image.size,
-            image.manifest_digest
-        );
-    }
-    Ok(())
+    let built = Built {
+        images: images
+            .into_iter()
+            .map(|i| Image {
+                variant: i.variant.name.clone(),
+                file: i.archive.display().to_string(),
+                reference: i.variant.reference.clone(),
+                sha256: i.sha256.to_string(),
+                size: i.size,
+                manifest_digest: i.manifest_digest.to_string(),
+            })
+            .collect(),
+    };
+    report::emit(output, &built)
 }

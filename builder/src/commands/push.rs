@@ -1,9 +1,29 @@
 use std::path::Path;
 
+use serde::Serialize;
+
+use super::report::{self, Report};
 use crate::cli::{OutputFormat, PushArgs};
 use crate::error::{fail, Category};
 use crate::oci::source::SourceImage;
 use crate::registry::{push, reference::Reference};
+
+/// `edgeforge.push/v1`
+#[derive(Serialize)]
+struct Pushed {
+    archive: String,
+    /// `REFERENCE@sha256:...` as pushed.
+    reference: String,
+    /// The local manifest digest, which the registry's equals.
+    digest: String,
+}
+
+impl Report for Pushed {
+    const SCHEMA: &'static str = "edgeforge.push/v1";
+    fn print_text(&self) {
+        println!("{}", self.reference);
+    }
+}
 
 pub fn run(a: &PushArgs, output: OutputFormat) -> anyhow::Result<()> {
     let spec = format!("oci-archive:{}", a.archive.display());
@@ -21,18 +41,12 @@ pub fn run(a: &PushArgs, output: OutputFormat) -> anyhow::Result<()> {
     };
     let target = Reference::parse(target)?;
     let pushed = push::push(&spec, &image.manifest_digest, &target)?;
-    if output == OutputFormat::Json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({
-                "schema": "edgeforge.push/v1",
-                "archive": a.archive,
-                "reference": pushed,
-                "digest": image.manifest_digest,
-            }))?
-        );
-    } else {
-        println!("{pushed}");
-    }
-    Ok(())
+    report::emit(
+        output,
+        &Pushed {
+            archive: a.archive.display().to_string(),
+            reference: pushed.to_string(),
+            digest: image.manifest_digest.to_string(),
+        },
+    )
 }

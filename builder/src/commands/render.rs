@@ -2,13 +2,37 @@ use std::fs;
 
 use anyhow::Context;
 
-use crate::cli::RenderArgs;
+use super::report::{self, Report};
+use crate::cli::{OutputFormat, RenderArgs};
 use crate::definition::LoadedDefinition;
 use crate::provider::renderer_for;
 use crate::render::context_for;
 
-pub fn run(a: RenderArgs, epoch: u64) -> anyhow::Result<()> {
+/// `edgeforge.render/v1`
+#[derive(serde::Serialize)]
+struct Rendered {
+    variants: Vec<RenderedVariant>,
+}
+
+#[derive(serde::Serialize)]
+struct RenderedVariant {
+    variant: String,
+    /// Holds `rootfs/`, `iso/` and `context.json`.
+    dir: String,
+}
+
+impl Report for Rendered {
+    const SCHEMA: &'static str = "edgeforge.render/v1";
+    fn print_text(&self) {
+        for v in &self.variants {
+            println!("{}", v.dir);
+        }
+    }
+}
+
+pub fn run(a: RenderArgs, epoch: u64, output: OutputFormat) -> anyhow::Result<()> {
     let l = LoadedDefinition::load(&a.def.definition, &a.def.sets)?;
+    let mut rendered = Vec::new();
     for variant in l.variants() {
         let dest = a.out.join(&variant.name);
         if dest.exists() {
@@ -29,7 +53,10 @@ pub fn run(a: RenderArgs, epoch: u64) -> anyhow::Result<()> {
         let json = serde_json::to_string_pretty(&ctx)?;
         fs::write(dest.join("context.json"), json + "\n")
             .with_context(|| format!("writing {}/context.json", dest.display()))?;
-        println!("{}", dest.display());
+        rendered.push(RenderedVariant {
+            variant: variant.name.clone(),
+            dir: dest.display().to_string(),
+        });
     }
-    Ok(())
+    report::emit(output, &Rendered { variants: rendered })
 }

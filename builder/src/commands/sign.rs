@@ -1,5 +1,6 @@
 use std::path::Path;
 
+use super::report::{self, Report};
 use crate::cli::{OutputFormat, SignKeyArgs};
 use crate::release::sign::{self, KeySource};
 
@@ -20,17 +21,23 @@ pub fn run(dir: &Path, key: &SignKeyArgs, output: OutputFormat) -> anyhow::Resul
     print(&written, output)
 }
 
-pub fn print(written: &[std::path::PathBuf], output: OutputFormat) -> anyhow::Result<()> {
-    if output == OutputFormat::Json {
-        let names: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({ "signatures": names }))?
-        );
-    } else {
-        for p in written {
-            println!("{}", p.display());
+/// `edgeforge.sign/v1`
+#[derive(serde::Serialize)]
+struct Signed {
+    /// The signature files written, in the folder.
+    signatures: Vec<String>,
+}
+
+impl Report for Signed {
+    const SCHEMA: &'static str = "edgeforge.sign/v1";
+    fn print_text(&self) {
+        for p in &self.signatures {
+            println!("{p}");
         }
     }
-    Ok(())
+}
+
+fn print(written: &[std::path::PathBuf], output: OutputFormat) -> anyhow::Result<()> {
+    let signatures = written.iter().map(|p| p.display().to_string()).collect();
+    report::emit(output, &Signed { signatures })
 }

@@ -10,8 +10,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
+use super::report::{self, Report};
 use super::user_data_source;
-use crate::cli::SiteMediaArgs;
+use crate::cli::{OutputFormat, SiteMediaArgs};
 use crate::error::{fail, Category};
 use crate::io::{AtomicFile, Sha256Digest};
 use crate::iso::cidata;
@@ -27,6 +28,33 @@ struct SitesFile {
     sites: Vec<Site>,
 }
 
+/// `edgeforge.site-media/v1`
+#[derive(serde::Serialize)]
+struct Written {
+    media: Vec<WrittenMedium>,
+}
+
+#[derive(serde::Serialize)]
+struct WrittenMedium {
+    file: String,
+    /// `iso` (ISO 9660, volume `cidata`) or `fat` (`--fat`, label `CIDATA`).
+    format: &'static str,
+    sha256: String,
+    user_data_sha256: String,
+}
+
+impl Report for Written {
+    const SCHEMA: &'static str = "edgeforge.site-media/v1";
+    fn print_text(&self) {
+        for m in &self.media {
+            println!(
+                "{}\tsha256:{}\tuser-data sha256:{}",
+                m.file, m.sha256, m.user_data_sha256
+            );
+        }
+    }
+}
+
 /// One medium to write.
 struct Medium {
     target: PathBuf,
@@ -34,9 +62,9 @@ struct Medium {
     meta_data: String,
 }
 
-pub fn run(a: &SiteMediaArgs, epoch: u64) -> anyhow::Result<()> {
+pub fn run(a: &SiteMediaArgs, epoch: u64, output: OutputFormat) -> anyhow::Result<()> {
     if a.user_data.token.is_some() {
-        return Err(fail(Category::Usage, REFUSED));
+        return Err(fail(Category::SecretRefused, REFUSED));
     }
     let template = || Renderer::new(None, tera::Context::new());
     let media = if let Some(sites_path) = &a.sites {
@@ -119,13 +147,14 @@ pub fn run(a: &SiteMediaArgs, epoch: u64) -> anyhow::Result<()> {
             "no user-data: give --user-data FILE, --site FILE / --site-value name=... (with --token-env or --token-file), or --sites FILE --out-dir DIR",
         ));
     };
-    write(&media, epoch, a.fat)
+    let written = write(&media, epoch, a.fat)?;
+    report::emit(output, &written)
 }
 
 /// Stages every medium (0600: it may hold the token) and commits them
 /// together with their checksums.
-fn write(media: &[Medium], epoch: u64, fat: bool) -> anyhow::Result<()> {
-    let mut lines = Vec::new();
+fn write(media: &[Medium], epoch: u64, fat: bool) -> anyhow::Result<Written> {
+    let mut written = Vec::new();
     let mut sets: Vec<(PathBuf, OutputSet)> = Vec::new();
     for m in media {
         let dir = match m.target.parent() {
@@ -149,11 +178,12 @@ fn write(media: &[Medium], epoch: u64, fat: bool) -> anyhow::Result<()> {
         file.write_all(&bytes)
             .with_context(|| format!("writing {}", target.display()))?;
         set.stage(file, sha);
-        lines.push(format!(
-            "{}\tsha256:{sha}\tuser-data sha256:{}",
-            target.display(),
-            m.user_data.sha256
-        ));
+        written.push(WrittenMedium {
+            file: target.display().to_string(),
+            format: "iso",
+            sha256: sha.to_string(),
+            user_data_sha256: m.user_data.sha256.to_string(),
+        });
         if fat {
             let img = target.with_extension("img");
             if img == target {
@@ -181,20 +211,18 @@ fn write(media: &[Medium], epoch: u64, fat: bool) -> anyhow::Result<()> {
             file.write_all(&bytes)
                 .with_context(|| format!("writing {}", img.display()))?;
             set.stage(file, sha);
-            lines.push(format!(
-                "{}\tsha256:{sha}\tuser-data sha256:{}",
-                img.display(),
-                m.user_data.sha256
-            ));
+            written.push(WrittenMedium {
+                file: img.display().to_string(),
+                format: "fat",
+                sha256: sha.to_string(),
+                user_data_sha256: m.user_data.sha256.to_string(),
+            });
         }
     }
     for (_, set) in sets {
         set.commit(None)?;
     }
-    for l in lines {
-        println!("{l}");
-    }
-    Ok(())
+    Ok(Written { media: written })
 }
 
 /// A site name names its medium: letters, digits, `.`, `_` and `-`.

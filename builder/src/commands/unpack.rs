@@ -13,13 +13,32 @@ use std::path::Path;
 
 use anyhow::Context;
 
-use crate::cli::UnpackArgs;
+use super::report::{self, Report};
+use crate::cli::{OutputFormat, UnpackArgs};
 use crate::error::{fail, Category};
 use crate::leftovers;
 use crate::log::info;
 use crate::oci::{flatten, source::SourceImage};
 
-pub fn run(a: UnpackArgs, epoch: u64) -> anyhow::Result<()> {
+/// `edgeforge.unpack/v1`
+#[derive(serde::Serialize)]
+struct Unpacked {
+    dir: String,
+    layers: usize,
+    entries: u64,
+    whiteouts: u64,
+    /// Device nodes not made (not running as root).
+    skipped_devices: u64,
+}
+
+impl Report for Unpacked {
+    const SCHEMA: &'static str = "edgeforge.unpack/v1";
+    fn print_text(&self) {
+        println!("{}", self.dir);
+    }
+}
+
+pub fn run(a: UnpackArgs, epoch: u64, output: OutputFormat) -> anyhow::Result<()> {
     let exists = || {
         fail(
             Category::Usage,
@@ -67,8 +86,16 @@ pub fn run(a: UnpackArgs, epoch: u64) -> anyhow::Result<()> {
         "{} layers, {} entries, {} whiteouts applied, {} device nodes skipped",
         stats.layers, stats.entries, stats.whiteouts, stats.skipped_devices
     );
-    println!("{}", a.out.display());
-    Ok(())
+    report::emit(
+        output,
+        &Unpacked {
+            dir: a.out.display().to_string(),
+            layers: stats.layers,
+            entries: stats.entries,
+            whiteouts: stats.whiteouts,
+            skipped_devices: stats.skipped_devices,
+        },
+    )
 }
 
 /// Removes the folders of killed unpacks to the same OUT: those holding a

@@ -19,7 +19,7 @@ pub fn resolve(
     renderer: impl FnOnce() -> anyhow::Result<Renderer>,
 ) -> anyhow::Result<Option<UserData>> {
     if a.token.is_some() {
-        return Err(fail(Category::Usage, REFUSED));
+        return Err(fail(Category::SecretRefused, REFUSED));
     }
     let ud = match &a.user_data {
         Some(file) => UserData::load(file)?,
@@ -79,6 +79,10 @@ pub fn render_site_as(
     renderer: &mut Renderer,
     mode: Mode,
 ) -> anyhow::Result<UserData> {
+    // `--sites` runs come here without `resolve`.
+    if a.token.is_some() {
+        return Err(fail(Category::SecretRefused, REFUSED));
+    }
     let token = token_for(a, site)?;
     let text = user_data::render(renderer, site, token.as_ref())?;
     UserData::from_bytes_as(

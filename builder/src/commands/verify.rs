@@ -1,11 +1,111 @@
 use std::fs::File;
 use std::path::Path;
 
+use serde::Serialize;
+
+use super::report::{self, Report};
 use crate::checksums::SUMS;
 use crate::cli::OutputFormat;
-use crate::error::{fail, Category};
+use crate::error::{fail, fail_with_report, Category};
 use crate::io::HashingReader;
 use crate::manifest;
+
+/// `edgeforge.verify/v1`
+#[derive(Serialize)]
+struct Verified {
+    sums: String,
+    ok: bool,
+    /// With `--key`: each signature file and `OK` or why not.
+    signatures: Vec<Status>,
+    /// Each listed artifact (`OK`, `FAILED`, `MISSING`), then what keeps the
+    /// folder from being one committed set.
+    results: Vec<Status>,
+    /// With `--rebuild`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rebuild: Option<Rebuilt>,
+}
+
+#[derive(Serialize)]
+struct Status {
+    name: String,
+    status: String,
+}
+
+#[derive(Serialize)]
+struct Rebuilt {
+    dir: String,
+    ok: bool,
+    /// Each output compared and each input, `SAME`, `DIFFERS ...` or `CHANGED ...`.
+    results: Vec<Status>,
+}
+
+impl Report for Verified {
+    const SCHEMA: &'static str = "edgeforge.verify/v1";
+    fn print_text(&self) {
+        let rebuilt = self.rebuild.iter().flat_map(|r| &r.results);
+        for s in self.signatures.iter().chain(&self.results).chain(rebuilt) {
+            println!("{}: {}", s.name, s.status);
+        }
+    }
+}
+
+fn statuses(pairs: &[(String, String)]) -> Vec<Status> {
+    pairs
+        .iter()
+        .map(|(n, s)| Status {
+            name: n.clone(),
+            status: s.clone(),
+        })
+        .collect()
+}
+
+/// A failed verification: the statuses so far (printed in text mode, in
+/// the error object in JSON mode) and why.
+fn failed(verified: &Verified, output: OutputFormat, why: String) -> anyhow::Error {
+    if output == OutputFormat::Text {
+        verified.print_text();
+    }
+    match report::to_json(verified) {
+        Ok(json) => fail_with_report(Category::BadImage, why, json),
+        Err(e) => e,
+    }
+}
+
+/// `verify`, with `--rebuild` when `rebuild` names the user-data (if any)
+/// and the cache.
+pub fn run(
+    path: &Path,
+    key: Option<&Path>,
+    rebuild: Option<(Option<&Path>, Option<&Path>)>,
+    output: OutputFormat,
+) -> anyhow::Result<()> {
+    let mut verified = check(path, key, output)?;
+    if let Some((user_data, cache)) = rebuild {
+        let (rebuilt, first) = rebuild_set(path, user_data, cache)?;
+        verified.ok = rebuilt.ok;
+        let dir = rebuilt.dir.clone();
+        let changed: Vec<String> = rebuilt
+            .results
+            .iter()
+            .filter(|s| s.status.starts_with("CHANGED"))
+            .map(|s| s.name.clone())
+            .collect();
+        verified.rebuild = Some(rebuilt);
+        if let Some(first) = first {
+            let why = if changed.is_empty() {
+                String::new()
+            } else {
+                format!(" (changed since the build: {})", changed.join(", "))
+            };
+            return Err(failed(
+                &verified,
+                output,
+                format!("the rebuild of {dir} differs, first {first}{why}"),
+            ));
+        }
+    }
+    report::emit(output, &verified)
+}
 
 /// Checks every artifact a checksum file lists, as `sha256sum -c` would.
 /// For an output folder (or its `SHA256SUMS`) also that the set is whole:
@@ -16,7 +116,7 @@ use crate::manifest;
 /// With a public key, first the OpenPGP signatures of the checksum file
 /// and `manifest.json` (`release/sign.rs`): a missing one, another key's
 /// or one over a changed file fails before anything is hashed.
-pub fn run(path: &Path, key: Option<&Path>, output: OutputFormat) -> anyhow::Result<()> {
+fn check(path: &Path, key: Option<&Path>, output: OutputFormat) -> anyhow::Result<Verified> {
     let sums = if path.is_dir() {
         path.join(SUMS)
     } else {
@@ -26,27 +126,22 @@ pub fn run(path: &Path, key: Option<&Path>, output: OutputFormat) -> anyhow::Res
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let mut signatures = Vec::new();
+    let mut verified = Verified {
+        sums: sums.display().to_string(),
+        ok: true,
+        signatures: Vec::new(),
+        results: Vec::new(),
+        rebuild: None,
+    };
     if let Some(key) = key {
         let checked = crate::release::sign::verify_files(&sums, key)?;
+        verified.signatures = statuses(&checked);
         let bad: Vec<&(String, String)> = checked.iter().filter(|(_, s)| s != "OK").collect();
-        for (name, status) in &checked {
-            if output == OutputFormat::Text {
-                println!("{name}: {status}");
-            }
-            signatures.push(serde_json::json!({"name": name, "status": status}));
-        }
         if !bad.is_empty() {
-            if output == OutputFormat::Json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(
-                        &serde_json::json!({"sums": sums.display().to_string(), "ok": false, "signatures": signatures})
-                    )?
-                );
-            }
-            return Err(fail(
-                Category::BadImage,
+            verified.ok = false;
+            return Err(failed(
+                &verified,
+                output,
                 format!(
                     "{} of {} signatures failed against {}: {}",
                     bad.len(),
@@ -63,7 +158,6 @@ pub fn run(path: &Path, key: Option<&Path>, output: OutputFormat) -> anyhow::Res
     let text = std::fs::read_to_string(&sums)
         .map_err(|e| fail(Category::Io, format!("reading {}: {e}", sums.display())))?;
     let (mut bad, mut total) = (0, 0);
-    let mut results = Vec::new();
     let mut listed = Vec::new();
     for (n, line) in text
         .lines()
@@ -89,28 +183,17 @@ pub fn run(path: &Path, key: Option<&Path>, output: OutputFormat) -> anyhow::Res
         if status != "OK" {
             bad += 1;
         }
-        if output == OutputFormat::Text {
-            println!("{name}: {status}");
-        }
-        results.push(serde_json::json!({"name": name, "status": status}));
+        verified.results.push(Status {
+            name: name.to_string(),
+            status,
+        });
     }
     let mut set_bad = 0;
     if sums.file_name().is_some_and(|n| n == SUMS) {
         for (name, status) in set_problems(dir, &listed) {
             set_bad += 1;
-            if output == OutputFormat::Text {
-                println!("{name}: {status}");
-            }
-            results.push(serde_json::json!({"name": name, "status": status}));
+            verified.results.push(Status { name, status });
         }
-    }
-    if output == OutputFormat::Json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(
-                &serde_json::json!({"sums": sums.display().to_string(), "ok": bad + set_bad == 0, "signatures": signatures, "results": results})
-            )?
-        );
     }
     let mut problems = Vec::new();
     if bad > 0 {
@@ -126,9 +209,10 @@ pub fn run(path: &Path, key: Option<&Path>, output: OutputFormat) -> anyhow::Res
         ));
     }
     if !problems.is_empty() {
-        return Err(fail(Category::BadImage, problems.join("; ")));
+        verified.ok = false;
+        return Err(failed(&verified, output, problems.join("; ")));
     }
-    Ok(())
+    Ok(verified)
 }
 
 /// What makes the folder's files not one committed set: an artifact the
@@ -173,13 +257,13 @@ fn set_problems(dir: &Path, listed: &[(String, String)]) -> Vec<(String, String)
 }
 
 /// `verify --rebuild`: the set built again from its manifest equals the
-/// folder's, byte for byte (`release/rebuild.rs`).
-pub fn rebuild(
+/// folder's, byte for byte (`release/rebuild.rs`). Returns the statuses
+/// and the first difference, if any.
+fn rebuild_set(
     path: &Path,
     user_data: Option<&Path>,
     cache: Option<&Path>,
-    output: OutputFormat,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<(Rebuilt, Option<String>)> {
     let dir = if path.is_dir() {
         path
     } else {
@@ -189,44 +273,10 @@ pub fn rebuild(
         }
     };
     let report = crate::release::rebuild::rebuild(dir, user_data, cache)?;
-    if output == OutputFormat::Json {
-        let results: Vec<_> = report
-            .results
-            .iter()
-            .map(|(n, s)| serde_json::json!({"name": n, "status": s}))
-            .collect();
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({
-                "rebuild": dir.display().to_string(),
-                "ok": report.first_difference.is_none(),
-                "results": results,
-            }))?
-        );
-    } else {
-        for (name, status) in &report.results {
-            println!("{name}: {status}");
-        }
-    }
-    if let Some(first) = report.first_difference {
-        let changed: Vec<&str> = report
-            .results
-            .iter()
-            .filter(|(_, s)| s.starts_with("CHANGED"))
-            .map(|(n, _)| n.as_str())
-            .collect();
-        let why = if changed.is_empty() {
-            String::new()
-        } else {
-            format!(" (changed since the build: {})", changed.join(", "))
-        };
-        return Err(fail(
-            Category::BadImage,
-            format!(
-                "the rebuild of {} differs, first {first}{why}",
-                dir.display()
-            ),
-        ));
-    }
-    Ok(())
+    let rebuilt = Rebuilt {
+        dir: dir.display().to_string(),
+        ok: report.first_difference.is_none(),
+        results: statuses(&report.results),
+    };
+    Ok((rebuilt, report.first_difference))
 }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 pub use model::{Agent, EntryId, ImageDefinition, IsoOptions, Nomodeset, Proxy};
-pub use variant::Variant;
+pub use variant::{name_with, Variant};
 
 use crate::yaml;
 

@@ -145,8 +145,12 @@ fn copy_dir_meta(from: &Path, to: &Path, md: &fs::Metadata, owner: bool) -> anyh
     Ok(())
 }
 
-/// Removes cached trees not used for `older_than`. Returns the entries and
-/// bytes removed.
-pub fn prune(cache_dir: &Path, older_than: std::time::Duration) -> anyhow::Result<(usize, u64)> {
-    EntryCache::new(cache_dir, KIND).prune(older_than)
+/// Removes cached trees not used for `older_than`. Returns the entries removed;
+/// their bytes are added to `freed`.
+pub fn prune(
+    cache_dir: &Path,
+    older_than: std::time::Duration,
+    freed: &mut crate::freed::Freed,
+) -> anyhow::Result<usize> {
+    EntryCache::new(cache_dir, KIND).prune(older_than, freed)
 }

@@ -50,11 +50,14 @@ pub struct IsoArtifact {
     pub packages: Vec<packages::Package>,
 }
 
-/// The ISO file for `variant`: `<iso_name>.iso`, or `<iso_name>-<tag>.iso`
-/// when the definition builds several variants.
+/// The ISO file for `variant`: `<iso_name>.iso`, or when the definition
+/// builds several variants `<iso_name>` followed by the tag's facts it does
+/// not say already (`palette-edge-installer-ubuntu-22.04-k3s` +
+/// `k3s-1.29.9-v4.5.0` -> `palette-edge-installer-ubuntu-22.04-k3s-1.29.9-v4.5.0.iso`).
 pub fn iso_path(l: &LoadedDefinition, variant: &Variant, out_dir: &Path) -> PathBuf {
     if l.variants().len() > 1 {
-        out_dir.join(format!("{}-{}.iso", l.def.iso_name, variant.tag))
+        let name = crate::definition::name_with(&l.def.iso_name, &variant.facts);
+        out_dir.join(format!("{name}.iso"))
     } else {
         out_dir.join(format!("{}.iso", l.def.iso_name))
     }

@@ -166,6 +166,10 @@ fn store(
 
 /// Removes cached root filesystems not used for `older_than`. Returns the
 /// entries and bytes removed.
-pub fn prune(cache_dir: &Path, older_than: std::time::Duration) -> anyhow::Result<(usize, u64)> {
-    EntryCache::new(cache_dir, KIND).prune(older_than)
+pub fn prune(
+    cache_dir: &Path,
+    older_than: std::time::Duration,
+    freed: &mut crate::freed::Freed,
+) -> anyhow::Result<usize> {
+    EntryCache::new(cache_dir, KIND).prune(older_than, freed)
 }

@@ -12,7 +12,7 @@ use xshell::{cmd, Shell};
 
 use crate::fs_meta;
 use crate::host_tools;
-use crate::log::info;
+use crate::log::warning;
 
 /// The squashfs compressor. zstd at level 3 is the default: on this
 /// project's 1 GiB benchmark tree it took 1.9 s for 449 MB, against gzip's
@@ -91,8 +91,8 @@ fn warn_unstorable_xattrs(rootfs: &Path) -> anyhow::Result<()> {
     }
     if !lost.is_empty() {
         let more = lost.len().saturating_sub(5);
-        info!(
-            "warning: squashfs cannot store POSIX ACLs or other system xattrs; rootfs.squashfs lacks them on {}{}",
+        warning!(
+            "squashfs cannot store POSIX ACLs or other system xattrs; rootfs.squashfs lacks them on {}{}",
             lost[..lost.len().min(5)].join(", "),
             if more > 0 { format!(" and {more} more") } else { String::new() }
         );

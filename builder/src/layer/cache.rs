@@ -20,7 +20,7 @@ use super::compress::LayerCompression;
 use super::secrets::{Secret, SecretGuard};
 use super::writer::{LayerBlob, LayerWriter};
 use crate::io::{file_sha256, sealed, AtomicFile, Sha256Digest};
-use crate::log::info;
+use crate::log::warning;
 use crate::oci::spec::{Descriptor, Digest};
 use crate::progress::Progress;
 
@@ -135,8 +135,8 @@ impl LayerCache {
         match self.check(blob_path, &bytes) {
             Ok(blob) => Some(blob),
             Err(why) => {
-                info!(
-                    "warning: the cached layer {} is damaged ({why}); building it anew",
+                warning!(
+                    "the cached layer {} is damaged ({why}); building it anew",
                     blob_path.display()
                 );
                 None
@@ -170,12 +170,16 @@ impl LayerCache {
 
 /// Removes cached layers not used for `older_than` (all with zero). Returns
 /// the entries and bytes removed.
-pub fn prune(cache_dir: &Path, older_than: Duration) -> anyhow::Result<(usize, u64)> {
+pub fn prune(
+    cache_dir: &Path,
+    older_than: Duration,
+    freed: &mut crate::freed::Freed,
+) -> anyhow::Result<usize> {
     let dir = cache_dir.join("layers");
     let now = SystemTime::now();
-    let (mut entries, mut bytes) = (0, 0);
+    let mut entries = 0;
     let Ok(rd) = fs::read_dir(&dir) else {
-        return Ok((0, 0));
+        return Ok(0);
     };
     for e in rd {
         let e = e.with_context(|| format!("reading {}", dir.display()))?;
@@ -198,8 +202,8 @@ pub fn prune(cache_dir: &Path, older_than: Duration) -> anyhow::Result<(usize, u
                 .with_context(|| format!("removing {}", e.path().display()))?;
             let _ = fs::remove_file(dir.join(format!("{stem}.json")));
             entries += 1;
-            bytes += md.len();
+            freed.file(&md);
         }
     }
-    Ok((entries, bytes))
+    Ok(entries)
 }

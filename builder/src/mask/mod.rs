@@ -150,6 +150,11 @@ pub fn json(doc: &mut Value) {
     Secrets::of(doc).json(doc);
 }
 
+/// Whether a dotted key (`--site-value a.b.token`) names a secret value.
+pub fn is_secret_key(dotted: &str) -> bool {
+    scan::key_kind(dotted.rsplit('.').next().unwrap_or(dotted)) == scan::KeyKind::Secret
+}
+
 /// A `key=value` argument (`--set`, `--site-value`) as it may be shown.
 pub fn assignment(arg: &str) -> String {
     match arg.split_once('=') {

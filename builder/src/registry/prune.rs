@@ -11,19 +11,20 @@ use std::time::{Duration, SystemTime};
 use anyhow::Context;
 
 use super::pull::{self, Resolved};
+use crate::freed::Freed;
 use crate::io::{sealed, AtomicFile};
 use crate::oci::spec::{Digest, Index, Manifest};
 
 /// Removes resolutions unused for `older_than` and the blobs only they
 /// kept; returns (resolutions removed, bytes removed).
-pub fn prune(cache: &Path, older_than: Duration) -> anyhow::Result<(usize, u64)> {
+pub fn prune(cache: &Path, older_than: Duration, freed: &mut Freed) -> anyhow::Result<usize> {
     let store = cache.join("registry");
     if !store.is_dir() {
-        return Ok((0, 0));
+        return Ok(0);
     }
     let _lock = pull::lock_store(&store)?;
     let now = SystemTime::now();
-    let (mut removed, mut bytes) = (0, 0);
+    let mut removed = 0;
     let mut live: BTreeSet<Digest> = BTreeSet::new();
     let refs = store.join("refs");
     for entry in fs::read_dir(&refs).into_iter().flatten() {
@@ -41,7 +42,7 @@ pub fn prune(cache: &Path, older_than: Duration) -> anyhow::Result<(usize, u64)>
                 fs::remove_file(entry.path())
                     .with_context(|| format!("removing {}", entry.path().display()))?;
                 removed += 1;
-                bytes += md.len();
+                freed.file(&md);
             }
         }
     }
@@ -68,7 +69,7 @@ pub fn prune(cache: &Path, older_than: Duration) -> anyhow::Result<(usize, u64)>
         if name.parse::<Digest>().is_ok_and(|d| keep.contains(&d)) {
             continue;
         }
-        bytes += entry.metadata()?.len();
+        freed.file(&entry.metadata()?);
         fs::remove_file(entry.path())
             .with_context(|| format!("removing {}", entry.path().display()))?;
     }
@@ -79,5 +80,5 @@ pub fn prune(cache: &Path, older_than: Duration) -> anyhow::Result<(usize, u64)>
             AtomicFile::write(&index_path, &serde_json::to_vec(&index)?, 0o644)?;
         }
     }
-    Ok((removed, bytes))
+    Ok(removed)
 }

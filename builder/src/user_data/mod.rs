@@ -105,7 +105,8 @@ impl UserData {
             ));
         }
         if !warnings.is_empty() {
-            crate::log::info!("{}", describe(path, &warnings));
+            // Each line says `warning`; shown even with -q, like every warning.
+            eprintln!("edgeforge: {}", describe(path, &warnings));
         }
         Ok(UserData {
             path: path.to_path_buf(),

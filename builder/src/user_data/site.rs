@@ -94,6 +94,16 @@ impl Site {
                     ),
                 )
             })?;
+            // A token given here would sit in shell history like `--token`.
+            if crate::mask::is_secret_key(k.trim()) {
+                return Err(crate::error::fail(
+                    crate::error::Category::SecretRefused,
+                    format!(
+                        "--site-value {}: secrets are refused on the command line (shell history, process listings); put the token in an environment variable (--token-env VAR) or a 0600 file (--token-file FILE)",
+                        crate::mask::assignment(v)
+                    ),
+                ));
+            }
             doc.set(k.trim(), val)?;
         }
         let shown: Vec<String> = values.iter().map(|v| crate::mask::assignment(v)).collect();

@@ -9,7 +9,7 @@ use std::path::Path;
 use anyhow::Context;
 
 use crate::error::{fail, Category};
-use crate::log::info;
+use crate::log::warning;
 
 pub struct Secret(String);
 
@@ -41,8 +41,8 @@ impl Secret {
             .with_context(|| format!("reading token file {}", path.display()))?;
         let mode = std::fs::metadata(path)?.permissions().mode();
         if mode & 0o077 != 0 {
-            info!(
-                "warning: token file {} is readable by others (mode {:o}); chmod 600 it",
+            warning!(
+                "token file {} is readable by others (mode {:o}); chmod 600 it",
                 path.display(),
                 mode & 0o777
             );
