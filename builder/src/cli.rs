@@ -311,6 +311,9 @@ pub struct EmbedArgs {
     /// The folder for per-site ISOs (with --sites).
     #[arg(long, value_name = "DIR")]
     pub out_dir: Option<PathBuf>,
+    /// Render sites with this definition's templates: folder and variables (as `user-data render` does) [default: templates/ of the current folder].
+    #[arg(long, value_name = "IMAGE_YAML", conflicts_with_all = ["user_data", "remove"])]
+    pub definition: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -329,6 +332,9 @@ pub struct SiteMediaArgs {
     /// Also write each medium as a FAT image labelled CIDATA for USB sticks (<medium>.img, beside the ISO).
     #[arg(long)]
     pub fat: bool,
+    /// Render sites with this definition's templates: folder and variables (as `user-data render` does) [default: templates/ of the current folder].
+    #[arg(long, value_name = "IMAGE_YAML", conflicts_with = "user_data")]
+    pub definition: Option<PathBuf>,
 }
 
 #[derive(Args)]

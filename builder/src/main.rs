@@ -20,6 +20,7 @@ mod manifest;
 mod mask;
 mod oci;
 mod output_set;
+mod preflight;
 mod progress;
 mod provider;
 mod release;

@@ -1,8 +1,10 @@
 use crate::cli::IsoArgs;
 use crate::definition::LoadedDefinition;
 use crate::error::{fail, Category};
+use crate::host_tools;
 use crate::iso::{self, RootfsSource};
 use crate::output_set::OutputSet;
+use crate::preflight;
 use crate::provider::BuildSettings;
 
 use super::user_data_source;
@@ -12,6 +14,7 @@ pub fn run(a: IsoArgs, epoch: u64, cache: Option<std::path::PathBuf>) -> anyhow:
         fail(Category::Usage, "edgeforge iso needs IMAGE_YAML (or a subcommand: `iso show ISO`, `iso embed GOLDEN_ISO ...`)")
     })?;
     let l = LoadedDefinition::load(definition, &a.sets)?;
+    iso::check_inputs(&l)?;
     let user_data = user_data_source::for_iso(&a.user_data, &l, epoch, a.golden)?;
     let config = iso::Config::new(user_data.as_ref(), a.golden);
     let variants = l.variants();
@@ -46,6 +49,17 @@ pub fn run(a: IsoArgs, epoch: u64, cache: Option<std::path::PathBuf>) -> anyhow:
         }
         sources.push((variant, source));
     }
+    preflight::check(&preflight::Needs {
+        tools: &host_tools::BUILD,
+        out_dir: &a.out,
+        bytes: sources
+            .iter()
+            .map(|(_, s)| {
+                let (RootfsSource::ProviderImage(p) | RootfsSource::Folder(p)) = s;
+                iso::estimate(&l, preflight::size_of(p))
+            })
+            .sum(),
+    })?;
     // Every variant's ISO gets its final name once all are written.
     let mut set = OutputSet::open(&a.out)?;
     let mut artifacts = Vec::new();

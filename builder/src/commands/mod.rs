@@ -27,7 +27,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::ProviderImage(a) => provider_image::run(a, epoch, cache),
         Command::Iso(c) => match c.action {
             Some(IsoAction::Show { iso, reveal }) => iso_inspect::show(&iso, reveal, cli.output),
-            Some(IsoAction::Embed(a)) => iso_inspect::embed(&a),
+            Some(IsoAction::Embed(a)) => iso_inspect::embed(&a, epoch),
             None => iso::run(c.build, epoch, cache),
         },
         Command::Verify {

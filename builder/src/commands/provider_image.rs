@@ -1,6 +1,7 @@
 use crate::cli::ProviderImageArgs;
 use crate::definition::LoadedDefinition;
 use crate::output_set::OutputSet;
+use crate::preflight;
 use crate::provider::{self, BuildSettings};
 
 pub fn run(
@@ -9,6 +10,11 @@ pub fn run(
     cache: Option<std::path::PathBuf>,
 ) -> anyhow::Result<()> {
     let l = LoadedDefinition::load(&a.def.definition, &a.def.sets)?;
+    preflight::check(&preflight::Needs {
+        tools: &[],
+        out_dir: &a.out,
+        bytes: provider::estimate(&l, l.variants().len()),
+    })?;
     let mut set = OutputSet::open(&a.out)?;
     let settings = BuildSettings {
         out_dir: a.out,

@@ -30,6 +30,9 @@ pub struct SourceImage {
     /// Where each layer lives in the store (parallel to `layers`).
     layer_paths: Vec<String>,
     pub config: serde_json::Value,
+    /// The image reference the archive names (`io.containerd.image.name`,
+    /// else `org.opencontainers.image.ref.name` of its manifest), if any.
+    pub reference: Option<String>,
 }
 
 enum BlobStore {
@@ -329,10 +332,14 @@ impl SourceImage {
             l.media_type = spec::oci_layer_media_type(c).into();
         }
         let layer_paths = layers.iter().map(|l| l.digest.blob_path()).collect();
+        let reference = [spec::ANNOTATION_IMAGE_NAME, spec::ANNOTATION_REF_NAME]
+            .iter()
+            .find_map(|k| desc.annotations.get(*k).cloned());
         Ok(SourceImage {
             store,
             origin,
             layers,
+            reference,
             manifest_digest: desc.digest,
             manifest_bytes,
             config_descriptor: manifest.config,
@@ -358,6 +365,8 @@ impl SourceImage {
         struct Entry {
             config: String,
             layers: Vec<String>,
+            #[serde(default)]
+            repo_tags: Vec<String>,
         }
         let bytes = store
             .read_small("manifest.json")
@@ -455,6 +464,7 @@ impl SourceImage {
             store,
             origin,
             layers,
+            reference: entry.repo_tags.first().cloned(),
             manifest_digest: Digest(crate::io::Sha256Digest::of(&manifest_bytes)),
             manifest_bytes,
             config_descriptor,
