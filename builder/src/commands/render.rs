@@ -9,6 +9,12 @@ use crate::render::context_for;
 
 pub fn run(a: RenderArgs, epoch: u64) -> anyhow::Result<()> {
     let l = LoadedDefinition::load(&a.def.definition, &a.def.sets)?;
+    // Rendered trees are text files and small: the folder is what can fail.
+    crate::preflight::check(&crate::preflight::Needs {
+        tools: &[],
+        out_dir: &a.out,
+        bytes: 0,
+    })?;
     for variant in l.variants() {
         let dest = a.out.join(&variant.name);
         if dest.exists() {
