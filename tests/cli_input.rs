@@ -160,16 +160,14 @@ fn a_bad_set_value_is_blamed_on_the_set() {
     );
 }
 
-/// A provider image tagged `other`, and two golden ISOs made from it with a
-/// definition tagged `test`: one with a 1 MiB reserved area, one with the
-/// default; shared by the tests below.
+/// A provider image tagged `other`, and a golden ISO made from it with a
+/// definition tagged `test`, shared by the tests below.
 struct Built {
     /// Kept for the life of the test process.
     _dir: tempfile::TempDir,
     /// The `test` definition (overlays.iso included, for /edge-installer.txt).
     definition: PathBuf,
     archive: PathBuf,
-    big: PathBuf,
     small: PathBuf,
     /// What `iso --provider-image` logged.
     log: String,
@@ -208,33 +206,32 @@ fn built() -> &'static Built {
         ]));
         let archive = images.join("ubuntu-k3s-1.30.5-v4.5.0-other.oci.tar");
         let definition = definition_text(dir.path(), "test");
-        let golden = |out: &str, sets: &[&str]| {
-            let out = dir.path().join(out);
-            let mut args = vec![
-                "iso",
-                definition.to_str().unwrap(),
-                "--golden",
-                "--provider-image",
-                archive.to_str().unwrap(),
-                "-o",
-                out.to_str().unwrap(),
-            ];
-            args.extend(sets);
-            let o = edgeforge(&args);
-            assert_ok(&o);
-            (out.join("palette-edge-installer.iso"), stderr(&o))
-        };
-        let (big, log) = golden("big", &["--set", "iso.reserved_area=1MiB"]);
-        let (small, _) = golden("small", &[]);
+        let (small, log) = golden(&definition, &archive, &dir.path().join("small"), &[]);
         Built {
             _dir: dir,
             definition,
             archive,
-            big,
             small,
             log,
         }
     })
+}
+
+/// `iso --golden` of `definition` from `archive` into `out`: the ISO and the log.
+fn golden(definition: &Path, archive: &Path, out: &Path, sets: &[&str]) -> (PathBuf, String) {
+    let mut args = vec![
+        "iso",
+        definition.to_str().unwrap(),
+        "--golden",
+        "--provider-image",
+        archive.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ];
+    args.extend(sets);
+    let o = edgeforge(&args);
+    assert_ok(&o);
+    (out.join("palette-edge-installer.iso"), stderr(&o))
 }
 
 fn extract(iso: &Path, path: &str) -> Vec<u8> {
@@ -245,7 +242,7 @@ fn extract(iso: &Path, path: &str) -> Vec<u8> {
 #[test]
 fn the_iso_names_the_provider_image_it_was_made_from() {
     let b = built();
-    let text = String::from_utf8(extract(&b.big, "/edge-installer.txt")).unwrap();
+    let text = String::from_utf8(extract(&b.small, "/edge-installer.txt")).unwrap();
     assert!(
         text.contains("Provider image: ttl.sh/ubuntu:k3s-1.30.5-v4.5.0-other\n"),
         "{text}"
@@ -260,7 +257,14 @@ fn the_iso_names_the_provider_image_it_was_made_from() {
 #[test]
 fn the_reserved_area_is_sized_by_the_definition() {
     let b = built();
-    assert_eq!(extract(&b.big, "/config.yaml").len(), 1 << 20);
+    let t = tempfile::tempdir().unwrap();
+    let (big, _) = golden(
+        &b.definition,
+        &b.archive,
+        &t.path().join("big"),
+        &["--set", "iso.reserved_area=1MiB"],
+    );
+    assert_eq!(extract(&big, "/config.yaml").len(), 1 << 20);
     assert_eq!(extract(&b.small, "/config.yaml").len(), 64 << 10);
     // A user-data with a large certificate bundle (~200 KiB).
     let cert =
@@ -278,7 +282,6 @@ fn the_reserved_area_is_sized_by_the_definition() {
         text.push_str("      - |\n");
         text.push_str(&pem);
     }
-    let t = tempfile::tempdir().unwrap();
     let ud = write(t.path(), "big-ca.yaml", &text);
     let embed = |golden: &Path, out: &str| {
         edgeforge(&[
@@ -301,7 +304,7 @@ fn the_reserved_area_is_sized_by_the_definition() {
         ],
     );
     assert!(!t.path().join("small.iso").exists());
-    assert_ok(&embed(&b.big, "big.iso"));
+    assert_ok(&embed(&big, "big.iso"));
     let area = extract(&t.path().join("big.iso"), "/config.yaml");
     assert_eq!(area.len(), 1 << 20);
     assert!(area.starts_with(text.as_bytes()));
