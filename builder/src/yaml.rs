@@ -18,7 +18,12 @@ pub const MAX_LINE: usize = 64 * 1024;
 /// file, line and column, and quote the line with its secrets masked.
 pub fn parse<T: DeserializeOwned>(path: &Path, text: &str) -> anyhow::Result<T> {
     check_lines(path, text)?;
-    serde_yaml::from_str(text).map_err(|e| located_error(path, text, &e, true))
+    let typed = serde_yaml::from_str(text).map_err(|e| located_error(path, text, &e, true))?;
+    // A struct refuses a field given twice, a map (`labels`) keeps the last:
+    // YAML's own value type refuses both.
+    serde_yaml::from_str::<serde_yaml::Value>(text)
+        .map_err(|e| located_error(path, text, &e, false))?;
+    Ok(typed)
 }
 
 /// Parses `text` into a JSON value, or `None` when it is not YAML (or has a
@@ -417,6 +422,15 @@ mod tests {
             e.starts_with("u.yaml:6:5: ") && e.contains("\"name\""),
             "{e}"
         );
+        // A map field keeps the last of two equal keys; refused too.
+        #[derive(serde::Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct Labels {
+            labels: std::collections::BTreeMap<String, String>,
+        }
+        let maps = "labels:\n  a: 1\n  b: 2\n  a: 3\n";
+        let e = parse::<Labels>(Path::new("d.yaml"), maps).unwrap_err();
+        assert!(e.to_string().starts_with("d.yaml:4:3: "), "{e}");
         // A flow mapping keeps the parser's own location.
         let e = parse_value(Path::new("u.yaml"), "a: {b: 1, b: 2}\n").unwrap_err();
         assert!(e.to_string().starts_with("u.yaml:1:"), "{e}");
