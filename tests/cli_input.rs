@@ -549,6 +549,26 @@ fn sites_render_with_the_projects_own_template() {
     let (o, out) = embed(t.path(), &[], "c.iso");
     assert_fails(&o, 2, &["templates/user-data.tera", "--definition"]);
     assert!(!out.exists());
+    // site-media renders sites the same way.
+    let medium = t.path().join("store-9-user-data.iso");
+    let media = |cwd: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "site-media",
+            "--site",
+            site.to_str().unwrap(),
+            "-o",
+            medium.to_str().unwrap(),
+        ];
+        args.extend(extra);
+        edgeforge_in(cwd, &args)
+    };
+    assert_fails(&media(t.path(), &[]), 2, &["templates/user-data.tera"]);
+    assert_ok(&media(&project, &[]));
+    let user_data = extract(&medium, "/user-data");
+    assert!(String::from_utf8_lossy(&user_data).contains("# made by the project's template\n"));
+    assert_ok(&media(t.path(), &["--definition", def.to_str().unwrap()]));
+    let user_data = extract(&medium, "/user-data");
+    assert!(String::from_utf8_lossy(&user_data).contains("# made by the definition's template\n"));
 }
 
 /// The test definition with `extra` lines added under `iso:`.

@@ -347,7 +347,7 @@ pub struct IsoArgs {
     pub sets: Vec<String>,
     #[command(flatten)]
     pub user_data: UserDataArgs,
-    /// Build a golden ISO: /config.yaml is a fixed 64 KiB reserved area (user-data optional) for `iso embed`.
+    /// Build a golden ISO: /config.yaml is a fixed-size reserved area (iso.reserved_area, 64 KiB by default; user-data optional) for `iso embed`.
     #[arg(long)]
     pub golden: bool,
     /// The provider image archive [default: OUT/<repo>-<tag>.oci.tar, as `provider-image` writes it].
@@ -367,7 +367,7 @@ pub struct BuildArgs {
     pub def: DefinitionArgs,
     #[command(flatten)]
     pub user_data: UserDataArgs,
-    /// Build a golden ISO: /config.yaml is a fixed 64 KiB reserved area (user-data optional) for `iso embed`.
+    /// Build a golden ISO: /config.yaml is a fixed-size reserved area (iso.reserved_area, 64 KiB by default; user-data optional) for `iso embed`.
     #[arg(long)]
     pub golden: bool,
     /// Build only this variant (a name `edgeforge plan` lists).
