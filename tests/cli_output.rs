@@ -606,7 +606,8 @@ fn quiet_keeps_warnings() {
         let o = run(&cache, &a.iter().map(String::as_str).collect::<Vec<_>>());
         assert_ok(&o);
         assert!(
-            stderr(&o).contains("no edgeHostToken"),
+            stderr(&o)
+                .contains("no edgeHostToken, so the device will wait for manual registration"),
             "-q={quiet}: {}",
             stderr(&o)
         );

@@ -71,7 +71,7 @@ pub fn write(
             Some(r) => Some(r),
             None if reference::looks_like_reference(name) => Some(Reference::parse(name)?),
             None => image
-                .image_name
+                .reference
                 .as_deref()
                 .map(Reference::parse)
                 .transpose()?,

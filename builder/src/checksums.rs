@@ -5,8 +5,6 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
-
 use crate::io::{AtomicFile, Sha256Digest};
 
 pub const SUMS: &str = "SHA256SUMS";
@@ -55,13 +53,4 @@ pub fn merged(dir: &Path, artifacts: &[(String, Sha256Digest)]) -> String {
         entries.insert(name.clone(), sha.to_string());
     }
     entries.iter().map(|(n, h)| format!("{h}  {n}\n")).collect()
-}
-
-/// Records `artifacts` in `dir/SHA256SUMS` (see [`merged`]), holding the
-/// output folder's lock so no other run's entries are lost.
-pub fn record(dir: &Path, artifacts: &[(String, Sha256Digest)]) -> anyhow::Result<()> {
-    let _lock = crate::output_set::lock_folder(dir)?;
-    let path = dir.join(SUMS);
-    AtomicFile::write(&path, merged(dir, artifacts).as_bytes(), 0o644)
-        .with_context(|| format!("updating {}", path.display()))
 }

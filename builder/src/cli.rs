@@ -351,6 +351,9 @@ pub struct EmbedArgs {
     /// The folder for per-site ISOs (with --sites).
     #[arg(long, value_name = "DIR")]
     pub out_dir: Option<PathBuf>,
+    /// Render sites with this definition's templates: folder and variables (as `user-data render` does) [default: templates/ of the current folder].
+    #[arg(long, value_name = "IMAGE_YAML", conflicts_with_all = ["user_data", "remove"])]
+    pub definition: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -369,6 +372,9 @@ pub struct SiteMediaArgs {
     /// Also write each medium as a FAT image labelled CIDATA for USB sticks (<medium>.img, beside the ISO).
     #[arg(long)]
     pub fat: bool,
+    /// Render sites with this definition's templates: folder and variables (as `user-data render` does) [default: templates/ of the current folder].
+    #[arg(long, value_name = "IMAGE_YAML", conflicts_with = "user_data")]
+    pub definition: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -381,7 +387,7 @@ pub struct IsoArgs {
     pub sets: Vec<String>,
     #[command(flatten)]
     pub user_data: UserDataArgs,
-    /// Build a golden ISO: /config.yaml is a fixed 64 KiB reserved area (user-data optional) for `iso embed`.
+    /// Build a golden ISO: /config.yaml is a fixed-size reserved area (iso.reserved_area, 64 KiB by default; user-data optional) for `iso embed`.
     #[arg(long)]
     pub golden: bool,
     /// The provider image archive [default: OUT/<repo>-<tag>.oci.tar, as `provider-image` writes it].
@@ -401,7 +407,7 @@ pub struct BuildArgs {
     pub def: DefinitionArgs,
     #[command(flatten)]
     pub user_data: UserDataArgs,
-    /// Build a golden ISO: /config.yaml is a fixed 64 KiB reserved area (user-data optional) for `iso embed`.
+    /// Build a golden ISO: /config.yaml is a fixed-size reserved area (iso.reserved_area, 64 KiB by default; user-data optional) for `iso embed`.
     #[arg(long)]
     pub golden: bool,
     /// Build only this variant (a name `edgeforge plan` lists).

@@ -116,6 +116,13 @@ pub fn of_definition(l: &LoadedDefinition) -> anyhow::Result<BTreeMap<String, St
     for (i, b) in d.iso.bundles.iter().enumerate() {
         put(format!("iso.bundles[{i}]"), b)?;
     }
+    // Files the ISO carries as they are: a changed one changes the ISO.
+    if let Some(p) = &d.iso.edge_custom_config {
+        put("iso.edge_custom_config".into(), p)?;
+    }
+    if let Some(p) = &d.iso.cluster_definition {
+        put("iso.cluster_definition".into(), p)?;
+    }
     for (kind, trees) in [
         ("overlays.rootfs", &d.overlays.rootfs),
         ("overlays.iso", &d.overlays.iso),

@@ -21,6 +21,7 @@ mod manifest;
 mod mask;
 mod oci;
 mod output_set;
+mod preflight;
 mod progress;
 mod provider;
 mod registry;

@@ -51,6 +51,23 @@ struct NewLayer {
 }
 
 /// Writes the provider image of every variant and stages it in `set`.
+/// About how many bytes building `variants` provider images writes in the
+/// output folder: each archive holds the base image and the components
+/// (their layers compress to at most about their size).
+pub fn estimate(l: &LoadedDefinition, variants: usize) -> u64 {
+    let base = match l.def.base_image.split_once(':') {
+        Some(("oci" | "oci-archive" | "docker-archive", p)) => p,
+        _ => l.def.base_image.as_str(),
+    };
+    let components: u64 = l
+        .def
+        .components
+        .iter()
+        .map(|c| crate::preflight::size_of(&l.resolve(&c.source)))
+        .sum();
+    (crate::preflight::size_of(&l.resolve(Path::new(base))) + components) * variants as u64
+}
+
 pub fn build(
     l: &LoadedDefinition,
     variants: &[Variant],

@@ -18,7 +18,12 @@ pub const MAX_LINE: usize = 64 * 1024;
 /// file, line and column, and quote the line with its secrets masked.
 pub fn parse<T: DeserializeOwned>(path: &Path, text: &str) -> anyhow::Result<T> {
     check_lines(path, text)?;
-    serde_yaml::from_str(text).map_err(|e| located_error(path, text, &e, true))
+    let typed = serde_yaml::from_str(text).map_err(|e| located_error(path, text, &e, true))?;
+    // A struct refuses a field given twice, a map (`labels`) keeps the last:
+    // YAML's own value type refuses both.
+    serde_yaml::from_str::<serde_yaml::Value>(text)
+        .map_err(|e| located_error(path, text, &e, false))?;
+    Ok(typed)
 }
 
 /// Parses `text` into a JSON value, or `None` when it is not YAML (or has a
@@ -91,6 +96,10 @@ pub fn parse_value(path: &Path, text: &str) -> anyhow::Result<serde_json::Value>
     check_lines(path, text)?;
     // A failure here is a syntax error (or a shape JSON cannot hold): there
     // is no document to find secrets in, so the quoted line is masked whole.
+    // A JSON value keeps the last of two equal keys; YAML's own value type
+    // refuses them, as the installer's YAML reader does, so it reads first.
+    serde_yaml::from_str::<serde_yaml::Value>(text)
+        .map_err(|e| located_error(path, text, &e, false))?;
     serde_yaml::from_str(text).map_err(|e| located_error(path, text, &e, false))
 }
 
@@ -182,15 +191,19 @@ fn located_error(path: &Path, text: &str, e: &serde_yaml::Error, reparse: bool) 
         // A syntax error's message is the parser's own, without content.
         None => msg,
     });
-    let loc = match e.location() {
-        Some(l) => format!("{}:{}:{}", path.display(), l.line(), l.column()),
+    let at = e.location().map(|l| {
+        duplicate_key(&msg)
+            .and_then(|key| second_key_line(text, l.line(), l.column(), key))
+            .unwrap_or((l.line(), l.column()))
+    });
+    let loc = match at {
+        Some((line, column)) => format!("{}:{line}:{column}", path.display()),
         None => path.display().to_string(),
     };
-    let quoted = e
-        .location()
-        .and_then(|l| {
-            let line = text.lines().nth(l.line().saturating_sub(1))?.trim_end();
-            let before: String = line.chars().take(l.column().saturating_sub(1)).collect();
+    let quoted = at
+        .and_then(|(line_no, column)| {
+            let line = text.lines().nth(line_no.saturating_sub(1))?.trim_end();
+            let before: String = line.chars().take(column.saturating_sub(1)).collect();
             let mask = |t: &str| match &secrets {
                 Some(s) => s.text(t),
                 None => crate::mask::unparsed_line(t),
@@ -203,6 +216,60 @@ fn located_error(path: &Path, text: &str, e: &serde_yaml::Error, reparse: bool) 
         })
         .unwrap_or_default();
     fail(Category::InvalidInput, format!("{loc}: {msg}{quoted}"))
+}
+
+/// The key a "duplicate field" (typed) or "duplicate entry" (untyped)
+/// error is about.
+fn duplicate_key(msg: &str) -> Option<&str> {
+    // Typed errors start with the field path (`kubernetes: duplicate ...`).
+    if let Some((_, rest)) = msg.split_once("duplicate field `") {
+        return rest.split('`').next();
+    }
+    let (_, rest) = msg.split_once("duplicate entry with key \"")?;
+    rest.strip_suffix('"')
+}
+
+/// serde_yaml places a duplicate-key error at the mapping's first key
+/// (`line`, `column`, 1-based); the line to fix is the key's second
+/// occurrence in that block mapping. `None` for flow mappings (`{a: 1, a: 2}`)
+/// or keys spelled in ways this does not follow (escapes, anchors).
+fn second_key_line(text: &str, line: usize, column: usize, key: &str) -> Option<(usize, usize)> {
+    let indent = column.checked_sub(1)?;
+    let spellings = [
+        format!("{key}:"),
+        format!("\"{key}\":"),
+        format!("'{key}':"),
+    ];
+    let first = line.checked_sub(1)?;
+    let mut seen = 0;
+    for (i, l) in text.lines().enumerate().skip(first) {
+        let trimmed = l.trim_start();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let raw_indent = l.len() - trimmed.len();
+        // The first key may follow a list item's dash; after it, anything
+        // indented less (a parent key, the next list item) ends the mapping.
+        let key_text = if i == first {
+            match l.get(indent..) {
+                Some(t) if !t.starts_with('{') => t,
+                _ => return None,
+            }
+        } else if raw_indent < indent {
+            break;
+        } else if raw_indent > indent {
+            continue;
+        } else {
+            trimmed
+        };
+        if spellings.iter().any(|s| key_text.starts_with(s.as_str())) {
+            seen += 1;
+            if seen == 2 {
+                return Some((i + 1, column));
+            }
+        }
+    }
+    None
 }
 
 /// A type error quotes the value it got (`invalid type: string "..."`), which
@@ -324,6 +391,49 @@ mod tests {
         let long = format!("a: {}\n", "b".repeat(MAX_LINE));
         let e = parse::<serde_yaml::Value>(Path::new("d.yaml"), &long).unwrap_err();
         assert!(e.to_string().starts_with("d.yaml:1: the line is"), "{e}");
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused_at_the_second_key() {
+        #[derive(serde::Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct K {
+            k: Inner,
+        }
+        #[derive(serde::Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct Inner {
+            distribution: String,
+            version: String,
+            nested: serde_yaml::Value,
+        }
+        let text = "k:\n  distribution: k3s\n  # note\n  version: a\n  nested:\n    version: x\n  version: b\n";
+        let e = parse::<serde_yaml::Value>(Path::new("d.yaml"), text);
+        assert!(e.unwrap_err().to_string().starts_with("d.yaml:7:3: "));
+        let e = parse::<K>(Path::new("d.yaml"), text)
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("d.yaml:7:3: "), "{e}");
+        let list = "#c\nusers:\n  - name: a\n    groups: []\n  - name: b\n    name: c\n";
+        let e = parse_value(Path::new("u.yaml"), list)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("u.yaml:6:5: ") && e.contains("\"name\""),
+            "{e}"
+        );
+        // A map field keeps the last of two equal keys; refused too.
+        #[derive(serde::Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct Labels {
+            labels: std::collections::BTreeMap<String, String>,
+        }
+        let maps = "labels:\n  a: 1\n  b: 2\n  a: 3\n";
+        let e = parse::<Labels>(Path::new("d.yaml"), maps).unwrap_err();
+        assert!(e.to_string().starts_with("d.yaml:4:3: "), "{e}");
+        // A flow mapping keeps the parser's own location.
+        let e = parse_value(Path::new("u.yaml"), "a: {b: 1, b: 2}\n").unwrap_err();
+        assert!(e.to_string().starts_with("u.yaml:1:"), "{e}");
     }
 
     #[test]

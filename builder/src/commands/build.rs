@@ -7,6 +7,7 @@ use crate::iso::{self, RootfsSource};
 use crate::layer;
 use crate::manifest::{self, Manifest, Output, Source};
 use crate::output_set::OutputSet;
+use crate::preflight;
 use crate::provider::{self, BuildSettings};
 use crate::release::sbom;
 
@@ -64,9 +65,7 @@ pub fn run(
     let signer = super::sign::key_source(a.sign.sign_key.as_deref(), a.sign.sign_key_id.as_deref())
         .map(|k| crate::release::sign::Signer::open(&k))
         .transpose()?;
-    // The ISO stage's tools, before the provider image takes minutes and
-    // leaves an archive behind.
-    host_tools::require(&host_tools::BUILD)?;
+    iso::check_inputs(&l)?;
     // Checked before the provider image so a bad document fails in seconds.
     let user_data = user_data_source::for_iso(&a.user_data, &l, epoch, a.golden)?;
     let config = iso::Config::new(user_data.as_ref(), a.golden);
@@ -96,6 +95,14 @@ pub fn run(
             ));
         }
     }
+    // The ISO stage's tools, the folder and the space, before the provider
+    // image takes minutes: an archive plus an ISO from it per variant.
+    let image = provider::estimate(&l, 1);
+    preflight::check(&preflight::Needs {
+        tools: &host_tools::BUILD,
+        out_dir: &a.out,
+        bytes: variants.len() as u64 * (image + iso::estimate(&l, image)),
+    })?;
     // Outputs get their final names together, once every stage succeeded.
     let mut set = OutputSet::open(&a.out)?;
     let images = provider::build(&l, &variants, &settings, &mut set)?;

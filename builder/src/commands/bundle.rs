@@ -113,6 +113,22 @@ pub fn run(c: BundleCommand, epoch: u64, output: OutputFormat) -> anyhow::Result
             }
         })
         .collect();
+    // The bundle holds the images' blobs, compressed again (at most about
+    // their size).
+    crate::preflight::check(&crate::preflight::Needs {
+        tools: &[],
+        out_dir: match out.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        },
+        bytes: images
+            .iter()
+            .map(|(_, spec)| {
+                let path = spec.rsplit_once(':').map_or(spec.as_str(), |(_, p)| p);
+                crate::preflight::size_of(Path::new(path))
+            })
+            .sum(),
+    })?;
     let (digest, size) = bundle::write(&images, &c.arch, &out, epoch)?;
     info!("bundle of {} images", images.len());
     crate::checksums::write_sidecar(&out, &digest)?;

@@ -4,8 +4,10 @@ use super::report::{self, Report};
 use crate::cli::{IsoArgs, OutputFormat};
 use crate::definition::LoadedDefinition;
 use crate::error::{fail, Category};
+use crate::host_tools;
 use crate::iso::{self, RootfsSource};
 use crate::output_set::OutputSet;
+use crate::preflight;
 use crate::provider::BuildSettings;
 
 use super::user_data_source;
@@ -43,6 +45,7 @@ pub fn run(
         fail(Category::Usage, "edgeforge iso needs IMAGE_YAML (or a subcommand: `iso show ISO`, `iso embed GOLDEN_ISO ...`)")
     })?;
     let l = LoadedDefinition::load(definition, &a.sets)?;
+    iso::check_inputs(&l)?;
     let user_data = user_data_source::for_iso(&a.user_data, &l, epoch, a.golden)?;
     let config = iso::Config::new(user_data.as_ref(), a.golden);
     let variants = l.variants();
@@ -77,6 +80,17 @@ pub fn run(
         }
         sources.push((variant, source));
     }
+    preflight::check(&preflight::Needs {
+        tools: &host_tools::BUILD,
+        out_dir: &a.out,
+        bytes: sources
+            .iter()
+            .map(|(_, s)| {
+                let (RootfsSource::ProviderImage(p) | RootfsSource::Folder(p)) = s;
+                iso::estimate(&l, preflight::size_of(p))
+            })
+            .sum(),
+    })?;
     // Every variant's ISO gets its final name once all are written.
     let mut set = OutputSet::open(&a.out)?;
     let mut isos = Vec::new();

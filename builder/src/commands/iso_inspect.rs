@@ -15,9 +15,8 @@ use crate::iso::embed::Golden;
 use crate::iso::reader::IsoImage;
 use crate::iso::reserved;
 use crate::mask;
+use crate::output_set::OutputSet;
 use crate::progress::Progress;
-use crate::provider::file_name;
-use crate::render::Renderer;
 use crate::user_data::{Site, UserData};
 use crate::yaml;
 
@@ -181,49 +180,23 @@ impl Report for Embedded {
     }
 }
 
-pub fn embed(a: &EmbedArgs, output_format: OutputFormat) -> anyhow::Result<()> {
+pub fn embed(a: &EmbedArgs, epoch: u64, output_format: OutputFormat) -> anyhow::Result<()> {
+    // `--sites` never reads `--token`: refuse it up front for every form.
+    if a.user_data.token.is_some() {
+        return Err(fail(Category::SecretRefused, crate::user_data::REFUSED));
+    }
     let report = |isos| Embedded {
         golden: a.golden.display().to_string(),
         isos,
     };
     let mut golden = Golden::open(&a.golden)?;
-    let template = || Renderer::new(None, tera::Context::new());
+    let template = || user_data_source::site_renderer(a.definition.as_deref(), epoch);
     if let Some(sites_path) = &a.sites {
         let out_dir = a
             .out_dir
             .as_ref()
             .expect("clap requires --out-dir with --sites");
-        std::fs::create_dir_all(out_dir)
-            .with_context(|| format!("creating {}", out_dir.display()))?;
-        let text = std::fs::read_to_string(sites_path)
-            .with_context(|| format!("reading {}", sites_path.display()))?;
-        let sites: SitesFile = yaml::parse(sites_path, &text)?;
-        let stem = a
-            .golden
-            .file_stem()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .into_owned();
-        let mut renderer = template()?;
-        let mut sums = Vec::new();
-        let mut isos = Vec::new();
-        for site in &sites.sites {
-            if site.name.is_empty()
-                || !site
-                    .name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
-            {
-                return Err(fail(Category::InvalidInput, format!("{}: site name `{}` must be letters, digits, `.`, `_` or `-` (it names the ISO)", sites_path.display(), site.name)));
-            }
-            let ud = user_data_source::render_site(site, &a.user_data, &mut renderer)?;
-            let target = out_dir.join(format!("{stem}-{}.iso", site.name));
-            let (sha, mut iso) = write_one(&mut golden, &ud, &target)?;
-            iso.site = Some(site.name.clone());
-            sums.push((file_name(&target), sha));
-            isos.push(iso);
-        }
-        checksums::record(out_dir, &sums)?;
+        let isos = embed_sites(&mut golden, a, sites_path, out_dir, epoch)?;
         return report::emit(output_format, &report(isos));
     }
     let output = a.out.as_ref().ok_or_else(|| {
@@ -232,7 +205,17 @@ pub fn embed(a: &EmbedArgs, output_format: OutputFormat) -> anyhow::Result<()> {
             "give -o FILE for the new ISO (or --sites FILE --out-dir DIR)",
         )
     })?;
+    let folder = match output.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let preflight = crate::preflight::Needs {
+        tools: &[],
+        out_dir: folder,
+        bytes: golden.size(),
+    };
     if a.remove {
+        crate::preflight::check(&preflight)?;
         let sha = golden.write(reserved::EMPTY, output, 0o644)?;
         checksums::write_sidecar(output, &sha)?;
         let emptied = EmbeddedIso {
@@ -244,15 +227,95 @@ pub fn embed(a: &EmbedArgs, output_format: OutputFormat) -> anyhow::Result<()> {
         return report::emit(output_format, &report(vec![emptied]));
     }
     let ud = user_data_source::require(&a.user_data, template)?;
-    let (_, iso) = write_one(&mut golden, &ud, output)?;
+    golden.check_fits(ud.bytes())?;
+    crate::preflight::check(&preflight)?;
+    let iso = write_one(&mut golden, &ud, output)?;
     report::emit(output_format, &report(vec![iso]))
 }
 
-fn write_one(
+/// One ISO per site of `sites_path`. The site is the unit: every name,
+/// token, document and size is checked first, then all ISOs are staged and
+/// committed together with their checksums, or none is.
+fn embed_sites(
     golden: &mut Golden,
-    ud: &UserData,
-    target: &Path,
-) -> anyhow::Result<(Sha256Digest, EmbeddedIso)> {
+    a: &EmbedArgs,
+    sites_path: &Path,
+    out_dir: &Path,
+    epoch: u64,
+) -> anyhow::Result<Vec<EmbeddedIso>> {
+    let text = std::fs::read_to_string(sites_path)
+        .with_context(|| format!("reading {}", sites_path.display()))?;
+    let sites: SitesFile = yaml::parse(sites_path, &text)?;
+    if sites.sites.is_empty() {
+        return Err(fail(
+            Category::InvalidInput,
+            format!("{}: `sites:` lists no site", sites_path.display()),
+        ));
+    }
+    let invalid = |msg: String| {
+        fail(
+            Category::InvalidInput,
+            format!("{}: {msg}", sites_path.display()),
+        )
+    };
+    for (i, site) in sites.sites.iter().enumerate() {
+        if site.name.is_empty()
+            || site.name.starts_with('.')
+            || !site
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+        {
+            return Err(invalid(format!("sites[{i}]: site name `{}` must be letters, digits, `.`, `_` or `-`, not starting with `.` (it names the ISO)", site.name)));
+        }
+        if let Some(first) = sites.sites[..i].iter().position(|s| s.name == site.name) {
+            return Err(invalid(format!(
+                "sites[{first}] and sites[{i}] are both named `{}`; each site names its ISO, so names must differ",
+                site.name
+            )));
+        }
+    }
+    let stem = a
+        .golden
+        .file_stem()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned();
+    let mut renderer = user_data_source::site_renderer(a.definition.as_deref(), epoch)?;
+    let mut planned = Vec::new();
+    for (i, site) in sites.sites.iter().enumerate() {
+        let ud = user_data_source::render_site(site, &a.user_data, &mut renderer)
+            .with_context(|| format!("{}: sites[{i}] (`{}`)", sites_path.display(), site.name))?;
+        golden
+            .check_fits(ud.bytes())
+            .with_context(|| format!("{}: sites[{i}] (`{}`)", sites_path.display(), site.name))?;
+        planned.push((out_dir.join(format!("{stem}-{}.iso", site.name)), ud));
+    }
+    crate::preflight::check(&crate::preflight::Needs {
+        tools: &[],
+        out_dir,
+        bytes: planned.len() as u64 * golden.size(),
+    })?;
+    // Every site is good: write them all, and name them only together.
+    let mut set = OutputSet::open(out_dir)?;
+    let mut isos = Vec::new();
+    for ((target, ud), site) in planned.iter().zip(&sites.sites) {
+        let progress = Progress::spinner(format!("writing {}", target.display()));
+        let (file, sha) = golden.stage(ud.bytes(), target, 0o600)?;
+        progress.finish();
+        set.stage(file, sha);
+        isos.push(EmbeddedIso {
+            file: target.display().to_string(),
+            sha256: sha.to_string(),
+            site: Some(site.name.clone()),
+            user_data_sha256: Some(ud.sha256.to_string()),
+        });
+    }
+    set.commit(None)?;
+    Ok(isos)
+}
+
+fn write_one(golden: &mut Golden, ud: &UserData, target: &Path) -> anyhow::Result<EmbeddedIso> {
     let progress = Progress::spinner(format!("writing {}", target.display()));
     let sha = golden.write(ud.bytes(), target, 0o600)?;
     progress.finish();
@@ -263,5 +326,5 @@ fn write_one(
         site: None,
         user_data_sha256: Some(ud.sha256.to_string()),
     };
-    Ok((sha, iso))
+    Ok(iso)
 }

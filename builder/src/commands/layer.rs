@@ -45,6 +45,12 @@ pub fn run(a: LayerArgs, epoch: u64, output: OutputFormat) -> anyhow::Result<()>
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
+    // A gzip layer is at most about its source's size.
+    crate::preflight::check(&crate::preflight::Needs {
+        tools: &[],
+        out_dir: dir,
+        bytes: crate::preflight::size_of(&a.source),
+    })?;
     let temp = tempfile::Builder::new()
         .prefix(".edgeforge-")
         .suffix(".partial")

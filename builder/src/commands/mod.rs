@@ -43,7 +43,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::ProviderImage(a) => provider_image::run(a, epoch, cache, output),
         Command::Iso(c) => match c.action {
             Some(IsoAction::Show { iso, reveal }) => iso_inspect::show(&iso, reveal, output),
-            Some(IsoAction::Embed(a)) => iso_inspect::embed(&a, output),
+            Some(IsoAction::Embed(a)) => iso_inspect::embed(&a, epoch, output),
             None => iso::run(c.build, epoch, cache, output),
         },
         Command::Verify {

@@ -4,6 +4,7 @@ use super::report::{self, Report};
 use crate::cli::{OutputFormat, ProviderImageArgs};
 use crate::definition::LoadedDefinition;
 use crate::output_set::OutputSet;
+use crate::preflight;
 use crate::provider::{self, BuildSettings};
 
 /// `edgeforge.provider-image/v1`
@@ -41,6 +42,11 @@ pub fn run(
     output: OutputFormat,
 ) -> anyhow::Result<()> {
     let l = LoadedDefinition::load(&a.def.definition, &a.def.sets)?;
+    preflight::check(&preflight::Needs {
+        tools: &[],
+        out_dir: &a.out,
+        bytes: provider::estimate(&l, l.variants().len()),
+    })?;
     let mut set = OutputSet::open(&a.out)?;
     let settings = BuildSettings {
         out_dir: a.out,

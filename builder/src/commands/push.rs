@@ -29,7 +29,7 @@ pub fn run(a: &PushArgs, output: OutputFormat) -> anyhow::Result<()> {
     let spec = format!("oci-archive:{}", a.archive.display());
     // Opened (every metadata blob verified) for its digest and default reference.
     let image = SourceImage::open(&spec, Path::new("."), &a.arch)?;
-    let target = match (&a.reference, &image.image_name) {
+    let target = match (&a.reference, &image.reference) {
         (Some(r), _) => r.strip_prefix("docker://").unwrap_or(r),
         (None, Some(name)) => name.as_str(),
         (None, None) => {

@@ -32,6 +32,12 @@ impl Report for Rendered {
 
 pub fn run(a: RenderArgs, epoch: u64, output: OutputFormat) -> anyhow::Result<()> {
     let l = LoadedDefinition::load(&a.def.definition, &a.def.sets)?;
+    // Rendered trees are text files and small: the folder is what can fail.
+    crate::preflight::check(&crate::preflight::Needs {
+        tools: &[],
+        out_dir: &a.out,
+        bytes: 0,
+    })?;
     let mut rendered = Vec::new();
     for variant in l.variants() {
         let dest = a.out.join(&variant.name);

@@ -17,7 +17,6 @@ use crate::error::{fail, Category};
 use crate::io::{AtomicFile, Sha256Digest};
 use crate::iso::cidata;
 use crate::output_set::OutputSet;
-use crate::render::Renderer;
 use crate::user_data::validate::Mode;
 use crate::user_data::{Site, UserData, REFUSED};
 use crate::yaml;
@@ -66,7 +65,7 @@ pub fn run(a: &SiteMediaArgs, epoch: u64, output: OutputFormat) -> anyhow::Resul
     if a.user_data.token.is_some() {
         return Err(fail(Category::SecretRefused, REFUSED));
     }
-    let template = || Renderer::new(None, tera::Context::new());
+    let template = || user_data_source::site_renderer(a.definition.as_deref(), epoch);
     let media = if let Some(sites_path) = &a.sites {
         let out_dir = a
             .out_dir
@@ -169,6 +168,13 @@ fn write(media: &[Medium], epoch: u64, fat: bool) -> anyhow::Result<Written> {
         })?;
         let target = dir.join(name);
         if !sets.iter().any(|(d, _)| *d == dir) {
+            // A medium is the user-data and a few ISO 9660 sectors (a FAT
+            // image at most a few MiB).
+            crate::preflight::check(&crate::preflight::Needs {
+                tools: &[],
+                out_dir: &dir,
+                bytes: media.len() as u64 * (crate::user_data::MAX_SIZE as u64 + (4 << 20)),
+            })?;
             sets.push((dir.clone(), OutputSet::open(&dir)?));
         }
         let set = &mut sets.iter_mut().find(|(d, _)| *d == dir).expect("opened").1;

@@ -68,6 +68,12 @@ pub fn run(a: UnpackArgs, epoch: u64, output: OutputFormat) -> anyhow::Result<()
         _ => Path::new("."),
     };
     let image = SourceImage::open(&a.image, Path::new("."), &a.arch)?;
+    // Unpacked layers take a few times their compressed size.
+    crate::preflight::check(&crate::preflight::Needs {
+        tools: &[],
+        out_dir: parent,
+        bytes: 3 * image.layers.iter().map(|l| l.size).sum::<u64>(),
+    })?;
     fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
     let prefix = format!(".{name}.edgeforge-unpack-");
     remove_killed(parent, &prefix)?;

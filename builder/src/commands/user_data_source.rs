@@ -1,7 +1,7 @@
 //! Turns the user-data arguments into a checked document: a ready file, or a
 //! site rendered through the template with the token from its source.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::cli::UserDataArgs;
 use crate::definition::LoadedDefinition;
@@ -46,6 +46,27 @@ pub fn for_iso(
         return Err(missing());
     }
     Ok(ud)
+}
+
+/// The renderer for sites outside a build (`iso embed`, `site-media`): with
+/// `--definition`, the definition's (its `templates:` folder and variables),
+/// exactly as `user-data render IMAGE_YAML` renders; without, the project in
+/// the current folder, whose `templates/user-data.tera` must exist: the copy
+/// built into edgeforge may be older than the project's.
+pub fn site_renderer(definition: Option<&Path>, epoch: u64) -> anyhow::Result<Renderer> {
+    if let Some(path) = definition {
+        let l = LoadedDefinition::load(path, &[])?;
+        let first = l.variants().remove(0);
+        return renderer_for(&l, &first, epoch);
+    }
+    let templates = Path::new("templates");
+    if !templates.join("user-data.tera").is_file() {
+        return Err(fail(
+            Category::Usage,
+            "rendering a site needs the project's templates/user-data.tera: run in the project folder (the one holding templates/), or give --definition IMAGE_YAML to use its templates: folder",
+        ));
+    }
+    Renderer::new(Some(templates), tera::Context::new())
 }
 
 /// Like [`resolve`], for commands that need user-data.

@@ -22,6 +22,9 @@ pub struct LoadedDefinition {
     pub path: PathBuf,
     pub dir: PathBuf,
     text: String,
+    /// The `--set key=value` overrides in order: an error about a field one
+    /// of them set is blamed on it, not on the file's line.
+    overrides: Vec<String>,
 }
 
 impl LoadedDefinition {
@@ -58,6 +61,7 @@ impl LoadedDefinition {
             path: path.to_path_buf(),
             dir,
             text,
+            overrides: overrides.to_vec(),
         };
         validate::validate(&loaded)?;
         Ok(loaded)
@@ -75,9 +79,10 @@ impl LoadedDefinition {
     /// `file:line: field: message` for an error found after parsing.
     pub fn field_error(&self, field: &str, message: impl std::fmt::Display) -> anyhow::Error {
         let keys: Vec<&str> = field.split('.').collect();
-        let loc = match yaml::line_of(&self.text, &keys) {
-            Some(line) => format!("{}:{line}", self.path.display()),
-            None => self.path.display().to_string(),
+        let loc = match (self.override_of(field), yaml::line_of(&self.text, &keys)) {
+            (Some(o), _) => format!("--set {}", crate::mask::assignment(o)),
+            (None, Some(line)) => format!("{}:{line}", self.path.display()),
+            (None, None) => self.path.display().to_string(),
         };
         // Messages quote values; the definition's secrets (proxy passwords) stay masked.
         let secrets = serde_json::to_value(&self.def)
@@ -87,6 +92,17 @@ impl LoadedDefinition {
             crate::error::Category::InvalidInput,
             format!("{loc}: {field}: {}", secrets.text(&message.to_string())),
         )
+    }
+
+    /// The last `--set` that gave `field` its value: one naming the field,
+    /// a field above it (`--set kubernetes={...}`) or below it.
+    fn override_of(&self, field: &str) -> Option<&str> {
+        self.overrides.iter().rev().map(String::as_str).find(|o| {
+            let key = o.split_once('=').map_or(*o, |(k, _)| k).trim();
+            key == field
+                || field.starts_with(&format!("{key}."))
+                || key.starts_with(&format!("{field}."))
+        })
     }
 
     /// One variant per Kubernetes version.

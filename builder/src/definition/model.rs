@@ -247,6 +247,52 @@ pub struct IsoOptions {
     /// (ISO 9660 files end at 4 GiB).
     #[serde(default = "default_split")]
     pub split_size: u64,
+    /// The size of a golden ISO's `/config.yaml` reserved area (bytes, or
+    /// `"64KiB"`, `"4MiB"`): the largest user-data `iso embed` can put in.
+    #[serde(default = "default_reserved_area")]
+    pub reserved_area: ByteSize,
+}
+
+fn default_reserved_area() -> ByteSize {
+    ByteSize(crate::iso::reserved::SIZE as u64)
+}
+
+/// A size in bytes, written as a number (`65536`) or with a binary unit
+/// (`"64KiB"`, `"4MiB"`; `K`/`KB`/`M`/`MB` mean the same).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct ByteSize(pub u64);
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Number(n) => Ok(ByteSize(n)),
+            Raw::Text(t) => parse_size(&t).map(ByteSize).ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "`{t}` is not a size: give bytes (65536) or a number with KiB or MiB (\"64KiB\", \"4MiB\")"
+                ))
+            }),
+        }
+    }
+}
+
+fn parse_size(text: &str) -> Option<u64> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let factor = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        _ => return None,
+    };
+    digits.parse::<u64>().ok()?.checked_mul(factor)
 }
 
 fn default_split() -> u64 {
@@ -273,6 +319,25 @@ impl ImageDefinition {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sizes_take_bytes_or_binary_units() {
+        for (text, want) in [
+            ("65536", Some(65536)),
+            ("64KiB", Some(65536)),
+            ("4MiB", Some(4 << 20)),
+            ("1 MiB", Some(1 << 20)),
+            ("64k", Some(65536)),
+            ("1.5MiB", None),
+            ("4GiB", None),
+            ("MiB", None),
+        ] {
+            assert_eq!(super::parse_size(text), want, "{text}");
+        }
+    }
+}
+
 /// An octal mode such as `0440` or `4755`.
 pub fn parse_mode(text: &str) -> Option<u32> {
     let digits = text.strip_prefix("0o").unwrap_or(text);
@@ -293,6 +358,7 @@ impl Default for IsoOptions {
             cluster_definition: None,
             bundles: Vec::new(),
             split_size: default_split(),
+            reserved_area: default_reserved_area(),
         }
     }
 }

@@ -132,6 +132,15 @@ pub fn validate(l: &LoadedDefinition) -> anyhow::Result<()> {
             "must be between 1 and 4294965248 bytes (ISO 9660's largest file)",
         ));
     }
+    let area = d.iso.reserved_area.0;
+    if !(crate::iso::reserved::MIN_SIZE..=crate::iso::reserved::MAX_SIZE).contains(&area) {
+        return Err(l.field_error(
+            "iso.reserved_area",
+            format!(
+                "{area} bytes is not between 4KiB and 8MiB (the default is 64KiB; user-data is at most 1MiB)"
+            ),
+        ));
+    }
     for variant in l.variants() {
         if variant.tag.len() > 128 {
             return Err(l.field_error(

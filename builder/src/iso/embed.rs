@@ -50,6 +50,16 @@ impl Golden {
         })
     }
 
+    /// The golden image's size (each per-site image has it too).
+    pub fn size(&self) -> u64 {
+        std::fs::metadata(&self.path).map_or(0, |m| m.len())
+    }
+
+    /// Fails as writing would when `user_data` does not fit the area.
+    pub fn check_fits(&self, user_data: &[u8]) -> anyhow::Result<()> {
+        reserved::fill(user_data, self.area.len as usize).map(drop)
+    }
+
     /// Writes `target`: the golden image with `user_data` in its area.
     /// Returns the new image's digest.
     pub fn write(
@@ -58,6 +68,19 @@ impl Golden {
         target: &Path,
         mode: u32,
     ) -> anyhow::Result<Sha256Digest> {
+        let (out, digest) = self.stage(user_data, target, mode)?;
+        out.commit()?;
+        Ok(digest)
+    }
+
+    /// Like [`Golden::write`], leaving the new image under its temporary
+    /// name for the caller to commit with others (`output_set.rs`).
+    pub fn stage(
+        &mut self,
+        user_data: &[u8],
+        target: &Path,
+        mode: u32,
+    ) -> anyhow::Result<(AtomicFile, Sha256Digest)> {
         let area = reserved::fill(user_data, self.area.len as usize)?;
         let ctx = || format!("writing {}", target.display());
         let mut src =
@@ -91,7 +114,6 @@ impl Golden {
         src.seek(SeekFrom::Start(prefix_len + area.len() as u64))?;
         io::copy(&mut src, &mut sink).with_context(ctx)?;
         let (digest, _, _) = sink.finish();
-        out.commit()?;
-        Ok(digest)
+        Ok((out, digest))
     }
 }

@@ -81,6 +81,45 @@ impl<'a> Config<'a> {
     }
 }
 
+/// What the ISO stage checks before anything is written (called by the
+/// commands before their preflight): the architecture, and every bundle of
+/// `iso.bundles` verified as `bundle verify` does, so a damaged one or a
+/// file that is no bundle never ships to a site.
+pub fn check_inputs(l: &LoadedDefinition) -> anyhow::Result<()> {
+    if l.def.arch.as_str() != "amd64" {
+        return Err(l.field_error(
+            "arch",
+            "installer ISOs are built for amd64 only (BIOS + UEFI x86_64 GRUB); arm64 definitions build provider images (`edgeforge provider-image`), not ISOs",
+        ));
+    }
+    for (i, b) in l.def.iso.bundles.iter().enumerate() {
+        let path = l.resolve(b);
+        crate::bundle::verify(&path).with_context(|| {
+            format!(
+                "{}: iso.bundles[{i}] {} is not a sound bundle (`edgeforge bundle verify` says why; rebuild it with `edgeforge bundle`)",
+                l.path.display(),
+                path.display()
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// About how many bytes building one ISO from a source of `source_bytes`
+/// (a provider image archive or a root filesystem folder) writes in the
+/// output folder: the flattened tree, the squashfs and the image (each at
+/// most about the source's size), and the bundles (staged, then in the image).
+pub fn estimate(l: &LoadedDefinition, source_bytes: u64) -> u64 {
+    let bundles: u64 = l
+        .def
+        .iso
+        .bundles
+        .iter()
+        .map(|b| crate::preflight::size_of(&l.resolve(b)))
+        .sum();
+    3 * source_bytes + 2 * bundles
+}
+
 /// Writes the ISO of `variant` and stages it in `set`.
 pub fn build(
     l: &LoadedDefinition,
@@ -90,13 +129,6 @@ pub fn build(
     s: &BuildSettings,
     set: &mut OutputSet,
 ) -> anyhow::Result<IsoArtifact> {
-    if l.def.arch.as_str() != "amd64" {
-        return Err(l.field_error(
-            "arch",
-            "installer ISOs are built for amd64 only (BIOS + UEFI x86_64 GRUB)",
-        ));
-    }
-    host_tools::require(&host_tools::BUILD)?;
     let target = iso_path(l, variant, &s.out_dir);
     let work = tempfile::Builder::new()
         .prefix(".edgeforge-work-")
@@ -117,6 +149,21 @@ pub fn build(
 
     let stage = work.path().join("iso");
     let mut renderer = renderer_for(l, variant, s.epoch)?;
+    // The ISO names the image it was made from (`--provider-image X`), not
+    // the one the definition would build.
+    if let Some(found) = &parts.reference {
+        let (reference, tag) = reference_and_tag(found, l);
+        if reference != variant.reference {
+            crate::log::warning!(
+                "the provider image names {reference}, the definition {}: the ISO names {reference}",
+                variant.reference
+            );
+            renderer.insert(
+                "image",
+                &serde_json::json!({"tag": tag, "reference": reference, "name": variant.name}),
+            )?;
+        }
+    }
     let iso_trees: Vec<PathBuf> = l.def.overlays.iso.iter().map(|t| l.resolve(t)).collect();
     renderer.render_trees(&iso_trees, &stage)?;
 
@@ -146,7 +193,10 @@ pub fn build(
     let (config_bytes, carries_user_data) = match config {
         Config::Plain(ud) => (ud.bytes().to_vec(), true),
         Config::Golden(ud) => (
-            reserved::fill(ud.map_or(reserved::EMPTY, |u| u.bytes()), reserved::SIZE)?,
+            reserved::fill(
+                ud.map_or(reserved::EMPTY, |u| u.bytes()),
+                l.def.iso.reserved_area.0 as usize,
+            )?,
             ud.is_some(),
         ),
     };
@@ -180,6 +230,21 @@ pub fn build(
         content,
         packages: parts.packages,
     })
+}
+
+/// A full reference (`ttl.sh/ubuntu:k3s-1.30.5-v4.5.0`) and its tag, from
+/// an archive's annotation: a reference, or a bare tag (an OCI layout's
+/// `ref.name`) taken to be in the definition's repository.
+fn reference_and_tag(found: &str, l: &LoadedDefinition) -> (String, String) {
+    let name_end = found.rfind('/').map_or(0, |i| i + 1);
+    match found[name_end..].rsplit_once(':') {
+        Some((_, tag)) if name_end > 0 => (found.to_string(), tag.to_string()),
+        _ if name_end > 0 => (format!("{found}:latest"), "latest".into()),
+        _ => (
+            format!("{}/{}:{found}", l.def.registry, l.def.repository),
+            found.to_string(),
+        ),
+    }
 }
 
 /// Creates `path` with mode 0600 (it may hold a token).

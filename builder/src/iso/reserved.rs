@@ -1,12 +1,18 @@
 //! The reserved user-data area of a golden ISO: `/config.yaml` is always
-//! exactly [`SIZE`] bytes: the user-data, a marker line recording its length,
+//! exactly the area's size (`iso.reserved_area`, [`SIZE`] by default; the
+//! marker records it, so `iso embed` works with any): the user-data, a marker line recording its length,
 //! then `#` comment lines. Comments keep the YAML meaning; the fixed size
 //! means a per-site ISO changes only the file's data, never a directory
 //! record (ISO 9660, Joliet and Rock Ridge stay consistent).
 
 use crate::error::{fail, Category};
 
+/// The default size (`iso.reserved_area` sets another).
 pub const SIZE: usize = 64 * 1024;
+/// The sizes `iso.reserved_area` may take: room for a small document, and
+/// a bound well above the 1 MiB of user-data the agent reads.
+pub const MIN_SIZE: u64 = 4 * 1024;
+pub const MAX_SIZE: u64 = 8 * 1024 * 1024;
 const MARKER: &str = "# edgeforge:reserved-area";
 /// The user-data of a golden ISO built without one, and what `--remove` restores.
 pub const EMPTY: &[u8] = b"#cloud-config\n";
@@ -23,7 +29,11 @@ pub fn fill(user_data: &[u8], size: usize) -> anyhow::Result<Vec<u8>> {
     if area.len() > size {
         return Err(fail(
             Category::InvalidInput,
-            format!("the user-data is {} bytes; the golden ISO's reserved area holds at most {} (of {size}); shorten it or rebuild the golden ISO", user_data.len(), capacity(user_data.len(), size)),
+            format!(
+                "the user-data is {} bytes; the golden ISO's reserved area is {size} bytes and holds at most {} bytes of user-data: shorten it, or set iso.reserved_area in the definition and rebuild the golden ISO (the area may be up to 8MiB)",
+                user_data.len(),
+                capacity(size),
+            ),
         ));
     }
     while area.len() < size {
@@ -35,7 +45,7 @@ pub fn fill(user_data: &[u8], size: usize) -> anyhow::Result<Vec<u8>> {
 }
 
 /// The largest user-data that fits (the marker's digits vary a little).
-fn capacity(_: usize, size: usize) -> usize {
+fn capacity(size: usize) -> usize {
     size - format!("\n{MARKER} user-data-bytes={size} size={size}\n").len()
 }
 
@@ -69,7 +79,7 @@ mod tests {
         assert!(fill(&big, 4096)
             .unwrap_err()
             .to_string()
-            .contains("holds at most"));
+            .contains("set iso.reserved_area in the definition"));
         assert_eq!(user_data_len(b"#cloud-config\nno marker\n"), None);
     }
 }

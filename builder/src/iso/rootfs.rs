@@ -29,6 +29,9 @@ pub struct RootfsParts {
     /// GRUB's `unicode.pf2`, when the image carries it.
     pub font: Option<PathBuf>,
     pub packages: Vec<Package>,
+    /// The image reference a provider image archive names (its index's
+    /// annotations); `None` for a folder.
+    pub reference: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -75,7 +78,10 @@ impl Prepare<'_> {
                         "rootfs.squashfs ({}, cached for {})",
                         self.compression, image.manifest_digest
                     );
-                    return Ok(parts);
+                    return Ok(RootfsParts {
+                        reference: image.reference,
+                        ..parts
+                    });
                 }
                 let dir = self.work.join("rootfs");
                 let stats = lower_tree::flatten_into(&image, self.cache, &dir, self.epoch)?;
@@ -86,10 +92,14 @@ impl Prepare<'_> {
                     stats.entries
                 );
                 let parts = self.squash_folder(&dir)?;
-                match cache {
-                    Some(c) => store(&c, &key, &parts),
-                    None => Ok(parts),
-                }
+                let parts = match cache {
+                    Some(c) => store(&c, &key, &parts)?,
+                    None => parts,
+                };
+                Ok(RootfsParts {
+                    reference: image.reference,
+                    ..parts
+                })
             }
         }
     }
@@ -107,6 +117,7 @@ impl Prepare<'_> {
             signed: efi::signed_loaders(rootfs),
             font: FONTS.iter().map(|p| rootfs.join(p)).find(|p| p.is_file()),
             packages: packages::find(rootfs, self.distribution),
+            reference: None,
         })
     }
 }
@@ -137,6 +148,7 @@ fn from_entry(entry: entry_cache::Entry<Meta>) -> RootfsParts {
         signed: entry.meta.signed.then_some((shim, grub)),
         font: entry.meta.font.then_some(font),
         packages: entry.meta.packages,
+        reference: None,
     }
 }
 

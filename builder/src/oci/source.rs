@@ -30,9 +30,11 @@ pub struct SourceImage {
     /// Where each layer lives in the store (parallel to `layers`).
     layer_paths: Vec<String>,
     pub config: serde_json::Value,
-    /// The reference the layout's index names the image by
-    /// (`io.containerd.image.name`: edgeforge's provider images carry it).
-    pub image_name: Option<String>,
+    /// The image reference the archive names (`io.containerd.image.name`,
+    /// else an `org.opencontainers.image.ref.name` that is a whole
+    /// reference rather than a bare tag, else a docker-archive's first
+    /// `RepoTags`), if any.
+    pub reference: Option<String>,
     /// The temporary folder a registry image was pulled into without a cache.
     pub keep: Option<tempfile::TempDir>,
 }
@@ -350,7 +352,6 @@ impl SourceImage {
                 ))
             }
         };
-        let image_name = desc.annotations.get(spec::ANNOTATION_IMAGE_NAME).cloned();
         let manifest_bytes = Self::read_verified(&store, &origin, &desc)?;
         let manifest: Manifest = Self::parse_json(&manifest_bytes, &origin, &desc)?;
         let config_bytes = Self::read_verified(&store, &origin, &manifest.config)?;
@@ -369,17 +370,26 @@ impl SourceImage {
             l.media_type = spec::oci_layer_media_type(c).into();
         }
         let layer_paths = layers.iter().map(|l| l.digest.blob_path()).collect();
+        let reference = desc
+            .annotations
+            .get(spec::ANNOTATION_IMAGE_NAME)
+            .or_else(|| {
+                desc.annotations
+                    .get(spec::ANNOTATION_REF_NAME)
+                    .filter(|r| crate::registry::reference::looks_like_reference(r))
+            })
+            .cloned();
         Ok(SourceImage {
             store,
             origin,
             layers,
+            reference,
             manifest_digest: desc.digest,
             manifest_bytes,
             config_descriptor: manifest.config,
             config_bytes,
             layer_paths,
             config,
-            image_name,
             keep: None,
         })
     }
@@ -400,6 +410,8 @@ impl SourceImage {
         struct Entry {
             config: String,
             layers: Vec<String>,
+            #[serde(default)]
+            repo_tags: Vec<String>,
         }
         let bytes = store
             .read_small("manifest.json")
@@ -497,13 +509,13 @@ impl SourceImage {
             store,
             origin,
             layers,
+            reference: entry.repo_tags.first().cloned(),
             manifest_digest: Digest(crate::io::Sha256Digest::of(&manifest_bytes)),
             manifest_bytes,
             config_descriptor,
             config_bytes,
             layer_paths: entry.layers,
             config,
-            image_name: None,
             keep: None,
         })
     }

@@ -260,6 +260,23 @@ impl Checker<'_> {
         }
     }
 
+    /// A field the installer reads as text: its YAML reader takes any
+    /// scalar's text for a string (`projectUid: 12345` is "12345"). A
+    /// boolean is most likely a mistake (`name: yes`), so it is a warning.
+    fn text(&mut self, v: &Value, path: &FieldPath) {
+        match v {
+            Value::String(_) | Value::Number(_) => {}
+            Value::Bool(b) => self.warn(
+                path,
+                format!("the boolean {b} is read as the text \"{b}\"; quote it if that is meant"),
+            ),
+            other => self.error(
+                path,
+                format!("expected a string, found {}", type_name(other)),
+            ),
+        }
+    }
+
     fn boolean(&mut self, v: &Value, path: &FieldPath) -> Option<bool> {
         match v {
             Value::Bool(b) => Some(*b),
@@ -296,6 +313,29 @@ impl Checker<'_> {
                 let s = s.to_string();
                 self.error(path, format!("`{s}` is not an IP address"));
             }
+        }
+    }
+
+    /// An interface address, with or without its prefix length
+    /// (`10.0.10.25/24`, which the installer takes in place of `mask`).
+    fn address(&mut self, v: &Value, path: &FieldPath) {
+        let Some(s) = self.string(v, path) else {
+            return;
+        };
+        let ok = match s.split_once('/') {
+            None => s.parse::<IpAddr>().is_ok(),
+            Some((ip, prefix)) => match (ip.parse::<IpAddr>(), prefix.parse::<u8>()) {
+                (Ok(IpAddr::V4(_)), Ok(n)) => n <= 32,
+                (Ok(IpAddr::V6(_)), Ok(n)) => n <= 128,
+                _ => false,
+            },
+        };
+        if !ok {
+            let s = s.to_string();
+            self.error(
+                path,
+                format!("`{s}` is not an IP address (with an optional /prefix length)"),
+            );
         }
     }
 
@@ -347,7 +387,7 @@ impl Checker<'_> {
                     }
                 }
                 "projectName" | "projectUid" | "name" | "registrationURL" => {
-                    self.string(val, &p);
+                    self.text(val, &p);
                 }
                 "debug" | "insecureSkipVerify" => {
                     self.boolean(val, &p);
@@ -402,7 +442,7 @@ impl Checker<'_> {
         {
             self.warn(
                 &path.key("paletteEndpoint"),
-                "no edgeHostToken: the device will wait for manual registration",
+                "no edgeHostToken, so the device will wait for manual registration",
             );
         }
     }
@@ -420,9 +460,7 @@ impl Checker<'_> {
                         }
                     }
                 }
-                "noProxy" => {
-                    self.string(val, &p);
-                }
+                "noProxy" => self.text(val, &p),
                 "nameserver" => self.ip(val, &p),
                 "interfaces" => match val {
                     Value::Object(nics) => {
@@ -456,7 +494,8 @@ impl Checker<'_> {
             let p = path.key(k);
             match k.as_str() {
                 "type" => {}
-                "ipAddress" | "gateway" | "nameserver" => self.ip(val, &p),
+                "ipAddress" => self.address(val, &p),
+                "gateway" | "nameserver" => self.ip(val, &p),
                 "mask" => {
                     let ok = match val {
                         Value::Number(n) => n.as_u64().is_some_and(|n| n <= 32),
@@ -481,14 +520,27 @@ impl Checker<'_> {
         }
         // An override may change one field of an interface the installer's
         // user-data sets up.
+        // The prefix may come with the address instead of `mask`; a missing
+        // mask or gateway is not known to stop the installer, so it warns.
         if kind == "static" && self.mode == Mode::Full {
-            for required in ["ipAddress", "mask", "gateway"] {
-                if !m.contains_key(required) {
-                    self.error(
-                        &path.key(required),
-                        "a static interface needs ipAddress, mask and gateway",
-                    );
-                }
+            let address = m.get("ipAddress").and_then(Value::as_str);
+            if address.is_none() && !m.contains_key("ipAddress") {
+                self.error(
+                    &path.key("ipAddress"),
+                    "a static interface needs an ipAddress",
+                );
+            }
+            if !m.contains_key("mask") && !address.is_some_and(|a| a.contains('/')) {
+                self.warn(
+                    &path.key("mask"),
+                    "a static interface needs a mask, or its prefix in ipAddress (10.0.10.25/24)",
+                );
+            }
+            if !m.contains_key("gateway") {
+                self.warn(
+                    &path.key("gateway"),
+                    "a static interface without gateway reaches its own subnet only",
+                );
             }
         }
     }
@@ -498,9 +550,7 @@ impl Checker<'_> {
         for (k, val) in m {
             let p = path.key(k);
             match k.as_str() {
-                "domain" | "username" | "password" => {
-                    self.string(val, &p);
-                }
+                "domain" | "username" | "password" => self.text(val, &p),
                 "insecure" | "encodedPassword" => {
                     self.boolean(val, &p);
                 }
@@ -642,7 +692,7 @@ impl Checker<'_> {
         }
         let Some(m) = self.map(v, path) else { return };
         if let Some(p) = m.get("passwd") {
-            self.string(p, &path.key("passwd"));
+            self.text(p, &path.key("passwd"));
         }
         for k in ["groups", "ssh_authorized_keys"] {
             if let Some(list) = m.get(k) {
