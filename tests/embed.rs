@@ -240,7 +240,10 @@ fn embedding_refuses_what_does_not_fit_or_is_not_golden() {
     assert_fails(
         &o,
         3,
-        &["reserved area holds at most", "rebuild the golden ISO"],
+        &[
+            "holds at most 65476 bytes of user-data",
+            "set iso.reserved_area in the definition and rebuild the golden ISO",
+        ],
     );
     assert!(!out.exists());
     assert!(entries(t.path()).iter().all(|e| !e.ends_with(".partial")));

@@ -443,7 +443,7 @@ fn a_rebuild_with_one_overlay_file_changed_reuses_the_other_layers_and_matches_a
     assert_ok(&p);
     assert!(
         stdout(&p).contains(
-            "removed 1 base image views, 3 cached layers, 0 flattened trees, 0 root filesystems and 0 boot image sets"
+            "removed 1 base image views, 3 cached layers, 0 flattened trees, 0 root filesystems, 0 boot image sets and 0 pulled registry images"
         ),
         "{}",
         stdout(&p)
@@ -577,7 +577,9 @@ fn an_iso_rebuilt_with_other_user_data_reuses_the_cached_squashfs() {
     // The tree is keyed by the epoch too (folders no layer describes get it).
     let pruned = edgeforge(&["--cache-dir", c, "cache", "prune", "--all"]);
     assert!(
-        stdout(&pruned).contains("2 flattened trees, 2 root filesystems and 2 boot image sets"),
+        stdout(&pruned).contains(
+            "2 flattened trees, 2 root filesystems, 2 boot image sets and 0 pulled registry images"
+        ),
         "{}",
         stdout(&pruned)
     );

@@ -294,10 +294,11 @@ fn a_site_override_is_checked_as_a_partial_document() {
         fs::write(&p, text).unwrap();
         p
     };
-    // Partial: an endpoint without a token, one field of a static interface.
+    // Partial: an endpoint without a token, a static interface whose
+    // address the installer's user-data keeps.
     let partial = write(
         "partial.yaml",
-        "#cloud-config\nstylus:\n  site:\n    paletteEndpoint: palette.example.com\n    network:\n      interfaces:\n        enp1s0:\n          type: static\n          ipAddress: 10.1.2.3\n",
+        "#cloud-config\nstylus:\n  site:\n    paletteEndpoint: palette.example.com\n    network:\n      interfaces:\n        enp1s0:\n          type: static\n          gateway: 10.1.2.1\n",
     );
     let out = t.path().join("out");
     assert_ok(&edgeforge(&[
@@ -317,7 +318,7 @@ fn a_site_override_is_checked_as_a_partial_document() {
     assert_fails(
         &edgeforge(&["user-data", "validate", partial.to_str().unwrap()]),
         3,
-        &["a static interface needs ipAddress, mask and gateway"],
+        &["a static interface needs an ipAddress"],
     );
 
     // Types, formats and the header are still checked; nothing is written.
@@ -395,6 +396,11 @@ fn a_single_site_gets_its_name_and_meta_data() {
         t.path(),
         &[
             "site-media",
+            "--definition",
+            repo_root()
+                .join("images/demo-busybox.yaml")
+                .to_str()
+                .unwrap(),
             "--site-value",
             "name=kiosk-9",
             "--site-value",
