@@ -76,7 +76,7 @@ pub fn write(
                 .map(Reference::parse)
                 .transpose()?,
         }
-        .map(|r| Reference { digest: None, ..r }.to_string());
+        .map(|r| recorded_reference(r, &image.manifest_digest));
         for (i, desc) in image.layers.iter().enumerate() {
             let mut blob = image.open_layer(i)?;
             w.add_blob(desc, &mut blob)?;
@@ -217,6 +217,19 @@ pub fn verify(path: &Path) -> anyhow::Result<Report> {
             .collect(),
         blobs: good.len(),
     })
+}
+
+/// The reference `bundle.json` keeps for an image: `host/repository:tag`
+/// (a pin is dropped: it may be a manifest list's digest, and the image's
+/// own is `manifest`), or `host/repository@<manifest digest>` for an image
+/// named by digest alone. Written without tag or digest, it would read back
+/// as `:latest`, and `load` would push it under a tag it never had.
+fn recorded_reference(r: Reference, manifest: &Digest) -> String {
+    let digest = match r.tag {
+        Some(_) => None,
+        None => Some(*manifest),
+    };
+    Reference { digest, ..r }.to_string()
 }
 
 /// Pushes every image of the bundle at `path` to `to` (`HOST[/PREFIX]`)
@@ -382,4 +395,27 @@ fn unpack_blobs(path: &Path, layout: &Path) -> anyhow::Result<BundleIndex> {
             format!("{} has no {INDEX}; not an edgeforge bundle", path.display()),
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIST: &str = "sha256:b223da1e787676281b35dbdd5bd4436febe5712701fa74db6d07f62804034f45";
+    const IMAGE: &str = "sha256:0d5a2bcd6b5ab7e9e7f5b5c8a0c3c6a1c9a7f1d1b5e4d3c2b1a0f9e8d7c6b5a4";
+
+    #[test]
+    fn a_recorded_reference_reads_back_with_the_tag_it_had() {
+        let image: Digest = IMAGE.parse().unwrap();
+        let pinned = Reference::parse(&format!("quay.io/kairos/ubuntu:22.04@{LIST}")).unwrap();
+        assert_eq!(
+            recorded_reference(pinned, &image),
+            "quay.io/kairos/ubuntu:22.04"
+        );
+        // By digest alone: no tag is made up, so `load` refuses it by name.
+        let by_digest = Reference::parse(&format!("quay.io/kairos/ubuntu@{LIST}")).unwrap();
+        let recorded = recorded_reference(by_digest, &image);
+        assert_eq!(recorded, format!("quay.io/kairos/ubuntu@{IMAGE}"));
+        assert_eq!(Reference::parse(&recorded).unwrap().tag, None);
+    }
 }
