@@ -25,7 +25,7 @@ use crate::error::{fail, Category};
 use crate::io::{sealed, AtomicFile, Sha256Digest};
 use crate::log::info;
 use crate::oci::source::SourceImage;
-use crate::oci::spec::{Descriptor, Digest, Index, MEDIA_MANIFEST};
+use crate::oci::spec::{Descriptor, Digest, Index, Manifest, MEDIA_MANIFEST};
 
 /// What a reference resolved to for one architecture.
 #[derive(Clone, Serialize, Deserialize)]
@@ -55,8 +55,7 @@ pub fn open(r: &Reference, arch: &str) -> anyhow::Result<SourceImage> {
         }
     };
     let layout = store.join("layout");
-    let blob = layout.join(resolved.manifest.digest.blob_path());
-    if !blob.is_file() {
+    if !cached(&layout, &resolved.manifest.digest) {
         if s.offline {
             return Err(offline_miss(r));
         }
@@ -255,7 +254,7 @@ fn copy_in(
     layout: &Path,
 ) -> anyhow::Result<()> {
     let _lock = lock_store(store)?;
-    if layout.join(digest.blob_path()).is_file() {
+    if cached(layout, digest) {
         return Ok(());
     }
     info!("pulling {}", r.with_digest(digest));
@@ -271,6 +270,35 @@ fn copy_in(
     Ok(())
 }
 
+/// Whether the layout holds the whole image `digest`: its manifest and
+/// config intact, every layer present (layers are checked as they are read).
+/// A damaged manifest or config is removed, so the pull that follows writes
+/// it again: skopeo keeps any blob file it finds, and a damaged one would
+/// otherwise fail every later run.
+fn cached(layout: &Path, digest: &Digest) -> bool {
+    let intact = |d: &Digest| {
+        let path = layout.join(d.blob_path());
+        let bytes = fs::read(&path).ok()?;
+        if Digest(Sha256Digest::of(&bytes)) == *d {
+            Some(bytes)
+        } else {
+            let _ = fs::remove_file(&path);
+            None
+        }
+    };
+    let Some(manifest) = intact(digest) else {
+        return false;
+    };
+    let Ok(manifest) = serde_json::from_slice::<Manifest>(&manifest) else {
+        return false;
+    };
+    intact(&manifest.config.digest).is_some()
+        && manifest
+            .layers
+            .iter()
+            .all(|l| layout.join(l.digest.blob_path()).is_file())
+}
+
 /// The store's lock: skopeo rewrites the layout's index.json, and a prune
 /// removes blobs; one of them at a time.
 pub fn lock_store(store: &Path) -> anyhow::Result<fs::File> {
@@ -280,4 +308,48 @@ pub fn lock_store(store: &Path) -> anyhow::Result<fs::File> {
     lock.lock()
         .with_context(|| format!("locking {}", path.display()))?;
     Ok(lock)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Writes `data` as a blob of `layout`; returns its digest.
+    fn blob(layout: &Path, data: &[u8]) -> Digest {
+        let d = Digest(Sha256Digest::of(data));
+        let path = layout.join(d.blob_path());
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, data).unwrap();
+        d
+    }
+
+    #[test]
+    fn a_cached_image_counts_only_when_whole_and_a_damaged_manifest_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = dir.path();
+        let config = blob(layout, b"{\"architecture\":\"amd64\"}");
+        let layer = blob(layout, b"layer");
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": 25},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer, "size": 5}],
+        });
+        let bytes = serde_json::to_vec(&manifest).unwrap();
+        let m = blob(layout, &bytes);
+        assert!(cached(layout, &m));
+        // A layer gone (a prune, a hand): pulled again.
+        fs::remove_file(layout.join(layer.blob_path())).unwrap();
+        assert!(!cached(layout, &m));
+        blob(layout, b"layer");
+        // A damaged config is removed, so skopeo writes it again.
+        fs::write(layout.join(config.blob_path()), b"{}").unwrap();
+        assert!(!cached(layout, &m));
+        assert!(!layout.join(config.blob_path()).exists());
+        blob(layout, b"{\"architecture\":\"amd64\"}");
+        let mut damaged = bytes.clone();
+        damaged[0] = b' ';
+        fs::write(layout.join(m.blob_path()), damaged).unwrap();
+        assert!(!cached(layout, &m));
+        assert!(!layout.join(m.blob_path()).exists());
+    }
 }
