@@ -702,6 +702,31 @@ fn a_push_keeps_the_manifest_digest_and_a_second_push_uploads_no_blob() {
     assert_eq!(reg.manifest_digest("edge/provider:v1"), local);
     let o = reg.edgeforge(&cache, &["--offline", "push", archive.to_str().unwrap()]);
     assert_fails(&o, 12, &["--offline"]);
+    // So do `build --push` and `bundle load`, before any work.
+    let o = reg.edgeforge(
+        &cache,
+        &[
+            "--offline",
+            "build",
+            DEMO,
+            "--push",
+            "--out",
+            t.path().join("offline").to_str().unwrap(),
+        ],
+    );
+    assert_fails(&o, 12, &["--offline", "--push"]);
+    let o = reg.edgeforge(
+        &cache,
+        &[
+            "--offline",
+            "bundle",
+            "load",
+            t.path().join("no-such.tar.zst").to_str().unwrap(),
+            "--to",
+            &reg.host,
+        ],
+    );
+    assert_fails(&o, 12, &["--offline"]);
 }
 
 #[test]

@@ -74,6 +74,8 @@ pub fn run(c: BundleCommand, epoch: u64, output: OutputFormat) -> anyhow::Result
 }
 
 fn load(path: &Path, to: &str, output: OutputFormat) -> anyhow::Result<()> {
+    // Before the bundle is unpacked.
+    crate::registry::push::require_online(to)?;
     let pushed = bundle::load(path, to)?;
     if output == OutputFormat::Json {
         let images: Vec<_> = pushed
