@@ -640,6 +640,27 @@ fn wrong_digest_missing_or_wrong_login_and_an_untrusted_ca_fail_each_with_their_
         ],
     );
     assert_fails(&o, 3, &["does not exist", "docker://"]);
+
+    // A layer the registry serves damaged is refused (checked against its
+    // digest on the way) and not kept: last, since blobs are shared by all
+    // of the registry's repositories.
+    let stored = walk(&reg.path("data"))
+        .into_iter()
+        .filter(|p| p.ends_with("data"))
+        .max_by_key(|p| fs::metadata(p).unwrap().len())
+        .unwrap();
+    let mut bytes = fs::read(&stored).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    fs::write(&stored, bytes).unwrap();
+    let damaged = t.path().join("damaged-cache");
+    let bundle = t.path().join("damaged.tar.zst");
+    let o = reg.edgeforge(
+        &damaged,
+        &["bundle", &tagged, "-o", bundle.to_str().unwrap()],
+    );
+    assert_fails(&o, 7, &["does not hash to its digest"]);
+    assert!(!bundle.exists());
 }
 
 #[test]

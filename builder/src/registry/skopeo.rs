@@ -95,6 +95,12 @@ fn classify(said: &str) -> (Category, &'static str) {
     let said = said.to_ascii_lowercase();
     let has = |needles: &[&str]| needles.iter().any(|n| said.contains(n));
     if has(&[
+        "digest did not match",
+        "does not match digest",
+        "digest mismatch",
+    ]) {
+        (Category::BadImage, "the registry sent a blob whose content does not hash to its digest (its storage, or a proxy on the way, damaged it); nothing of it was used: repair or re-push the image in the registry")
+    } else if has(&[
         "unauthorized",
         "authentication required",
         "invalid username/password",
@@ -226,6 +232,7 @@ mod tests {
             c("reading blob sha256:12: fetching blob: 404 (Not Found)"),
             Category::InvalidInput
         );
+        assert_eq!(c("writing blob: happened during read: Digest did not match, expected sha256:12, got sha256:34"), Category::BadImage);
         assert_eq!(
             c("writing blob: happened during read: unexpected EOF"),
             Category::Build
