@@ -5,10 +5,10 @@ use crate::host_tools::{self, Requirement};
 pub fn run() -> anyhow::Result<()> {
     let mut missing = Vec::new();
     let show = |r: &Requirement, role: &str, missing: &mut Vec<&'static str>| match r.version() {
-        Some(v) => println!("ok       {:26} {:20} {role:6} {v}", r.what, r.package),
+        Some(v) => println!("ok       {:26} {:20} {role:8} {v}", r.what, r.package),
         None => {
             println!(
-                "MISSING  {:26} {:20} {role:6} apt-get install {}",
+                "MISSING  {:26} {:20} {role:8} apt-get install {}",
                 r.what, r.package, r.package
             );
             if role == "build" {
@@ -17,13 +17,14 @@ pub fn run() -> anyhow::Result<()> {
         }
     };
     println!(
-        "status   {:26} {:20} {:6} version",
+        "status   {:26} {:20} {:8} version",
         "tool", "debian package", "role"
     );
     for r in host_tools::BUILD {
         show(r, "build", &mut missing);
     }
-    show(&host_tools::SKOPEO, "pull", &mut missing);
+    // Only for registry images (pull, push, bundle load): not required to build.
+    show(&host_tools::SKOPEO, "registry", &mut missing);
     for r in &host_tools::CHECKS {
         show(r, "checks", &mut missing);
     }
