@@ -744,10 +744,22 @@ fn a_push_keeps_the_manifest_digest_and_a_second_push_uploads_no_blob() {
             "load",
             t.path().join("no-such.tar.zst").to_str().unwrap(),
             "--to",
-            &reg.host,
+            &format!("{USER}:{PASSWORD}@{}", reg.host),
         ],
     );
-    assert_fails(&o, 12, &["--offline"]);
+    // (edgeforge_with checks that neither output shows the password.)
+    assert_fails(&o, 12, &["--offline", &format!("{USER}:****@")]);
+    // A login typed into a reference is refused, masked, and never used.
+    let o = reg.edgeforge(
+        &cache,
+        &[
+            "push",
+            archive.to_str().unwrap(),
+            &format!("docker://{USER}:{PASSWORD}@{}/edge/provider:v2", reg.host),
+        ],
+    );
+    assert_fails(&o, 8, &["cannot carry a login", "--authfile"]);
+    assert!(!reg.log().contains("/v2/edge/provider/manifests/v2"));
 }
 
 #[test]

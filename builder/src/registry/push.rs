@@ -14,12 +14,16 @@ use crate::log::info;
 use crate::oci::spec::Digest;
 
 /// Refuses a push under `--offline` (exit 12) before any work is done;
-/// `to` names where it would have gone.
+/// `to` names where it would have gone (as typed: shown masked, since it is
+/// not parsed yet and may hold a login).
 pub fn require_online(to: &str) -> anyhow::Result<()> {
     if super::settings().offline {
         return Err(fail(
             Category::Offline,
-            format!("--offline: pushing to {to} needs the network"),
+            format!(
+                "--offline: pushing to {} needs the network",
+                skopeo::masked(to)
+            ),
         ));
     }
     host_tools::require(&[&host_tools::SKOPEO])
