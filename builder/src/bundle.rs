@@ -121,18 +121,27 @@ pub struct Report {
     pub blobs: usize,
 }
 
-/// Re-hashes every blob of a bundle; a damaged or missing blob is an error
-/// naming it and the images that use it.
-pub fn verify(path: &Path) -> anyhow::Result<Report> {
+/// A bundle read in one pass: its `bundle.json`, and the error that stopped
+/// the pass early, with the blob being read when it came.
+struct Streamed {
+    index: Option<BundleIndex>,
+    stopped: Option<(anyhow::Error, Option<Digest>)>,
+}
+
+/// Reads the bundle at `path` in one pass, handing each blob to `blob` with
+/// the digest its name claims (`verify` hashes it, `load` also writes it
+/// out) and parsing `bundle.json`.
+fn stream(
+    path: &Path,
+    mut blob: impl FnMut(Digest, &mut dyn Read) -> anyhow::Result<()>,
+) -> anyhow::Result<Streamed> {
     let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let decoder = zstd::Decoder::new(BufReader::new(file))
         .with_context(|| format!("{} is not zstd-compressed", path.display()))?;
     let mut archive = tar::Archive::new(decoder);
-    let mut good: BTreeSet<Digest> = BTreeSet::new();
-    let mut bad: BTreeMap<Digest, String> = BTreeMap::new();
     let mut index: Option<BundleIndex> = None;
     let mut current: Option<Digest> = None;
-    let stream = (|| -> anyhow::Result<()> {
+    let pass = (|| -> anyhow::Result<()> {
         for entry in archive.entries()? {
             let mut entry = entry?;
             if !entry.header().entry_type().is_file() {
@@ -148,14 +157,7 @@ pub fn verify(path: &Path) -> anyhow::Result<Report> {
                     .parse()
                     .map_err(|e: String| fail(Category::BadImage, e))?;
                 current = Some(expected);
-                let mut h = HashingWriter::new(io::sink());
-                io::copy(&mut entry, &mut h)?;
-                let (found, _, _) = h.finish();
-                if Digest(found) == expected {
-                    good.insert(expected);
-                } else {
-                    bad.insert(expected, format!("its content hashes to sha256:{found}"));
-                }
+                blob(expected, &mut entry)?;
                 current = None;
             } else if name == INDEX {
                 let mut text = String::new();
@@ -168,7 +170,29 @@ pub fn verify(path: &Path) -> anyhow::Result<Report> {
         }
         Ok(())
     })();
-    if let Err(e) = stream {
+    Ok(Streamed {
+        index,
+        stopped: pass.err().map(|e| (e, current)),
+    })
+}
+
+/// Re-hashes every blob of a bundle; a damaged or missing blob is an error
+/// naming it and the images that use it.
+pub fn verify(path: &Path) -> anyhow::Result<Report> {
+    let mut good: BTreeSet<Digest> = BTreeSet::new();
+    let mut bad: BTreeMap<Digest, String> = BTreeMap::new();
+    let Streamed { index, stopped } = stream(path, |expected, entry| {
+        let mut h = HashingWriter::new(io::sink());
+        io::copy(entry, &mut h)?;
+        let (found, _, _) = h.finish();
+        if Digest(found) == expected {
+            good.insert(expected);
+        } else {
+            bad.insert(expected, format!("its content hashes to sha256:{found}"));
+        }
+        Ok(())
+    })?;
+    if let Some((e, current)) = stopped {
         // A decode error inside a blob names that blob; elsewhere the archive itself.
         match current {
             Some(d) => {
@@ -323,71 +347,49 @@ pub fn load(path: &Path, to: &str) -> anyhow::Result<Vec<(String, String)>> {
 /// Writes every blob of a bundle into `layout/blobs/sha256/`, refusing one
 /// whose content does not hash to its name; returns `bundle.json`.
 fn unpack_blobs(path: &Path, layout: &Path) -> anyhow::Result<BundleIndex> {
-    let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let decoder = zstd::Decoder::new(BufReader::new(file))
-        .with_context(|| format!("{} is not zstd-compressed", path.display()))?;
-    let mut archive = tar::Archive::new(decoder);
     let blobs = layout.join("blobs/sha256");
     std::fs::create_dir_all(&blobs)?;
-    let mut index = None;
-    let damaged = |e: io::Error| {
-        fail(
-            Category::BadImage,
-            format!("{} is damaged: {e}", path.display()),
-        )
-    };
-    for entry in archive.entries().map_err(damaged)? {
-        let mut entry = entry.map_err(damaged)?;
-        if !entry.header().entry_type().is_file() {
-            continue;
-        }
-        let name = entry
-            .path()?
-            .to_string_lossy()
-            .trim_start_matches("./")
-            .to_string();
-        if let Some(hex) = name.strip_prefix("blobs/sha256/") {
-            let expected: Digest = format!("sha256:{hex}").parse().map_err(|e: String| {
-                fail(Category::BadImage, format!("{}: {e}", path.display()))
-            })?;
-            let target = blobs.join(expected.0.to_string());
-            let mut w = HashingWriter::new(BufWriter::new(File::create(&target)?));
-            let mut buf = vec![0u8; 1 << 16];
-            loop {
-                // A read failing here is a damaged bundle; a write, the disk.
-                let n = entry.read(&mut buf).map_err(|e| {
-                    fail(
-                        Category::BadImage,
-                        format!("{}: blob {expected} is unreadable: {e}", path.display()),
-                    )
-                })?;
-                if n == 0 {
-                    break;
-                }
-                io::Write::write_all(&mut w, &buf[..n])
-                    .with_context(|| format!("writing {}", target.display()))?;
-            }
-            let (found, _, buffered) = w.finish();
-            buffered.into_inner().map_err(|e| e.into_error())?;
-            if Digest(found) != expected {
-                return Err(fail(
-                    Category::BadImage,
-                    format!(
-                        "{}: blob {expected} is damaged: its content hashes to sha256:{found}",
-                        path.display()
-                    ),
-                ));
-            }
-        } else if name == INDEX {
-            let mut text = String::new();
-            entry.read_to_string(&mut text).map_err(damaged)?;
-            index = Some(serde_json::from_str::<BundleIndex>(&text).map_err(|e| {
+    let Streamed { index, stopped } = stream(path, |expected, entry| {
+        let target = blobs.join(expected.0.to_string());
+        // A read failing here is a damaged bundle; a write, the disk.
+        let disk = |e: io::Error| fail(Category::Io, format!("writing {}: {e}", target.display()));
+        let mut w = HashingWriter::new(BufWriter::new(File::create(&target).map_err(disk)?));
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            let n = entry.read(&mut buf).map_err(|e| {
                 fail(
                     Category::BadImage,
-                    format!("{INDEX} of {} is invalid: {e}", path.display()),
+                    format!("{}: blob {expected} is unreadable: {e}", path.display()),
                 )
-            })?);
+            })?;
+            if n == 0 {
+                break;
+            }
+            io::Write::write_all(&mut w, &buf[..n]).map_err(disk)?;
         }
+        let (found, _, buffered) = w.finish();
+        buffered.into_inner().map_err(|e| disk(e.into_error()))?;
+        if Digest(found) != expected {
+            return Err(fail(
+                Category::BadImage,
+                format!(
+                    "{}: blob {expected} is damaged: its content hashes to sha256:{found}",
+                    path.display()
+                ),
+            ));
+        }
+        Ok(())
+    })?;
+    if let Some((e, _)) = stopped {
+        // The blob handler's failures say what failed; the archive's own
+        // (a cut or garbled stream) mean a damaged bundle.
+        if e.chain().any(|c| c.is::<crate::error::Failure>()) {
+            return Err(e);
+        }
+        return Err(fail(
+            Category::BadImage,
+            format!("{} is damaged: {e:#}", path.display()),
+        ));
     }
     index.ok_or_else(|| {
         fail(
