@@ -908,6 +908,37 @@ fn a_bundle_of_registry_references_loads_into_another_path_with_the_same_digests
         !reg.log().contains("/v2/damaged/"),
         "a damaged bundle reached the registry"
     );
+
+    // Another tool's layout may name its image in no reference form: it is
+    // bundled without a reference, which only `bundle load` needs.
+    let mut index = json(&extra.join("index.json"));
+    index["manifests"][0]["annotations"] =
+        serde_json::json!({"io.containerd.image.name": "Extra Tools (local)"});
+    fs::write(
+        extra.join("index.json"),
+        serde_json::to_vec(&index).unwrap(),
+    )
+    .unwrap();
+    let local = t.path().join("local.tar.zst");
+    let o = reg.edgeforge(
+        &cache,
+        &[
+            "bundle",
+            &format!("oci:{}", extra.display()),
+            "-o",
+            local.to_str().unwrap(),
+        ],
+    );
+    assert_ok(&o);
+    let o = reg.edgeforge(
+        &cache,
+        &["bundle", "load", local.to_str().unwrap(), "--to", &reg.host],
+    );
+    assert_fails(
+        &o,
+        3,
+        &["has no registry reference", "HOST/REPOSITORY:TAG=PATH"],
+    );
 }
 
 /// Writes `data` as a blob of the layout `dir`; returns its descriptor.

@@ -70,11 +70,13 @@ pub fn write(
         let reference = match reference::classify(spec, Path::new("."))? {
             Some(r) => Some(r),
             None if reference::looks_like_reference(name) => Some(Reference::parse(name)?),
+            // Another tool's archive may name its image in any way: a name
+            // that is no reference leaves the image without one (bundling
+            // needs none) rather than failing the bundle.
             None => image
                 .image_name
                 .as_deref()
-                .map(Reference::parse)
-                .transpose()?,
+                .and_then(|n| Reference::parse(n).ok()),
         }
         .map(|r| recorded_reference(r, &image.manifest_digest));
         for (i, desc) in image.layers.iter().enumerate() {
