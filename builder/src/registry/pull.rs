@@ -121,9 +121,15 @@ fn resolve(
     };
     if let Some(pin) = &r.digest {
         if *pin != resolved.top {
+            // By tag the registry may have moved it; by digest alone it
+            // served other content under that name.
+            let why = match r.tag {
+                Some(_) => "the tag was moved or its content changed: check the image and update the pin",
+                None => "the registry (or a mirror on the way) serves other content under that digest: it is damaged or not to be trusted",
+            };
             return Err(fail(
                 Category::BadImage,
-                format!("{r}: the registry's manifest for the tag hashes to {}, not the pinned {pin}; the tag was moved or the content changed: check the image and update the pin", resolved.top),
+                format!("{r}: the manifest the registry returned for {} hashes to {}, not the pinned {pin}; {why}", r.fetch_target(), resolved.top),
             ));
         }
     }
