@@ -330,6 +330,42 @@ mod tests {
     }
 
     #[test]
+    fn a_damaged_resolution_record_is_never_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = Reference::parse("reg.example/demo/base:v1").unwrap();
+        let key = r.to_string();
+        let manifest = Descriptor::new(MEDIA_MANIFEST, blob(dir.path(), b"m"), 1);
+        let record = Resolved {
+            reference: key.clone(),
+            arch: "amd64".into(),
+            top: manifest.digest,
+            manifest,
+        };
+        let path = dir.path().join("refs").join(format!(
+            "{}.json",
+            crate::entry_cache::key(&["registry-ref/v1", &key, "amd64"])
+        ));
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let sealed = sealed::to_vec(&record).unwrap();
+        fs::write(&path, &sealed).unwrap();
+        let offline = Settings {
+            offline: true,
+            ..Settings::default()
+        };
+        let read = || recorded_or_asked(&r, &key, "amd64", &offline, Some(dir.path()));
+        assert_eq!(read().unwrap().manifest.digest, record.manifest.digest);
+        // One hex digit of the recorded digest changed: still JSON, not trusted.
+        let text = String::from_utf8(sealed).unwrap();
+        let hex = record.manifest.digest.0.to_string();
+        let flipped = if hex.starts_with('0') { "1" } else { "0" };
+        let other = format!("{flipped}{}", &hex[1..]);
+        assert!(text.contains(&hex));
+        fs::write(&path, text.replacen(&hex, &other, 1)).unwrap();
+        let e = read().err().expect("a damaged record was used");
+        assert_eq!(crate::error::category_of(&e), Category::Offline);
+    }
+
+    #[test]
     fn a_cached_image_counts_only_when_whole_and_a_damaged_manifest_is_dropped() {
         let dir = tempfile::tempdir().unwrap();
         let layout = dir.path();
