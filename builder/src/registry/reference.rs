@@ -97,6 +97,12 @@ impl Reference {
             None => (name, None),
         };
         let (host, repository) = match path.split_once('/') {
+            // Docker Hub's official images live under `library/`, however
+            // named (`docker.io/ubuntu` is `docker.io/library/ubuntu`), so
+            // one image has one cache key and one path in a site's registry.
+            Some(("docker.io", r)) if !r.contains('/') => {
+                ("docker.io".to_string(), format!("library/{r}"))
+            }
             Some((h, r)) if is_host(h) => (h.to_string(), r.to_string()),
             Some(_) => ("docker.io".to_string(), path.to_string()),
             None => ("docker.io".to_string(), format!("library/{path}")),
@@ -217,10 +223,16 @@ mod tests {
         let r = Reference::parse(&format!("quay.io/kairos/ubuntu@{D}")).unwrap();
         assert_eq!(r.tag, None);
         assert_eq!(r.fetch_target(), format!("quay.io/kairos/ubuntu@{D}"));
-        assert_eq!(
-            Reference::parse("ubuntu:22.04").unwrap().name(),
-            "docker.io/library/ubuntu"
-        );
+        for hub in [
+            "ubuntu:22.04",
+            "docker.io/ubuntu:22.04",
+            "docker.io/library/ubuntu:22.04",
+        ] {
+            assert_eq!(
+                Reference::parse(hub).unwrap().to_string(),
+                "docker.io/library/ubuntu:22.04"
+            );
+        }
         for bad in [
             "quay.io/Kairos/x",
             "quay.io/x:",
