@@ -72,6 +72,21 @@ pub fn prune(cache: &Path, older_than: Duration) -> anyhow::Result<(usize, u64)>
         fs::remove_file(entry.path())
             .with_context(|| format!("removing {}", entry.path().display()))?;
     }
+    // skopeo writes each blob to `oci-put-blob*` in the layout's top folder
+    // and renames it into place; one killed mid-copy leaves that file, and
+    // with the store locked no copy is running.
+    for entry in fs::read_dir(&layout).into_iter().flatten() {
+        let entry = entry?;
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with("oci-put-blob")
+        {
+            bytes += entry.metadata()?.len();
+            fs::remove_file(entry.path())
+                .with_context(|| format!("removing {}", entry.path().display()))?;
+        }
+    }
     let index_path = layout.join("index.json");
     if let Ok(text) = fs::read(&index_path) {
         if let Ok(mut index) = serde_json::from_slice::<Index>(&text) {
@@ -80,4 +95,22 @@ pub fn prune(cache: &Path, older_than: Duration) -> anyhow::Result<(usize, u64)>
         }
     }
     Ok((removed, bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_killed_copy_s_partial_blob_is_removed() {
+        let cache = tempfile::tempdir().unwrap();
+        let layout = cache.path().join("registry/layout");
+        fs::create_dir_all(layout.join("blobs/sha256")).unwrap();
+        fs::write(layout.join("oci-put-blob123456"), [0u8; 1000]).unwrap();
+        fs::write(layout.join("oci-layout"), b"{}").unwrap();
+        let (_, bytes) = prune(cache.path(), Duration::from_secs(86400)).unwrap();
+        assert_eq!(bytes, 1000);
+        assert!(!layout.join("oci-put-blob123456").exists());
+        assert!(layout.join("oci-layout").exists());
+    }
 }
