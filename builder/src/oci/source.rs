@@ -33,8 +33,10 @@ pub struct SourceImage {
     /// The reference the layout's index names the image by
     /// (`io.containerd.image.name`: edgeforge's provider images carry it).
     pub image_name: Option<String>,
-    /// The temporary folder a registry image was pulled into without a cache.
-    pub keep: Option<tempfile::TempDir>,
+    /// What must live as long as the image: for a registry image, the
+    /// temporary folder it was pulled into without a cache, or its share of
+    /// the cache's store (which `cache prune` leaves alone while held).
+    pub keep: Option<Box<dyn std::any::Any + Send + Sync>>,
 }
 
 enum BlobStore {

@@ -12,6 +12,7 @@ use anyhow::Context;
 
 use super::pull::{self, Resolved};
 use crate::io::{sealed, AtomicFile};
+use crate::log::info;
 use crate::oci::spec::{Digest, Index, Manifest};
 
 /// Removes resolutions unused for `older_than` and the blobs only they
@@ -22,6 +23,23 @@ pub fn prune(cache: &Path, older_than: Duration) -> anyhow::Result<(usize, u64)>
         return Ok((0, 0));
     }
     let _lock = pull::lock_store(&store)?;
+    // A running build reads its base's blobs long after it opened it.
+    let readers_path = store.join(".readers");
+    let readers = fs::File::create(&readers_path)
+        .with_context(|| format!("creating {}", readers_path.display()))?;
+    match readers.try_lock() {
+        Ok(()) => {}
+        Err(fs::TryLockError::WouldBlock) => {
+            info!(
+                "{}: a running build reads pulled images; they are kept this time",
+                store.display()
+            );
+            return Ok((0, 0));
+        }
+        Err(fs::TryLockError::Error(e)) => {
+            return Err(e).with_context(|| format!("locking {}", readers_path.display()))
+        }
+    }
     let now = SystemTime::now();
     let (mut removed, mut bytes) = (0, 0);
     let mut live: BTreeSet<Digest> = BTreeSet::new();
@@ -100,6 +118,21 @@ pub fn prune(cache: &Path, older_than: Duration) -> anyhow::Result<(usize, u64)>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nothing_is_removed_while_a_run_reads_pulled_images() {
+        let cache = tempfile::tempdir().unwrap();
+        let store = cache.path().join("registry");
+        let blob = store.join("layout/blobs/sha256").join("ab".repeat(32));
+        fs::create_dir_all(blob.parent().unwrap()).unwrap();
+        fs::write(&blob, b"unused").unwrap();
+        let reading = pull::share_store(&store).unwrap();
+        assert_eq!(prune(cache.path(), Duration::ZERO).unwrap(), (0, 0));
+        assert!(blob.exists());
+        drop(reading);
+        assert_eq!(prune(cache.path(), Duration::ZERO).unwrap(), (0, 6));
+        assert!(!blob.exists());
+    }
 
     #[test]
     fn a_killed_copy_s_partial_blob_is_removed() {

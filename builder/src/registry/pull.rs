@@ -54,6 +54,8 @@ pub fn open(r: &Reference, arch: &str) -> anyhow::Result<SourceImage> {
             (t.path().to_path_buf(), Some(t))
         }
     };
+    // Taken before the blobs are looked at, held as long as the image.
+    let reading = share_store(&store)?;
     let layout = store.join("layout");
     if !cached(&layout, &resolved.manifest.digest) {
         if s.offline {
@@ -63,7 +65,7 @@ pub fn open(r: &Reference, arch: &str) -> anyhow::Result<SourceImage> {
     }
     let mut image =
         SourceImage::open_layout_manifest(&layout, resolved.manifest.clone(), r.to_string(), arch)?;
-    image.keep = keep;
+    image.keep = Some(Box::new((keep, reading)));
     Ok(image)
 }
 
@@ -303,6 +305,18 @@ fn cached(layout: &Path, digest: &Digest) -> bool {
             .layers
             .iter()
             .all(|l| layout.join(l.digest.blob_path()).is_file())
+}
+
+/// A reader's share of the store: `cache prune` removes nothing while any
+/// run holds one (pulls take [`lock_store`], a separate lock, so a reader
+/// pulling a second image does not wait for itself).
+pub fn share_store(store: &Path) -> anyhow::Result<fs::File> {
+    fs::create_dir_all(store).with_context(|| format!("creating {}", store.display()))?;
+    let path = store.join(".readers");
+    let file = fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+    file.lock_shared()
+        .with_context(|| format!("locking {}", path.display()))?;
+    Ok(file)
 }
 
 /// The store's lock: skopeo rewrites the layout's index.json, and a prune
