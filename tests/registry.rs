@@ -348,6 +348,27 @@ fn wrong_digest_missing_or_wrong_login_and_an_untrusted_ca_fail_each_with_their_
         ],
     );
     assert_fails(&o, 3, &["does not exist", "docker://"]);
+
+    // A layer the registry serves damaged is refused (checked against its
+    // digest on the way) and not kept: last, since blobs are shared by all
+    // of the registry's repositories.
+    let stored = walk(&reg.path("data"))
+        .into_iter()
+        .filter(|p| p.ends_with("data"))
+        .max_by_key(|p| fs::metadata(p).unwrap().len())
+        .unwrap();
+    let mut bytes = fs::read(&stored).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    fs::write(&stored, bytes).unwrap();
+    let damaged = t.path().join("damaged-cache");
+    let bundle = t.path().join("damaged.tar.zst");
+    let o = reg.edgeforge(
+        &damaged,
+        &["bundle", &tagged, "-o", bundle.to_str().unwrap()],
+    );
+    assert_fails(&o, 7, &["does not hash to its digest"]);
+    assert!(!bundle.exists());
 }
 
 #[test]
@@ -410,6 +431,43 @@ fn a_push_keeps_the_manifest_digest_and_a_second_push_uploads_no_blob() {
     assert_eq!(reg.manifest_digest("edge/provider:v1"), local);
     let o = reg.edgeforge(&cache, &["--offline", "push", archive.to_str().unwrap()]);
     assert_fails(&o, 12, &["--offline"]);
+    // So do `build --push` and `bundle load`, before any work.
+    let o = reg.edgeforge(
+        &cache,
+        &[
+            "--offline",
+            "build",
+            DEMO,
+            "--push",
+            "--out",
+            t.path().join("offline").to_str().unwrap(),
+        ],
+    );
+    assert_fails(&o, 12, &["--offline", "--push"]);
+    let o = reg.edgeforge(
+        &cache,
+        &[
+            "--offline",
+            "bundle",
+            "load",
+            t.path().join("no-such.tar.zst").to_str().unwrap(),
+            "--to",
+            &format!("{USER}:{PASSWORD}@{}", reg.host),
+        ],
+    );
+    // (edgeforge_with checks that neither output shows the password.)
+    assert_fails(&o, 12, &["--offline", &format!("{USER}:****@")]);
+    // A login typed into a reference is refused, masked, and never used.
+    let o = reg.edgeforge(
+        &cache,
+        &[
+            "push",
+            archive.to_str().unwrap(),
+            &format!("docker://{USER}:{PASSWORD}@{}/edge/provider:v2", reg.host),
+        ],
+    );
+    assert_fails(&o, 8, &["cannot carry a login", "--authfile"]);
+    assert!(!reg.log().contains("/v2/edge/provider/manifests/v2"));
 }
 
 #[test]
@@ -557,6 +615,37 @@ fn a_bundle_of_registry_references_loads_into_another_path_with_the_same_digests
     assert!(
         !reg.log().contains("/v2/damaged/"),
         "a damaged bundle reached the registry"
+    );
+
+    // Another tool's layout may name its image in no reference form: it is
+    // bundled without a reference, which only `bundle load` needs.
+    let mut index = json(&extra.join("index.json"));
+    index["manifests"][0]["annotations"] =
+        serde_json::json!({"io.containerd.image.name": "Extra Tools (local)"});
+    fs::write(
+        extra.join("index.json"),
+        serde_json::to_vec(&index).unwrap(),
+    )
+    .unwrap();
+    let local = t.path().join("local.tar.zst");
+    let o = reg.edgeforge(
+        &cache,
+        &[
+            "bundle",
+            &format!("oci:{}", extra.display()),
+            "-o",
+            local.to_str().unwrap(),
+        ],
+    );
+    assert_ok(&o);
+    let o = reg.edgeforge(
+        &cache,
+        &["bundle", "load", local.to_str().unwrap(), "--to", &reg.host],
+    );
+    assert_fails(
+        &o,
+        3,
+        &["has no registry reference", "HOST/REPOSITORY:TAG=PATH"],
     );
 }
 

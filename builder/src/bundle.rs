@@ -70,13 +70,15 @@ pub fn write(
         let reference = match reference::classify(spec, Path::new("."))? {
             Some(r) => Some(r),
             None if reference::looks_like_reference(name) => Some(Reference::parse(name)?),
+            // Another tool's archive may name its image in any way: a name
+            // that is no reference leaves the image without one (bundling
+            // needs none) rather than failing the bundle.
             None => image
                 .reference
                 .as_deref()
-                .map(Reference::parse)
-                .transpose()?,
+                .and_then(|n| Reference::parse(n).ok()),
         }
-        .map(|r| Reference { digest: None, ..r }.to_string());
+        .map(|r| recorded_reference(r, &image.manifest_digest));
         for (i, desc) in image.layers.iter().enumerate() {
             let mut blob = image.open_layer(i)?;
             w.add_blob(desc, &mut blob)?;
@@ -115,37 +117,86 @@ pub fn write(
     Ok((digest, size))
 }
 
-/// Whether reading failed because the data ended: zstd's "incomplete
-/// frame" or a tar entry cut short.
-fn ends_early(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
-        c.downcast_ref::<io::Error>().is_some_and(|io| {
-            io.kind() == io::ErrorKind::UnexpectedEof || io.to_string().contains("incomplete frame")
-        })
-    })
-}
-
 /// What a verification found: the images and how many blobs were checked.
 pub struct Report {
     pub images: Vec<(String, Digest)>,
     pub blobs: usize,
 }
 
-/// Re-hashes every blob of a bundle; a damaged or missing blob is an error
-/// naming it and the images that use it.
-pub fn verify(path: &Path) -> anyhow::Result<Report> {
+/// A bundle read in one pass: its `bundle.json`, and the error that stopped
+/// the pass early, with the blob being read when it came.
+struct Streamed {
+    index: Option<BundleIndex>,
+    stopped: Option<(anyhow::Error, Option<Reading>)>,
+}
+
+/// The blob a pass was reading: its digest, the size its tar header gives,
+/// and the bytes read of it.
+#[derive(Clone, Copy)]
+struct Reading {
+    blob: Digest,
+    size: u64,
+    read: u64,
+}
+
+/// Counts what passes through, so a cut-short blob can say how much of it
+/// arrived.
+struct Counted<'a, R> {
+    inner: &'a mut R,
+    read: u64,
+}
+
+impl<R: Read> Read for Counted<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        Ok(n)
+    }
+}
+
+/// Data that ends early is a copy cut short, not some other file: the error
+/// says so, with the sizes, rather than "damaged" or "not a bundle".
+fn truncated(path: &Path, e: &anyhow::Error, reading: Option<Reading>) -> Option<anyhow::Error> {
+    let ends_early = e.chain().any(|c| {
+        c.downcast_ref::<io::Error>().is_some_and(|io| {
+            io.kind() == io::ErrorKind::UnexpectedEof || io.to_string().contains("incomplete frame")
+        })
+    });
+    if !ends_early {
+        return None;
+    }
+    let len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let inside = match reading {
+        Some(r) => format!(
+            ", inside blob {}, which should hold {} bytes ({} read)",
+            r.blob, r.size, r.read
+        ),
+        None => String::new(),
+    };
+    Some(fail(
+        Category::BadImage,
+        format!(
+            "{} is truncated: its {len} bytes end before its compressed data does{inside}; copy it again and check it against {}.sha256",
+            path.display(),
+            path.display()
+        ),
+    ))
+}
+
+/// Reads the bundle at `path` in one pass, handing each blob to `blob` with
+/// the digest its name claims (`verify` hashes it, `load` also writes it
+/// out) and parsing `bundle.json`.
+fn stream(
+    path: &Path,
+    mut blob: impl FnMut(Digest, &mut dyn Read) -> anyhow::Result<()>,
+) -> anyhow::Result<Streamed> {
     let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let decoder = zstd::Decoder::new(BufReader::new(file))
         .with_context(|| format!("{} is not zstd-compressed", path.display()))?;
     let mut archive = tar::Archive::new(decoder);
-    let mut good: BTreeSet<Digest> = BTreeSet::new();
-    let mut bad: BTreeMap<Digest, String> = BTreeMap::new();
     let mut index: Option<BundleIndex> = None;
-    let mut current: Option<Digest> = None;
-    // The entry being read when the data ended: name, size its header
-    // gives, bytes read.
-    let mut partial: Option<(String, u64, u64)> = None;
-    let stream = (|| -> anyhow::Result<()> {
+    let mut current: Option<Reading> = None;
+    let pass = (|| -> anyhow::Result<()> {
         for entry in archive.entries()? {
             let mut entry = entry?;
             if !entry.header().entry_type().is_file() {
@@ -160,20 +211,18 @@ pub fn verify(path: &Path) -> anyhow::Result<Report> {
                 let expected: Digest = format!("sha256:{hex}")
                     .parse()
                     .map_err(|e: String| fail(Category::BadImage, e))?;
-                current = Some(expected);
-                let want = entry.header().size()?;
-                let mut h = HashingWriter::new(io::sink());
-                let copied = io::copy(&mut entry, &mut h);
-                let (found, got, _) = h.finish();
-                if let Err(e) = copied {
-                    partial = Some((format!("blob {expected}"), want, got));
-                    return Err(e.into());
-                }
-                if Digest(found) == expected {
-                    good.insert(expected);
-                } else {
-                    bad.insert(expected, format!("its content hashes to sha256:{found}"));
-                }
+                let size = entry.header().size()?;
+                let mut counted = Counted {
+                    inner: &mut entry,
+                    read: 0,
+                };
+                let handled = blob(expected, &mut counted);
+                current = Some(Reading {
+                    blob: expected,
+                    size,
+                    read: counted.read,
+                });
+                handled?;
                 current = None;
             } else if name == INDEX {
                 let mut text = String::new();
@@ -186,30 +235,36 @@ pub fn verify(path: &Path) -> anyhow::Result<Report> {
         }
         Ok(())
     })();
-    if let Err(e) = stream {
-        // Data that ends early is a copy cut short, not some other file:
-        // say so, with the sizes, rather than "damaged" or "not a bundle".
-        if ends_early(&e) {
-            let len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-            let inside = match &partial {
-                Some((what, want, got)) => {
-                    format!(", inside {what}, which should hold {want} bytes ({got} read)")
-                }
-                None => String::new(),
-            };
-            return Err(fail(
-                Category::BadImage,
-                format!(
-                    "{} is truncated: its {len} bytes end before its compressed data does{inside}; copy it again and check it against {}.sha256",
-                    path.display(),
-                    path.display()
-                ),
-            ));
+    Ok(Streamed {
+        index,
+        stopped: pass.err().map(|e| (e, current)),
+    })
+}
+
+/// Re-hashes every blob of a bundle; a damaged or missing blob is an error
+/// naming it and the images that use it.
+pub fn verify(path: &Path) -> anyhow::Result<Report> {
+    let mut good: BTreeSet<Digest> = BTreeSet::new();
+    let mut bad: BTreeMap<Digest, String> = BTreeMap::new();
+    let Streamed { index, stopped } = stream(path, |expected, entry| {
+        let mut h = HashingWriter::new(io::sink());
+        io::copy(entry, &mut h)?;
+        let (found, _, _) = h.finish();
+        if Digest(found) == expected {
+            good.insert(expected);
+        } else {
+            bad.insert(expected, format!("its content hashes to sha256:{found}"));
+        }
+        Ok(())
+    })?;
+    if let Some((e, current)) = stopped {
+        if let Some(cut) = truncated(path, &e, current) {
+            return Err(cut);
         }
         // A decode error inside a blob names that blob; elsewhere the archive itself.
         match current {
-            Some(d) => {
-                bad.insert(d, format!("unreadable ({e:#})"));
+            Some(r) => {
+                bad.insert(r.blob, format!("unreadable ({e:#})"));
             }
             None if index.is_none() => {
                 return Err(fail(
@@ -254,6 +309,19 @@ pub fn verify(path: &Path) -> anyhow::Result<Report> {
             .collect(),
         blobs: good.len(),
     })
+}
+
+/// The reference `bundle.json` keeps for an image: `host/repository:tag`
+/// (a pin is dropped: it may be a manifest list's digest, and the image's
+/// own is `manifest`), or `host/repository@<manifest digest>` for an image
+/// named by digest alone. Written without tag or digest, it would read back
+/// as `:latest`, and `load` would push it under a tag it never had.
+fn recorded_reference(r: Reference, manifest: &Digest) -> String {
+    let digest = match r.tag {
+        Some(_) => None,
+        None => Some(*manifest),
+    };
+    Reference { digest, ..r }.to_string()
 }
 
 /// Pushes every image of the bundle at `path` to `to` (`HOST[/PREFIX]`)
@@ -347,71 +415,52 @@ pub fn load(path: &Path, to: &str) -> anyhow::Result<Vec<(String, String)>> {
 /// Writes every blob of a bundle into `layout/blobs/sha256/`, refusing one
 /// whose content does not hash to its name; returns `bundle.json`.
 fn unpack_blobs(path: &Path, layout: &Path) -> anyhow::Result<BundleIndex> {
-    let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let decoder = zstd::Decoder::new(BufReader::new(file))
-        .with_context(|| format!("{} is not zstd-compressed", path.display()))?;
-    let mut archive = tar::Archive::new(decoder);
     let blobs = layout.join("blobs/sha256");
     std::fs::create_dir_all(&blobs)?;
-    let mut index = None;
-    let damaged = |e: io::Error| {
-        fail(
-            Category::BadImage,
-            format!("{} is damaged: {e}", path.display()),
-        )
-    };
-    for entry in archive.entries().map_err(damaged)? {
-        let mut entry = entry.map_err(damaged)?;
-        if !entry.header().entry_type().is_file() {
-            continue;
-        }
-        let name = entry
-            .path()?
-            .to_string_lossy()
-            .trim_start_matches("./")
-            .to_string();
-        if let Some(hex) = name.strip_prefix("blobs/sha256/") {
-            let expected: Digest = format!("sha256:{hex}").parse().map_err(|e: String| {
-                fail(Category::BadImage, format!("{}: {e}", path.display()))
-            })?;
-            let target = blobs.join(expected.0.to_string());
-            let mut w = HashingWriter::new(BufWriter::new(File::create(&target)?));
-            let mut buf = vec![0u8; 1 << 16];
-            loop {
-                // A read failing here is a damaged bundle; a write, the disk.
-                let n = entry.read(&mut buf).map_err(|e| {
-                    fail(
-                        Category::BadImage,
-                        format!("{}: blob {expected} is unreadable: {e}", path.display()),
-                    )
-                })?;
-                if n == 0 {
-                    break;
-                }
-                io::Write::write_all(&mut w, &buf[..n])
-                    .with_context(|| format!("writing {}", target.display()))?;
-            }
-            let (found, _, buffered) = w.finish();
-            buffered.into_inner().map_err(|e| e.into_error())?;
-            if Digest(found) != expected {
-                return Err(fail(
-                    Category::BadImage,
-                    format!(
-                        "{}: blob {expected} is damaged: its content hashes to sha256:{found}",
-                        path.display()
-                    ),
-                ));
-            }
-        } else if name == INDEX {
-            let mut text = String::new();
-            entry.read_to_string(&mut text).map_err(damaged)?;
-            index = Some(serde_json::from_str::<BundleIndex>(&text).map_err(|e| {
+    let Streamed { index, stopped } = stream(path, |expected, entry| {
+        let target = blobs.join(expected.0.to_string());
+        // A read failing here is a damaged bundle; a write, the disk.
+        let disk = |e: io::Error| fail(Category::Io, format!("writing {}: {e}", target.display()));
+        let mut w = HashingWriter::new(BufWriter::new(File::create(&target).map_err(disk)?));
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            let n = entry.read(&mut buf).map_err(|e| {
                 fail(
                     Category::BadImage,
-                    format!("{INDEX} of {} is invalid: {e}", path.display()),
+                    format!("{}: blob {expected} is unreadable: {e}", path.display()),
                 )
-            })?);
+            })?;
+            if n == 0 {
+                break;
+            }
+            io::Write::write_all(&mut w, &buf[..n]).map_err(disk)?;
         }
+        let (found, _, buffered) = w.finish();
+        buffered.into_inner().map_err(|e| disk(e.into_error()))?;
+        if Digest(found) != expected {
+            return Err(fail(
+                Category::BadImage,
+                format!(
+                    "{}: blob {expected} is damaged: its content hashes to sha256:{found}",
+                    path.display()
+                ),
+            ));
+        }
+        Ok(())
+    })?;
+    if let Some((e, current)) = stopped {
+        // The blob handler's failures say what failed; the archive's own
+        // (a cut or garbled stream) mean a truncated or damaged bundle.
+        if e.chain().any(|c| c.is::<crate::error::Failure>()) {
+            return Err(e);
+        }
+        if let Some(cut) = truncated(path, &e, current) {
+            return Err(cut);
+        }
+        return Err(fail(
+            Category::BadImage,
+            format!("{} is damaged: {e:#}", path.display()),
+        ));
     }
     index.ok_or_else(|| {
         fail(
@@ -419,4 +468,27 @@ fn unpack_blobs(path: &Path, layout: &Path) -> anyhow::Result<BundleIndex> {
             format!("{} has no {INDEX}; not an edgeforge bundle", path.display()),
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIST: &str = "sha256:b223da1e787676281b35dbdd5bd4436febe5712701fa74db6d07f62804034f45";
+    const IMAGE: &str = "sha256:0d5a2bcd6b5ab7e9e7f5b5c8a0c3c6a1c9a7f1d1b5e4d3c2b1a0f9e8d7c6b5a4";
+
+    #[test]
+    fn a_recorded_reference_reads_back_with_the_tag_it_had() {
+        let image: Digest = IMAGE.parse().unwrap();
+        let pinned = Reference::parse(&format!("quay.io/kairos/ubuntu:22.04@{LIST}")).unwrap();
+        assert_eq!(
+            recorded_reference(pinned, &image),
+            "quay.io/kairos/ubuntu:22.04"
+        );
+        // By digest alone: no tag is made up, so `load` refuses it by name.
+        let by_digest = Reference::parse(&format!("quay.io/kairos/ubuntu@{LIST}")).unwrap();
+        let recorded = recorded_reference(by_digest, &image);
+        assert_eq!(recorded, format!("quay.io/kairos/ubuntu@{IMAGE}"));
+        assert_eq!(Reference::parse(&recorded).unwrap().tag, None);
+    }
 }

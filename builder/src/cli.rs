@@ -324,6 +324,7 @@ pub enum BundleAction {
     },
     /// Push every image of a bundle into a registry under its original repository path and tag, checking each digest.
     Load {
+        /// The bundle (.tar.zst) `edgeforge bundle` wrote; its images need a registry reference in bundle.json.
         #[arg(value_name = "BUNDLE")]
         bundle: PathBuf,
         /// The registry: HOST[:PORT][/PREFIX]; an image quay.io/kairos/ubuntu:22.04 goes to HOST/PREFIX/kairos/ubuntu:22.04.

@@ -60,7 +60,8 @@ pub const CHECKS: [Requirement; 11] = [
     program("isoinfo", "genisoimage", "-version"),
     // tests/registry.rs: a TLS registry with htpasswd logins on 127.0.0.1.
     program("docker-registry", "docker-registry", "--version"),
-    program("htpasswd", "apache2-utils", "-v"),
+    // No version option (its -v verifies a password and prints usage).
+    program("htpasswd", "apache2-utils", ""),
     program("openssl", "openssl", "version"),
     // `zstd -t` on zstd layers; pigz is the layer benchmark's reference.
     program("zstd", "zstd", "--version"),
@@ -105,6 +106,8 @@ impl Requirement {
         }
         match self.kind {
             Kind::Folder => Some("present".into()),
+            // A tool with no version option (see `program`'s callers).
+            Kind::Program("") => Some("present".into()),
             Kind::Program(flag) => {
                 let out = std::process::Command::new(self.what)
                     .arg(flag)

@@ -53,13 +53,8 @@ pub fn run(
 ) -> anyhow::Result<()> {
     let l = LoadedDefinition::load(&a.def.definition, &a.def.sets)?;
     if a.push {
-        if crate::registry::settings().offline {
-            return Err(fail(
-                Category::Usage,
-                "--push needs the network; it cannot go with --offline",
-            ));
-        }
-        host_tools::require(&[&host_tools::SKOPEO])?;
+        // Before minutes of building, as `push` and `bundle load` do.
+        crate::registry::push::require_online("the images' registries (--push)")?;
     }
     // A bad signing key fails before minutes of building.
     let signer = super::sign::key_source(a.sign.sign_key.as_deref(), a.sign.sign_key_id.as_deref())

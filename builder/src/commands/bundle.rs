@@ -171,6 +171,8 @@ impl Report for Loaded {
 }
 
 fn load(path: &Path, to: &str, output: OutputFormat) -> anyhow::Result<()> {
+    // Before the bundle is unpacked.
+    crate::registry::push::require_online(to)?;
     let pushed = bundle::load(path, to)?;
     report::emit(
         output,

@@ -18,7 +18,7 @@ struct Doctor {
 struct Tool {
     tool: &'static str,
     package: &'static str,
-    /// `build` (edgeforge runs it), `pull` (registry images) or `checks` (tests and checks run it).
+    /// `build` (edgeforge runs it), `registry` (registry images only) or `checks` (tests and checks run it).
     role: &'static str,
     /// `ok` or `missing`.
     status: &'static str,
@@ -29,14 +29,14 @@ impl Report for Doctor {
     const SCHEMA: &'static str = "edgeforge.doctor/v1";
     fn print_text(&self) {
         println!(
-            "status   {:26} {:20} {:6} version",
+            "status   {:26} {:20} {:8} version",
             "tool", "debian package", "role"
         );
         for t in &self.tools {
             match &t.version {
-                Some(v) => println!("ok       {:26} {:20} {:6} {v}", t.tool, t.package, t.role),
+                Some(v) => println!("ok       {:26} {:20} {:8} {v}", t.tool, t.package, t.role),
                 None => println!(
-                    "MISSING  {:26} {:20} {:6} apt-get install {}",
+                    "MISSING  {:26} {:20} {:8} apt-get install {}",
                     t.tool, t.package, t.role, t.package
                 ),
             }
@@ -60,7 +60,8 @@ pub fn run(output: OutputFormat) -> anyhow::Result<()> {
     let tools: Vec<Tool> = host_tools::BUILD
         .iter()
         .map(|r| tool(r, "build"))
-        .chain(std::iter::once(tool(&host_tools::SKOPEO, "pull")))
+        // Only for registry images (pull, push, bundle load): not required to build.
+        .chain(std::iter::once(tool(&host_tools::SKOPEO, "registry")))
         .chain(host_tools::CHECKS.iter().map(|r| tool(r, "checks")))
         .collect();
     let mut missing: Vec<&'static str> = tools

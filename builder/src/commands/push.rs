@@ -1,3 +1,7 @@
+//! `push`: a provider image archive to a registry (its own recorded
+//! reference by default), the pushed manifest digest checked against the
+//! local one.
+
 use std::path::Path;
 
 use serde::Serialize;

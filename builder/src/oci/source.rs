@@ -35,8 +35,10 @@ pub struct SourceImage {
     /// reference rather than a bare tag, else a docker-archive's first
     /// `RepoTags`), if any.
     pub reference: Option<String>,
-    /// The temporary folder a registry image was pulled into without a cache.
-    pub keep: Option<tempfile::TempDir>,
+    /// What must live as long as the image: for a registry image, the
+    /// temporary folder it was pulled into without a cache, or its share of
+    /// the cache's store (which `cache prune` leaves alone while held).
+    pub keep: Option<Box<dyn std::any::Any + Send + Sync>>,
 }
 
 enum BlobStore {

@@ -13,6 +13,7 @@ use anyhow::Context;
 use super::pull::{self, Resolved};
 use crate::freed::Freed;
 use crate::io::{sealed, AtomicFile};
+use crate::log::info;
 use crate::oci::spec::{Digest, Index, Manifest};
 
 /// Removes resolutions unused for `older_than` and the blobs only they
@@ -23,6 +24,23 @@ pub fn prune(cache: &Path, older_than: Duration, freed: &mut Freed) -> anyhow::R
         return Ok(0);
     }
     let _lock = pull::lock_store(&store)?;
+    // A running build reads its base's blobs long after it opened it.
+    let readers_path = store.join(".readers");
+    let readers = fs::File::create(&readers_path)
+        .with_context(|| format!("creating {}", readers_path.display()))?;
+    match readers.try_lock() {
+        Ok(()) => {}
+        Err(fs::TryLockError::WouldBlock) => {
+            info!(
+                "{}: a running build reads pulled images; they are kept this time",
+                store.display()
+            );
+            return Ok(0);
+        }
+        Err(fs::TryLockError::Error(e)) => {
+            return Err(e).with_context(|| format!("locking {}", readers_path.display()))
+        }
+    }
     let now = SystemTime::now();
     let mut removed = 0;
     let mut live: BTreeSet<Digest> = BTreeSet::new();
@@ -73,6 +91,21 @@ pub fn prune(cache: &Path, older_than: Duration, freed: &mut Freed) -> anyhow::R
         fs::remove_file(entry.path())
             .with_context(|| format!("removing {}", entry.path().display()))?;
     }
+    // skopeo writes each blob to `oci-put-blob*` in the layout's top folder
+    // and renames it into place; one killed mid-copy leaves that file, and
+    // with the store locked no copy is running.
+    for entry in fs::read_dir(&layout).into_iter().flatten() {
+        let entry = entry?;
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with("oci-put-blob")
+        {
+            freed.file(&entry.metadata()?);
+            fs::remove_file(entry.path())
+                .with_context(|| format!("removing {}", entry.path().display()))?;
+        }
+    }
     let index_path = layout.join("index.json");
     if let Ok(text) = fs::read(&index_path) {
         if let Ok(mut index) = serde_json::from_slice::<Index>(&text) {
@@ -81,4 +114,41 @@ pub fn prune(cache: &Path, older_than: Duration, freed: &mut Freed) -> anyhow::R
         }
     }
     Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nothing_is_removed_while_a_run_reads_pulled_images() {
+        let cache = tempfile::tempdir().unwrap();
+        let store = cache.path().join("registry");
+        let blob = store.join("layout/blobs/sha256").join("ab".repeat(32));
+        fs::create_dir_all(blob.parent().unwrap()).unwrap();
+        fs::write(&blob, b"unused").unwrap();
+        let reading = pull::share_store(&store).unwrap();
+        let mut freed = Freed::default();
+        assert_eq!(prune(cache.path(), Duration::ZERO, &mut freed).unwrap(), 0);
+        assert_eq!(freed.bytes, 0);
+        assert!(blob.exists());
+        drop(reading);
+        assert_eq!(prune(cache.path(), Duration::ZERO, &mut freed).unwrap(), 0);
+        assert_eq!(freed.bytes, 6);
+        assert!(!blob.exists());
+    }
+
+    #[test]
+    fn a_killed_copy_s_partial_blob_is_removed() {
+        let cache = tempfile::tempdir().unwrap();
+        let layout = cache.path().join("registry/layout");
+        fs::create_dir_all(layout.join("blobs/sha256")).unwrap();
+        fs::write(layout.join("oci-put-blob123456"), [0u8; 1000]).unwrap();
+        fs::write(layout.join("oci-layout"), b"{}").unwrap();
+        let mut freed = Freed::default();
+        prune(cache.path(), Duration::from_secs(86400), &mut freed).unwrap();
+        assert_eq!(freed.bytes, 1000);
+        assert!(!layout.join("oci-put-blob123456").exists());
+        assert!(layout.join("oci-layout").exists());
+    }
 }

@@ -25,7 +25,7 @@ use crate::error::{fail, Category};
 use crate::io::{sealed, AtomicFile, Sha256Digest};
 use crate::log::info;
 use crate::oci::source::SourceImage;
-use crate::oci::spec::{Descriptor, Digest, Index, MEDIA_MANIFEST};
+use crate::oci::spec::{Descriptor, Digest, Index, Manifest, MEDIA_MANIFEST};
 
 /// What a reference resolved to for one architecture.
 #[derive(Clone, Serialize, Deserialize)]
@@ -54,9 +54,10 @@ pub fn open(r: &Reference, arch: &str) -> anyhow::Result<SourceImage> {
             (t.path().to_path_buf(), Some(t))
         }
     };
+    // Taken before the blobs are looked at, held as long as the image.
+    let reading = share_store(&store)?;
     let layout = store.join("layout");
-    let blob = layout.join(resolved.manifest.digest.blob_path());
-    if !blob.is_file() {
+    if !cached(&layout, &resolved.manifest.digest) {
         if s.offline {
             return Err(offline_miss(r));
         }
@@ -64,7 +65,7 @@ pub fn open(r: &Reference, arch: &str) -> anyhow::Result<SourceImage> {
     }
     let mut image =
         SourceImage::open_layout_manifest(&layout, resolved.manifest.clone(), r.to_string(), arch)?;
-    image.keep = keep;
+    image.keep = Some(Box::new((keep, reading)));
     Ok(image)
 }
 
@@ -122,9 +123,15 @@ fn resolve(
     };
     if let Some(pin) = &r.digest {
         if *pin != resolved.top {
+            // By tag the registry may have moved it; by digest alone it
+            // served other content under that name.
+            let why = match r.tag {
+                Some(_) => "the tag was moved or its content changed: check the image and update the pin",
+                None => "the registry (or a mirror on the way) serves other content under that digest: it is damaged or not to be trusted",
+            };
             return Err(fail(
                 Category::BadImage,
-                format!("{r}: the registry's manifest for the tag hashes to {}, not the pinned {pin}; the tag was moved or the content changed: check the image and update the pin", resolved.top),
+                format!("{r}: the manifest the registry returned for {} hashes to {}, not the pinned {pin}; {why}", r.fetch_target(), resolved.top),
             ));
         }
     }
@@ -255,7 +262,7 @@ fn copy_in(
     layout: &Path,
 ) -> anyhow::Result<()> {
     let _lock = lock_store(store)?;
-    if layout.join(digest.blob_path()).is_file() {
+    if cached(layout, digest) {
         return Ok(());
     }
     info!("pulling {}", r.with_digest(digest));
@@ -271,6 +278,47 @@ fn copy_in(
     Ok(())
 }
 
+/// Whether the layout holds the whole image `digest`: its manifest and
+/// config intact, every layer present (layers are checked as they are read).
+/// A damaged manifest or config is removed, so the pull that follows writes
+/// it again: skopeo keeps any blob file it finds, and a damaged one would
+/// otherwise fail every later run.
+fn cached(layout: &Path, digest: &Digest) -> bool {
+    let intact = |d: &Digest| {
+        let path = layout.join(d.blob_path());
+        let bytes = fs::read(&path).ok()?;
+        if Digest(Sha256Digest::of(&bytes)) == *d {
+            Some(bytes)
+        } else {
+            let _ = fs::remove_file(&path);
+            None
+        }
+    };
+    let Some(manifest) = intact(digest) else {
+        return false;
+    };
+    let Ok(manifest) = serde_json::from_slice::<Manifest>(&manifest) else {
+        return false;
+    };
+    intact(&manifest.config.digest).is_some()
+        && manifest
+            .layers
+            .iter()
+            .all(|l| layout.join(l.digest.blob_path()).is_file())
+}
+
+/// A reader's share of the store: `cache prune` removes nothing while any
+/// run holds one (pulls take [`lock_store`], a separate lock, so a reader
+/// pulling a second image does not wait for itself).
+pub fn share_store(store: &Path) -> anyhow::Result<fs::File> {
+    fs::create_dir_all(store).with_context(|| format!("creating {}", store.display()))?;
+    let path = store.join(".readers");
+    let file = fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+    file.lock_shared()
+        .with_context(|| format!("locking {}", path.display()))?;
+    Ok(file)
+}
+
 /// The store's lock: skopeo rewrites the layout's index.json, and a prune
 /// removes blobs; one of them at a time.
 pub fn lock_store(store: &Path) -> anyhow::Result<fs::File> {
@@ -280,4 +328,84 @@ pub fn lock_store(store: &Path) -> anyhow::Result<fs::File> {
     lock.lock()
         .with_context(|| format!("locking {}", path.display()))?;
     Ok(lock)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Writes `data` as a blob of `layout`; returns its digest.
+    fn blob(layout: &Path, data: &[u8]) -> Digest {
+        let d = Digest(Sha256Digest::of(data));
+        let path = layout.join(d.blob_path());
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, data).unwrap();
+        d
+    }
+
+    #[test]
+    fn a_damaged_resolution_record_is_never_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = Reference::parse("reg.example/demo/base:v1").unwrap();
+        let key = r.to_string();
+        let manifest = Descriptor::new(MEDIA_MANIFEST, blob(dir.path(), b"m"), 1);
+        let record = Resolved {
+            reference: key.clone(),
+            arch: "amd64".into(),
+            top: manifest.digest,
+            manifest,
+        };
+        let path = dir.path().join("refs").join(format!(
+            "{}.json",
+            crate::entry_cache::key(&["registry-ref/v1", &key, "amd64"])
+        ));
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let sealed = sealed::to_vec(&record).unwrap();
+        fs::write(&path, &sealed).unwrap();
+        let offline = Settings {
+            offline: true,
+            ..Settings::default()
+        };
+        let read = || recorded_or_asked(&r, &key, "amd64", &offline, Some(dir.path()));
+        assert_eq!(read().unwrap().manifest.digest, record.manifest.digest);
+        // One hex digit of the recorded digest changed: still JSON, not trusted.
+        let text = String::from_utf8(sealed).unwrap();
+        let hex = record.manifest.digest.0.to_string();
+        let flipped = if hex.starts_with('0') { "1" } else { "0" };
+        let other = format!("{flipped}{}", &hex[1..]);
+        assert!(text.contains(&hex));
+        fs::write(&path, text.replacen(&hex, &other, 1)).unwrap();
+        let e = read().err().expect("a damaged record was used");
+        assert_eq!(crate::error::category_of(&e), Category::Offline);
+    }
+
+    #[test]
+    fn a_cached_image_counts_only_when_whole_and_a_damaged_manifest_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = dir.path();
+        let config = blob(layout, b"{\"architecture\":\"amd64\"}");
+        let layer = blob(layout, b"layer");
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": 25},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer, "size": 5}],
+        });
+        let bytes = serde_json::to_vec(&manifest).unwrap();
+        let m = blob(layout, &bytes);
+        assert!(cached(layout, &m));
+        // A layer gone (a prune, a hand): pulled again.
+        fs::remove_file(layout.join(layer.blob_path())).unwrap();
+        assert!(!cached(layout, &m));
+        blob(layout, b"layer");
+        // A damaged config is removed, so skopeo writes it again.
+        fs::write(layout.join(config.blob_path()), b"{}").unwrap();
+        assert!(!cached(layout, &m));
+        assert!(!layout.join(config.blob_path()).exists());
+        blob(layout, b"{\"architecture\":\"amd64\"}");
+        let mut damaged = bytes.clone();
+        damaged[0] = b' ';
+        fs::write(layout.join(m.blob_path()), damaged).unwrap();
+        assert!(!cached(layout, &m));
+        assert!(!layout.join(m.blob_path()).exists());
+    }
 }

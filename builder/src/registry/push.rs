@@ -9,19 +9,31 @@ use anyhow::Context;
 use super::reference::Reference;
 use super::skopeo::{self, Side};
 use crate::error::{fail, Category};
+use crate::host_tools;
 use crate::log::info;
 use crate::oci::spec::Digest;
+
+/// Refuses a push under `--offline` (exit 12) before any work is done;
+/// `to` names where it would have gone (as typed: shown masked, since it is
+/// not parsed yet and may hold a login).
+pub fn require_online(to: &str) -> anyhow::Result<()> {
+    if super::settings().offline {
+        return Err(fail(
+            Category::Offline,
+            format!(
+                "--offline: pushing to {} needs the network",
+                skopeo::masked(to)
+            ),
+        ));
+    }
+    host_tools::require(&[&host_tools::SKOPEO])
+}
 
 /// Pushes `source` (a skopeo source such as `oci-archive:PATH`), whose
 /// manifest is `local`, to `to`; returns `host/repository:tag@digest`.
 pub fn push(source: &str, local: &Digest, to: &Reference) -> anyhow::Result<String> {
+    require_online(&to.to_string())?;
     let s = super::settings();
-    if s.offline {
-        return Err(fail(
-            Category::Offline,
-            format!("--offline: pushing to {to} needs the network"),
-        ));
-    }
     if let Some(d) = &to.digest {
         if d != local {
             return Err(fail(

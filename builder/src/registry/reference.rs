@@ -61,6 +61,22 @@ impl Reference {
     /// Parses `[host/]repository[:tag][@sha256:hex]`; no host means Docker
     /// Hub (`docker.io`, `library/` for one-part names), as skopeo reads it.
     pub fn parse(text: &str) -> anyhow::Result<Reference> {
+        // `user:password@host/...` would otherwise be echoed in the messages
+        // below (and reach skopeo's command line): refused, shown masked.
+        // An `@` before any `/` is userinfo, unless a digest follows it
+        // (`ubuntu@sha256:...`, a Docker Hub name).
+        let login =
+            text.trim_start_matches(DOCKER)
+                .split_once('@')
+                .is_some_and(|(before, after)| {
+                    !before.contains('/') && (after.contains('/') || !after.starts_with("sha256:"))
+                });
+        if login {
+            return Err(fail(
+                Category::SecretRefused,
+                format!("`{}`: a registry reference cannot carry a login (USER[:PASSWORD]@HOST); log in with `skopeo login HOST` or give an auth file with --authfile / REGISTRY_AUTH_FILE", super::skopeo::masked(text)),
+            ));
+        }
         let bad = |why: &str| {
             fail(
                 Category::InvalidInput,
@@ -81,6 +97,12 @@ impl Reference {
             None => (name, None),
         };
         let (host, repository) = match path.split_once('/') {
+            // Docker Hub's official images live under `library/`, however
+            // named (`docker.io/ubuntu` is `docker.io/library/ubuntu`), so
+            // one image has one cache key and one path in a site's registry.
+            Some(("docker.io", r)) if !r.contains('/') => {
+                ("docker.io".to_string(), format!("library/{r}"))
+            }
             Some((h, r)) if is_host(h) => (h.to_string(), r.to_string()),
             Some(_) => ("docker.io".to_string(), path.to_string()),
             None => ("docker.io".to_string(), format!("library/{path}")),
@@ -201,10 +223,16 @@ mod tests {
         let r = Reference::parse(&format!("quay.io/kairos/ubuntu@{D}")).unwrap();
         assert_eq!(r.tag, None);
         assert_eq!(r.fetch_target(), format!("quay.io/kairos/ubuntu@{D}"));
-        assert_eq!(
-            Reference::parse("ubuntu:22.04").unwrap().name(),
-            "docker.io/library/ubuntu"
-        );
+        for hub in [
+            "ubuntu:22.04",
+            "docker.io/ubuntu:22.04",
+            "docker.io/library/ubuntu:22.04",
+        ] {
+            assert_eq!(
+                Reference::parse(hub).unwrap().to_string(),
+                "docker.io/library/ubuntu:22.04"
+            );
+        }
         for bad in [
             "quay.io/Kairos/x",
             "quay.io/x:",
@@ -261,5 +289,29 @@ mod tests {
             "site.local/mirror/kairos/ubuntu:22.04"
         );
         assert!(r.moved_to("nohost").is_err());
+    }
+
+    #[test]
+    fn a_login_in_a_reference_is_refused_without_showing_it() {
+        for text in [
+            "alice:s3cret@quay.io/kairos/ubuntu:22.04",
+            "docker://alice:s3cret@127.0.0.1:5000/base",
+            "alice@quay.io/kairos/ubuntu",
+        ] {
+            let e = Reference::parse(text).unwrap_err();
+            assert_eq!(
+                crate::error::category_of(&e),
+                Category::SecretRefused,
+                "{text}"
+            );
+            assert!(!format!("{e:#}").contains("s3cret"), "{e:#}");
+        }
+        let e = classify("alice:s3cret@reg.example/x:1", Path::new("/")).unwrap_err();
+        assert!(!format!("{e:#}").contains("s3cret"), "{e:#}");
+        let r = Reference::parse(&format!("quay.io/x:1@{D}")).unwrap();
+        let e = r.moved_to("bob:pw@site.local:5000").unwrap_err();
+        assert!(!format!("{e:#}").contains(":pw"), "{e:#}");
+        // A digest after `@` is no login.
+        assert!(Reference::parse(&format!("ubuntu@{D}")).is_ok());
     }
 }

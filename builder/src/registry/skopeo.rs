@@ -34,12 +34,7 @@ pub fn options(s: &Settings, side: Side) -> Vec<String> {
     };
     let mut args = Vec::new();
     if let Some(f) = &s.authfile {
-        let name = if matches!(side, Side::Inspect) {
-            "--authfile".to_string()
-        } else {
-            format!("--{prefix}authfile")
-        };
-        args.push(name);
+        args.push(format!("--{prefix}authfile"));
         args.push(f.display().to_string());
     }
     if let Some(d) = &s.cert_dir {
@@ -78,7 +73,8 @@ pub fn run(args: &[String], what: &str) -> anyhow::Result<Output> {
         .rev()
         .find(|l| !l.trim().is_empty())
         .map(fatal_message)
-        .unwrap_or_default();
+        // Killed, or out of memory: nothing to classify, but say how it ended.
+        .unwrap_or_else(|| format!("skopeo {} and said nothing", out.status));
     let (category, hint) = classify(&said);
     Err(fail(category, format!("{what} failed: {said}\n{hint}")))
 }
@@ -91,18 +87,37 @@ fn fatal_message(line: &str) -> String {
     }
 }
 
-/// The category of a skopeo failure, with what to do about it.
+/// The category of a skopeo failure, with what to do about it. Registries
+/// word the same failure differently (and skopeo passes their text on), so
+/// the match is on lowercase fragments and HTTP status texts; anything else
+/// is a build failure shown with skopeo's own words.
 fn classify(said: &str) -> (Category, &'static str) {
+    let said = said.to_ascii_lowercase();
     let has = |needles: &[&str]| needles.iter().any(|n| said.contains(n));
     if has(&[
+        "digest did not match",
+        "does not match digest",
+        "digest mismatch",
+    ]) {
+        (Category::BadImage, "the registry sent a blob whose content does not hash to its digest (its storage, or a proxy on the way, damaged it); nothing of it was used: repair or re-push the image in the registry")
+    } else if has(&[
         "unauthorized",
         "authentication required",
         "invalid username/password",
-        "denied: requested access",
+        "requested access to the resource is denied",
+        "denied: ",
         "no basic auth credentials",
+        "(forbidden)",
+        "403 forbidden",
+        "credential file is not accessible",
     ]) {
         (Category::RegistryAuth, "the registry wants credentials it did not get or refused: log in (`skopeo login HOST` or `podman login`, which write $XDG_RUNTIME_DIR/containers/auth.json), or give an auth file with --authfile / REGISTRY_AUTH_FILE")
-    } else if has(&["x509:", "tls:", "certificate"]) {
+    } else if has(&[
+        "x509:",
+        "tls:",
+        "certificate",
+        "server gave http response to https client",
+    ]) {
         (Category::RegistryTls, "the registry's TLS certificate is not trusted: put its CA certificate (ca.crt) in /etc/containers/certs.d/HOST/ or a folder given with --cert-dir; --tls-verify=false only for a registry you trust")
     } else if has(&[
         "connection refused",
@@ -111,7 +126,7 @@ fn classify(said: &str) -> (Category, &'static str) {
         "network is unreachable",
         "no route to host",
         "connection reset",
-        "TLS handshake timeout",
+        "tls handshake timeout",
         "context deadline exceeded",
         "server misbehaving",
     ]) {
@@ -131,6 +146,7 @@ fn classify(said: &str) -> (Category, &'static str) {
 pub fn masked(text: &str) -> String {
     let mut spans = crate::mask::scan::userinfo_spans(text);
     spans.extend(crate::mask::scan::pair_spans(text));
+    spans.extend(auth_spans(text));
     for scheme in ["Bearer ", "Basic ", "bearer ", "basic "] {
         let mut from = 0;
         while let Some(i) = text[from..].find(scheme) {
@@ -160,6 +176,29 @@ pub fn masked(text: &str) -> String {
     out
 }
 
+/// The values of auth.json's `"auth": "<base64 user:password>"` (also
+/// quoted inside a logrus `msg="..."`, as `\"auth\":\"...\"`): `auth` is
+/// no secret word anywhere else, so the general key scan leaves it.
+fn auth_spans(text: &str) -> Vec<std::ops::Range<usize>> {
+    let mut spans = Vec::new();
+    for (i, _) in text.match_indices("\"auth") {
+        let rest = &text[i + 5..];
+        let after_key = rest.trim_start_matches(['\\', '"']);
+        let Some(value) = after_key.trim_start().strip_prefix(':') else {
+            continue;
+        };
+        let value = value.trim_start().trim_start_matches(['\\', '"']);
+        let start = text.len() - value.len();
+        let len = value
+            .find(|c: char| !(c.is_ascii_alphanumeric() || "+/=".contains(c)))
+            .unwrap_or(value.len());
+        if len > 0 {
+            spans.push(start..start + len);
+        }
+    }
+    spans
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,6 +213,30 @@ mod tests {
             Category::RegistryUnreachable
         );
         assert_eq!(c("reading manifest v2 in 127.0.0.1:5999/demo/base: manifest unknown: manifest unknown"), Category::InvalidInput);
+        // Other registries' words for the same failures.
+        for auth in [
+            "reading manifest 1 in quay.io/x/y: unauthorized: access to the requested resource is not authorized",
+            "initializing source docker://ghcr.io/x/y:1: reading manifest 1 in ghcr.io/x/y: denied: denied",
+            "trying to reuse blob at destination: invalid status code from registry 403 (Forbidden)",
+            "requested access to the resource is denied",
+            "Unauthorized",
+        ] {
+            assert_eq!(c(auth), Category::RegistryAuth, "{auth}");
+        }
+        assert_eq!(c("pinging container registry r.local: Get \"https://r.local/v2/\": http: server gave HTTP response to HTTPS client"), Category::RegistryTls);
+        assert_eq!(
+            c("net/http: TLS handshake timeout"),
+            Category::RegistryUnreachable
+        );
+        assert_eq!(
+            c("reading blob sha256:12: fetching blob: 404 (Not Found)"),
+            Category::InvalidInput
+        );
+        assert_eq!(c("writing blob: happened during read: Digest did not match, expected sha256:12, got sha256:34"), Category::BadImage);
+        assert_eq!(
+            c("writing blob: happened during read: unexpected EOF"),
+            Category::Build
+        );
     }
 
     #[test]
@@ -183,6 +246,16 @@ mod tests {
             !m.contains("s3cret") && !m.contains("abc.def") && !m.contains("hunter2"),
             "{m}"
         );
+        // auth.json's base64 login, as JSON and quoted inside a logrus msg.
+        for text in [
+            r#"{"auths":{"r.local":{"auth":"ZWRnZTpzM2NyZXQ="}}}"#,
+            r#"msg="bad {\"auths\":{\"r\":{\"auth\": \"ZWRnZTpzM2NyZXQ=\"}}}""#,
+        ] {
+            let m = masked(text);
+            assert!(!m.contains("ZWRnZTpz"), "{m}");
+            assert!(m.contains("****"), "{m}");
+        }
+        assert_eq!(masked(r#""auths": {}"#), r#""auths": {}"#);
         assert_eq!(
             fatal_message(r#"time="x" level=fatal msg="reading \"a\": manifest unknown""#),
             r#"reading "a": manifest unknown"#
