@@ -37,6 +37,18 @@ pub const GRUB_EFI: Requirement = folder("/usr/lib/grub/x86_64-efi", "grub-efi-a
 /// OpenPGP signing and signature checks (`sign`, `build --sign-key`, `verify --key`).
 pub const GPG: Requirement = program("gpg", "gnupg", "--version");
 
+/// Secure Boot key sets (`keys generate`).
+pub const OPENSSL: Requirement = program("openssl", "openssl", "version");
+pub const CERT_TO_ESL: Requirement = program("cert-to-efi-sig-list", "efitools", "--version");
+pub const SIGN_ESL: Requirement = program("sign-efi-sig-list", "efitools", "--version");
+pub const KEYS: [&Requirement; 3] = [&OPENSSL, &CERT_TO_ESL, &SIGN_ESL];
+/// UKI ISOs (`boot: uki`): UKI assembly and signing.
+pub const OBJCOPY: Requirement = program("objcopy", "binutils", "--version");
+pub const SBSIGN: Requirement = program("sbsign", "sbsigntool", "--version");
+/// The host's systemd-boot and UKI stub, used when the image has none.
+pub const SYSTEMD_BOOT_EFI: Requirement = folder("/usr/lib/systemd/boot/efi", "systemd-boot-efi");
+pub const UKI: [&Requirement; 2] = [&OBJCOPY, &SBSIGN];
+
 /// What the ISO stage runs.
 pub const BUILD: [&Requirement; 8] = [
     &XORRISO,
@@ -49,7 +61,8 @@ pub const BUILD: [&Requirement; 8] = [
     &GRUB_EFI,
 ];
 /// What the test suite and boot checks use besides.
-pub const CHECKS: [Requirement; 6] = [
+pub const CHECKS: [Requirement; 7] = [
+    program("sbverify", "sbsigntool", "--version"),
     program("skopeo", "skopeo", "--version"),
     program("umoci", "umoci", "--version"),
     program("qemu-system-x86_64", "qemu-system-x86", "--version"),

@@ -18,7 +18,10 @@ pub fn run(
     cache: Option<std::path::PathBuf>,
     output: OutputFormat,
 ) -> anyhow::Result<()> {
-    let l = LoadedDefinition::load(&a.def.definition, &a.def.sets)?;
+    let mut l = LoadedDefinition::load(&a.def.definition, &a.def.sets)?;
+    if let Some(dir) = &a.secure_boot_keys {
+        l.def.secure_boot_keys = Some(std::path::absolute(dir)?);
+    }
     // A bad signing key fails before minutes of building.
     let signer = super::sign::key_source(a.sign.sign_key.as_deref(), a.sign.sign_key_id.as_deref())
         .map(|k| crate::release::sign::Signer::open(&k))

@@ -23,6 +23,13 @@ pub fn run() -> anyhow::Result<()> {
     for r in host_tools::BUILD {
         show(r, "build", &mut missing);
     }
+    let trusted = host_tools::KEYS
+        .iter()
+        .chain(&host_tools::UKI)
+        .chain([&&host_tools::SYSTEMD_BOOT_EFI]);
+    for r in trusted {
+        show(r, "uki", &mut missing);
+    }
     for r in &host_tools::CHECKS {
         show(r, "checks", &mut missing);
     }

@@ -5,6 +5,7 @@ mod bundle;
 mod doctor;
 mod iso;
 mod iso_inspect;
+mod keys;
 mod layer;
 mod plan;
 mod provider_image;
@@ -18,7 +19,7 @@ mod verify;
 
 use clap::CommandFactory;
 
-use crate::cli::{CacheCommand, Cli, Command, IsoAction, OutputFormat, PlanFormat};
+use crate::cli::{CacheCommand, Cli, Command, IsoAction, KeysCommand, OutputFormat, PlanFormat};
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     let epoch = cli.source_date_epoch;
@@ -97,5 +98,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Unpack(a) => unpack::run(a, epoch),
         Command::UserData(c) => user_data::run(c, epoch),
         Command::SiteMedia(a) => site_media::run(&a, epoch),
+        Command::Keys(KeysCommand::Generate(a)) => keys::generate(&a, epoch, cli.output),
     }
 }
