@@ -16,6 +16,9 @@ packages=(
   genisoimage             # isoinfo: site user-data media checked against mkisofs's
   gnupg                   # OpenPGP release signatures (sign, verify --key)
   python3-venv            # the venv of scripts/make-schema-venv.sh (SBOM schema checks)
+  openssl efitools        # Secure Boot keys: certificates, EFI signature lists, .auth (keys generate)
+  binutils sbsigntool     # UKIs: objcopy assembles them, sbsign/sbverify sign and check (boot: uki)
+  systemd-boot-efi        # systemd-boot and the UKI stub when the image carries none
 )
 
 missing=()
