@@ -17,7 +17,8 @@ packages=(
   gnupg                   # OpenPGP release signatures (sign, verify --key)
   python3-venv            # the venv of scripts/make-schema-venv.sh (SBOM schema checks)
   openssl efitools        # Secure Boot keys: certificates, EFI signature lists, .auth (keys generate)
-  binutils sbsigntool     # UKIs: objcopy assembles them, sbsign/sbverify sign and check (boot: uki)
+  binutils osslsigncode   # UKIs: objcopy assembles them, osslsigncode signs them (boot: uki)
+  sbsigntool              # sbverify: the tests check signed UKIs and systemd-boot with it
   systemd-boot-efi        # systemd-boot and the UKI stub when the image carries none
 )
 

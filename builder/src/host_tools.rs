@@ -44,10 +44,10 @@ pub const SIGN_ESL: Requirement = program("sign-efi-sig-list", "efitools", "--ve
 pub const KEYS: [&Requirement; 3] = [&OPENSSL, &CERT_TO_ESL, &SIGN_ESL];
 /// UKI ISOs (`boot: uki`): UKI assembly and signing.
 pub const OBJCOPY: Requirement = program("objcopy", "binutils", "--version");
-pub const SBSIGN: Requirement = program("sbsign", "sbsigntool", "--version");
+pub const OSSLSIGNCODE: Requirement = program("osslsigncode", "osslsigncode", "--version");
 /// The host's systemd-boot and UKI stub, used when the image has none.
 pub const SYSTEMD_BOOT_EFI: Requirement = folder("/usr/lib/systemd/boot/efi", "systemd-boot-efi");
-pub const UKI: [&Requirement; 2] = [&OBJCOPY, &SBSIGN];
+pub const UKI: [&Requirement; 2] = [&OBJCOPY, &OSSLSIGNCODE];
 
 /// What the ISO stage runs.
 pub const BUILD: [&Requirement; 8] = [

@@ -77,7 +77,7 @@ impl Esp<'_> {
     pub fn write(&self, out: &Path) -> anyhow::Result<()> {
         let sh = self.sh;
         let boot = self.work.join("BOOTX64.EFI");
-        sign::sign(sh, self.keys, self.systemd_boot, &boot)?;
+        sign::sign(sh, self.keys, self.systemd_boot, &boot, self.epoch)?;
         let mut ukis: Vec<(String, PathBuf)> = Vec::new();
         for (i, entry) in self.entries().into_iter().enumerate() {
             let dir = self.work.join(format!("uki-{i}"));
@@ -97,7 +97,7 @@ impl Esp<'_> {
                 self.epoch,
             )?;
             let signed = dir.join(&entry.file);
-            sign::sign(sh, self.keys, &unsigned, &signed)?;
+            sign::sign(sh, self.keys, &unsigned, &signed, self.epoch)?;
             fs::remove_file(&unsigned)?;
             info!("UKI EFI/Linux/{}: {}", entry.file, entry.cmdline);
             ukis.push((entry.file, signed));

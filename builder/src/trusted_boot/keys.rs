@@ -399,6 +399,39 @@ mod tests {
         assert_eq!(timestamp(951_782_400), "2000-02-29 00:00:00");
     }
 
+    /// The same certificates, owner and epoch give the same lists and
+    /// updates (sign-efi-sig-list signs without a signing time).
+    #[test]
+    fn lists_and_updates_are_deterministic() {
+        let t = tempfile::tempdir().unwrap();
+        let sh = host_tools::shell().unwrap();
+        let (a, b) = (t.path().join("a"), t.path().join("b"));
+        fs::create_dir_all(&a).unwrap();
+        for var in VARS {
+            let (key, crt) = (a.join(format!("{var}.key")), a.join(format!("{var}.crt")));
+            let subj = format!("/CN=t {var}/");
+            host_tools::run(cmd!(sh, "openssl req -batch -new -x509 -newkey rsa:2048 -nodes -days 1 -subj {subj} -keyout {key} -out {crt}")).unwrap();
+        }
+        fs::create_dir_all(&b).unwrap();
+        for e in fs::read_dir(&a).unwrap().flatten() {
+            fs::copy(e.path(), b.join(e.file_name())).unwrap();
+        }
+        let guid = "11111111-2222-4333-8444-555555555555";
+        write_lists(&sh, &a, guid, &[], 1_700_000_000).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        write_lists(&sh, &b, guid, &[], 1_700_000_000).unwrap();
+        for var in VARS {
+            for ext in ["esl", "auth"] {
+                let f = format!("{var}.{ext}");
+                assert_eq!(
+                    fs::read(a.join(&f)).unwrap(),
+                    fs::read(b.join(&f)).unwrap(),
+                    "{f}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn names_stay_plain() {
         assert!(check_name("acme-edge_1.0").is_ok());
