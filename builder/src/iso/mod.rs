@@ -132,8 +132,9 @@ pub fn build(
     fs::create_dir_all(stage.join("boot")).context("creating the ISO staging tree")?;
     let layout = match &keys {
         Some(keys) => {
-            stage_uki(l, keys, &parts, &sh, &stage, work.path(), s.epoch)?;
-            xorriso::Layout::UefiOnly
+            let esp = work.path().join("esp.img");
+            stage_uki(l, keys, &parts, &sh, &esp, work.path(), s.epoch)?;
+            xorriso::Layout::UefiOnly(esp)
         }
         None => {
             stage_grub(&parts, &renderer, &sh, &stage, work.path(), s)?;
@@ -231,14 +232,15 @@ fn trusted_boot_keys(l: &LoadedDefinition) -> anyhow::Result<Option<KeySet>> {
     }
 }
 
-/// UKI mode: the ESP with systemd-boot and the signed UKIs (root filesystem
+/// UKI mode: the ESP (written to `esp`, appended as the ISO's EFI System
+/// Partition) with systemd-boot and the signed UKIs (root filesystem
 /// inside); nothing else on the medium boots, and BIOS boot does not exist.
 fn stage_uki(
     l: &LoadedDefinition,
     keys: &KeySet,
     parts: &rootfs::RootfsParts,
     sh: &xshell::Shell,
-    stage: &Path,
+    esp: &Path,
     work: &Path,
     epoch: u64,
 ) -> anyhow::Result<()> {
@@ -280,7 +282,7 @@ fn stage_uki(
         work,
         epoch,
     }
-    .write(&stage.join("boot/uefi.img"))
+    .write(esp)
 }
 
 /// Creates `path` with mode 0600 (it may hold a token).

@@ -15,7 +15,7 @@
 
 use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use xshell::{cmd, Shell};
@@ -26,12 +26,14 @@ use crate::io::{AtomicFile, HashingReader, Sha256Digest};
 use crate::progress::Progress;
 
 /// Which firmware the image boots on.
-#[derive(Clone, Copy)]
 pub enum Layout {
-    /// BIOS (GRUB's El Torito image, hybrid MBR) and UEFI (the FAT image).
+    /// BIOS (GRUB's El Torito image, hybrid MBR) and UEFI (the FAT image
+    /// `boot/uefi.img` of the stage).
     Hybrid,
-    /// UEFI only (a UKI ISO: nothing in it boots on BIOS).
-    UefiOnly,
+    /// UEFI only (a UKI ISO: nothing in it boots on BIOS), from this ESP
+    /// image kept outside the stage: it holds the root filesystem in its
+    /// UKIs, so a copy in the ISO 9660 tree would double the image.
+    UefiOnly(PathBuf),
 }
 
 pub fn write(
@@ -43,7 +45,10 @@ pub fn write(
     layout: Layout,
 ) -> anyhow::Result<(Sha256Digest, u64, AtomicFile)> {
     let hybrid = stage.join("boot/boot_hybrid.img");
-    let uefi = stage.join("boot/uefi.img");
+    let uefi = match &layout {
+        Layout::Hybrid => stage.join("boot/uefi.img"),
+        Layout::UefiOnly(esp) => esp.clone(),
+    };
     // xorriso takes a zero date as "not set" and stamps the current time, so
     // the default epoch 0 is passed as 1970-01-01T00:00:01.
     let epoch = epoch.max(1);
@@ -100,7 +105,7 @@ pub fn write(
     ];
     let mut boot: Vec<&str> = match layout {
         Layout::Hybrid => bios.to_vec(),
-        Layout::UefiOnly => uefi_only.to_vec(),
+        Layout::UefiOnly(_) => uefi_only.to_vec(),
     };
     boot.extend(["-append_partition", "2", "0xef", &esp]);
     if let Layout::Hybrid = layout {
