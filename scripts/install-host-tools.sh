@@ -16,9 +16,13 @@ packages=(
   genisoimage             # isoinfo: site user-data media checked against mkisofs's
   gnupg                   # OpenPGP release signatures (sign, verify --key)
   python3-venv            # the venv of scripts/make-schema-venv.sh (SBOM schema checks)
-  docker-registry apache2-utils openssl  # tests/registry.rs: a TLS registry with htpasswd (bcrypt) logins
+  docker-registry apache2-utils  # tests/registry.rs: a TLS registry with htpasswd (bcrypt) logins
   pigz zstd               # layer compression: the benchmark's pigz, `zstd -t` on zstd layers
   groff-base              # groff: the man pages of `man --out` format without warnings
+  openssl efitools        # Secure Boot keys: certificates, EFI signature lists, .auth (keys generate)
+  binutils osslsigncode   # UKIs: objcopy assembles them, osslsigncode signs them (boot: uki)
+  sbsigntool              # sbverify: the tests check signed UKIs and systemd-boot with it
+  systemd-boot-efi        # systemd-boot and the UKI stub when the image carries none
 )
 
 missing=()

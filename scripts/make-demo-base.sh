@@ -3,14 +3,18 @@
 # packages (busybox-static; the kernel of linux-image-amd64, downloaded and
 # unpacked, not installed), with no registry involved. /boot holds the kernel
 # and a busybox initramfs (scripts/demo-base/init) that mounts the live medium
-# and reports the embedded user-data's sha256. Deterministic: the same
-# packages give the same digests.
+# and reports the embedded user-data's sha256 and the Secure Boot state; the
+# same script is the root filesystem's /sbin/init, so a UKI whose initrd is
+# the root filesystem reports the same way. Deterministic: the same
+# packages give the same digests. OUT is rebuilt when this script or
+# scripts/demo-base/ changed (recorded in OUT/.inputs).
 #   scripts/make-demo-base.sh [OUT_DIR]     (default: .cache/demo-base)
 set -euo pipefail
 umask 022  # the layout's bytes must not depend on the caller's umask
 here=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:-$here/.cache/demo-base}
-if [ -f "$out/index.json" ]; then
+inputs=$(cd "$here/scripts" && sha256sum make-demo-base.sh demo-base/* | sha256sum | cut -c1-16)
+if [ -f "$out/index.json" ] && [ "$(cat "$out/.inputs" 2>/dev/null)" = "$inputs" ]; then
   echo "demo base: $out (exists)"
   exit 0
 fi
@@ -42,7 +46,8 @@ deb=$(ls "$debs/${kpkg}_"*.deb | head -n1)
 dpkg-deb -x "$deb" "$work/kernel"
 kver=$(ls "$work/kernel/lib/modules")
 # In load order: CD (sr_mod) and disk (sd_mod, for USB-stick style boots) over ATA.
-modules="scsi_common scsi_mod cdrom sr_mod crct10dif_common crct10dif_generic crc-t10dif crc64 crc64_rocksoft_generic crc64-rocksoft t10-pi sd_mod libata ata_piix libahci ahci isofs loop squashfs"
+# efivarfs, to read the SecureBoot variable.
+modules="scsi_common scsi_mod cdrom sr_mod crct10dif_common crct10dif_generic crc-t10dif crc64 crc64_rocksoft_generic crc64-rocksoft t10-pi sd_mod libata ata_piix libahci ahci isofs loop squashfs efivarfs"
 
 # The initramfs: busybox, the modules to reach a CD and a squashfs, /init.
 initramfs=$work/initramfs
@@ -54,7 +59,7 @@ done
 for m in $modules; do
   cp "$(find "$work/kernel/lib/modules/$kver" -name "$m.ko")" "$initramfs/lib/modules/"
 done
-echo "$modules" | tr ' ' '\n' > "$initramfs/lib/modules/load-order"
+for m in $modules; do echo "$m.ko"; done > "$initramfs/lib/modules/load-order"
 install -m 0755 "$here/scripts/demo-base/init" "$initramfs/init"
 find "$initramfs" -exec touch -h -d @0 {} +
 
@@ -105,7 +110,9 @@ for m in $modules; do
   dst=$root/lib/modules/$kver/${src#"$work/kernel/lib/modules/$kver/"}
   mkdir -p "$(dirname "$dst")"
   cp "$src" "$dst"
+  echo "${dst#"$root/lib/modules/"}" >> "$root/lib/modules/load-order"
 done
+install -m 0755 "$here/scripts/demo-base/init" "$root/sbin/init"
 
 layout=$work/layout
 mkdir -p "$layout/blobs/sha256"
@@ -137,8 +144,13 @@ read -r manifest manifest_size < <(printf '%s' \
 printf '%s' '{"imageLayoutVersion":"1.0.0"}' > "$layout/oci-layout"
 printf '%s' '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:'"$manifest"'","size":'"$manifest_size"',"annotations":{"org.opencontainers.image.ref.name":"latest"},"platform":{"architecture":"amd64","os":"linux"}}]}' > "$layout/index.json"
 
+echo "$inputs" > "$layout/.inputs"
 mkdir -p "$(dirname "$out")"
-rm -rf "$out.partial"
+rm -rf "$out.partial" "$out.old"
 mv "$layout" "$out.partial"
+# An outdated OUT is moved aside first (rename(2) does not replace a folder
+# that has files).
+[ ! -e "$out" ] || mv -T "$out" "$out.old" 2>/dev/null || true
 mv -T "$out.partial" "$out" 2>/dev/null || rm -rf "$out.partial"  # another run won the race
+rm -rf "$out.old"
 echo "demo base: $out (manifest sha256:$manifest)"

@@ -74,6 +74,11 @@ fn json_result(
     check_json(&o, ran, command)
 }
 
+/// A PEM private key anywhere in a result.
+fn has_private_key(v: &serde_json::Value) -> bool {
+    v.to_string().contains("PRIVATE KEY")
+}
+
 /// `--output json COMMAND ARGS...`
 fn json_args<'a>(command: &'a str, args: &[&'a str]) -> Vec<&'a str> {
     let mut full = vec!["--output", "json"];
@@ -308,6 +313,11 @@ fn every_subcommand_prints_one_json_object_with_its_schema() {
     assert_eq!(v["signatures"].as_array().unwrap().len(), 3, "{v}");
     let v = json_result(&cache, &mut ran, "verify", &[&golden_dir]);
     assert_eq!(v["ok"], true);
+
+    let keys = p("keys/edge");
+    let v = json_result(&cache, &mut ran, "keys generate", &["edge", "--out", &keys]);
+    assert_eq!(v["certificates"].as_array().unwrap().len(), 3, "{v}");
+    assert!(!has_private_key(&v), "{v}");
 
     // push and bundle load, against a real registry on 127.0.0.1.
     let reg = registry::Registry::start();

@@ -140,6 +140,31 @@ pub enum Command {
     Layer(LayerArgs),
     /// Flatten an image (OCI layout, oci-archive or docker-archive) into a root filesystem folder.
     Unpack(UnpackArgs),
+    /// Secure Boot keys for UKI ISOs (`boot: uki`).
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Subcommand)]
+pub enum KeysCommand {
+    /// Make a Secure Boot key set: PK, KEK and db keys (0600) and certificates, EFI signature lists and signed .auth updates for enrolment.
+    Generate(KeysGenerateArgs),
+}
+
+#[derive(Args)]
+pub struct KeysGenerateArgs {
+    /// The key set's name: in the certificates' subjects and the ISO's /loader/keys/NAME.
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    /// The folder to create (must not exist).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Days the certificates are valid.
+    #[arg(long, default_value_t = 3650, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=36500))]
+    pub expiration_days: u32,
+    /// Also enrol Microsoft's certificates (for option ROMs and Microsoft-signed loaders): a folder with KEK/ (Microsoft's KEK CA) and db/ (its Windows Production and UEFI CAs), DER or PEM.
+    #[arg(long, value_name = "DIR")]
+    pub microsoft_certs: Option<PathBuf>,
 }
 
 /// The signing key: a file or the user's GnuPG agent, never the key itself
@@ -391,6 +416,9 @@ pub struct IsoArgs {
     /// Build a golden ISO: /config.yaml is a fixed-size reserved area (iso.reserved_area, 64 KiB by default; user-data optional) for `iso embed`.
     #[arg(long)]
     pub golden: bool,
+    /// The key set (`keys generate`) that signs a `boot: uki` ISO (overrides secure_boot_keys).
+    #[arg(long, value_name = "DIR")]
+    pub secure_boot_keys: Option<PathBuf>,
     /// The provider image archive [default: OUT/<repo>-<tag>.oci.tar, as `provider-image` writes it].
     #[arg(long, value_name = "FILE", conflicts_with = "rootfs")]
     pub provider_image: Option<PathBuf>,
@@ -411,6 +439,9 @@ pub struct BuildArgs {
     /// Build a golden ISO: /config.yaml is a fixed-size reserved area (iso.reserved_area, 64 KiB by default; user-data optional) for `iso embed`.
     #[arg(long)]
     pub golden: bool,
+    /// The key set (`keys generate`) that signs a `boot: uki` ISO (overrides secure_boot_keys).
+    #[arg(long, value_name = "DIR")]
+    pub secure_boot_keys: Option<PathBuf>,
     /// Build only this variant (a name `edgeforge plan` lists).
     #[arg(long, value_name = "NAME")]
     pub variant: Option<String>,

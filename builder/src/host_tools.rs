@@ -39,6 +39,17 @@ pub const GPG: Requirement = program("gpg", "gnupg", "--version");
 
 /// Pulls and pushes registry images (`base_image` references, `push`, `bundle load`).
 pub const SKOPEO: Requirement = program("skopeo", "skopeo", "--version");
+/// Secure Boot key sets (`keys generate`).
+pub const OPENSSL: Requirement = program("openssl", "openssl", "version");
+pub const CERT_TO_ESL: Requirement = program("cert-to-efi-sig-list", "efitools", "--version");
+pub const SIGN_ESL: Requirement = program("sign-efi-sig-list", "efitools", "--version");
+pub const KEYS: [&Requirement; 3] = [&OPENSSL, &CERT_TO_ESL, &SIGN_ESL];
+/// UKI ISOs (`boot: uki`): UKI assembly and signing.
+pub const OBJCOPY: Requirement = program("objcopy", "binutils", "--version");
+pub const OSSLSIGNCODE: Requirement = program("osslsigncode", "osslsigncode", "--version");
+/// The host's systemd-boot and UKI stub, used when the image has none.
+pub const SYSTEMD_BOOT_EFI: Requirement = folder("/usr/lib/systemd/boot/efi", "systemd-boot-efi");
+pub const UKI: [&Requirement; 2] = [&OBJCOPY, &OSSLSIGNCODE];
 
 /// What the ISO stage runs.
 pub const BUILD: [&Requirement; 8] = [
@@ -53,6 +64,7 @@ pub const BUILD: [&Requirement; 8] = [
 ];
 /// What the test suite and boot checks use besides.
 pub const CHECKS: [Requirement; 11] = [
+    program("sbverify", "sbsigntool", "--version"),
     program("umoci", "umoci", "--version"),
     program("qemu-system-x86_64", "qemu-system-x86", "--version"),
     folder("/usr/share/OVMF", "ovmf"),
@@ -62,7 +74,6 @@ pub const CHECKS: [Requirement; 11] = [
     program("docker-registry", "docker-registry", "--version"),
     // No version option (its -v verifies a password and prints usage).
     program("htpasswd", "apache2-utils", ""),
-    program("openssl", "openssl", "version"),
     // `zstd -t` on zstd layers; pigz is the layer benchmark's reference.
     program("zstd", "zstd", "--version"),
     program("pigz", "pigz", "--version"),

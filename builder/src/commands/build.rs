@@ -51,7 +51,10 @@ pub fn run(
     cache: Option<std::path::PathBuf>,
     output: OutputFormat,
 ) -> anyhow::Result<()> {
-    let l = LoadedDefinition::load(&a.def.definition, &a.def.sets)?;
+    let mut l = LoadedDefinition::load(&a.def.definition, &a.def.sets)?;
+    if let Some(dir) = &a.secure_boot_keys {
+        l.def.secure_boot_keys = Some(std::path::absolute(dir)?);
+    }
     if a.push {
         // Before minutes of building, as `push` and `bundle load` do.
         crate::registry::push::require_online("the images' registries (--push)")?;

@@ -18,7 +18,8 @@ struct Doctor {
 struct Tool {
     tool: &'static str,
     package: &'static str,
-    /// `build` (edgeforge runs it), `registry` (registry images only) or `checks` (tests and checks run it).
+    /// `build` (edgeforge runs it), `registry` (registry images only), `uki`
+    /// (Secure Boot keys and UKI ISOs only) or `checks` (tests and checks run it).
     role: &'static str,
     /// `ok` or `missing`.
     status: &'static str,
@@ -62,6 +63,14 @@ pub fn run(output: OutputFormat) -> anyhow::Result<()> {
         .map(|r| tool(r, "build"))
         // Only for registry images (pull, push, bundle load): not required to build.
         .chain(std::iter::once(tool(&host_tools::SKOPEO, "registry")))
+        // Secure Boot keys and UKI ISOs (`keys generate`, `boot: uki`).
+        .chain(
+            host_tools::KEYS
+                .iter()
+                .chain(&host_tools::UKI)
+                .chain([&&host_tools::SYSTEMD_BOOT_EFI])
+                .map(|r| tool(r, "uki")),
+        )
         .chain(host_tools::CHECKS.iter().map(|r| tool(r, "checks")))
         .collect();
     let mut missing: Vec<&'static str> = tools

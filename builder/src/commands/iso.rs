@@ -44,7 +44,10 @@ pub fn run(
     let definition = a.definition.as_ref().ok_or_else(|| {
         fail(Category::Usage, "edgeforge iso needs IMAGE_YAML (or a subcommand: `iso show ISO`, `iso embed GOLDEN_ISO ...`)")
     })?;
-    let l = LoadedDefinition::load(definition, &a.sets)?;
+    let mut l = LoadedDefinition::load(definition, &a.sets)?;
+    if let Some(dir) = &a.secure_boot_keys {
+        l.def.secure_boot_keys = Some(std::path::absolute(dir)?);
+    }
     iso::check_inputs(&l)?;
     let user_data = user_data_source::for_iso(&a.user_data, &l, epoch, a.golden)?;
     let config = iso::Config::new(user_data.as_ref(), a.golden);

@@ -6,6 +6,7 @@ mod cache;
 mod doctor;
 mod iso;
 mod iso_inspect;
+mod keys;
 mod layer;
 mod man;
 mod plan;
@@ -24,7 +25,7 @@ mod verify;
 
 use clap::CommandFactory;
 
-use crate::cli::{CacheCommand, Cli, Command, IsoAction, OutputFormat};
+use crate::cli::{CacheCommand, Cli, Command, IsoAction, KeysCommand, OutputFormat};
 use crate::error::{fail, Category};
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -86,5 +87,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Unpack(a) => unpack::run(a, epoch, output),
         Command::UserData(c) => user_data::run(c, epoch, output),
         Command::SiteMedia(a) => site_media::run(&a, epoch, output),
+        Command::Keys(KeysCommand::Generate(a)) => keys::generate(&a, epoch, output),
     }
 }

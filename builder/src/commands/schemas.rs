@@ -20,6 +20,7 @@ pub const JSON_SCHEMAS: &[(&str, &str)] = &[
     ("bundle verify", "edgeforge.bundle-verify/v1"),
     ("bundle load", "edgeforge.bundle-load/v1"),
     ("push", "edgeforge.push/v1"),
+    ("keys generate", "edgeforge.keys-generate/v1"),
     ("cache prune", "edgeforge.cache-prune/v1"),
     ("verify", "edgeforge.verify/v1"),
     ("sign", "edgeforge.sign/v1"),

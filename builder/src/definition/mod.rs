@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-pub use model::{Agent, EntryId, ImageDefinition, IsoOptions, Nomodeset, Proxy};
+pub use model::{Agent, BootMode, EntryId, ImageDefinition, IsoOptions, Nomodeset, Proxy};
 pub use variant::{name_with, Variant};
 
 use crate::yaml;

@@ -47,12 +47,29 @@ pub struct ImageDefinition {
     pub proxy: Proxy,
     #[serde(default)]
     pub iso: IsoOptions,
+    /// How the installer ISO boots: `grub` (BIOS + UEFI, the image's signed
+    /// shim + GRUB when it carries them) or `uki` (UEFI only: systemd-boot
+    /// and signed Unified Kernel Images, with `secure_boot_keys`).
+    #[serde(default)]
+    pub boot: BootMode,
+    /// The key set (`edgeforge keys generate`) that signs a `boot: uki` ISO;
+    /// `--secure-boot-keys` overrides it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secure_boot_keys: Option<PathBuf>,
     /// Extra OCI config labels.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
     /// Source revision recorded in the image labels.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revision: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BootMode {
+    #[default]
+    Grub,
+    Uki,
 }
 
 fn default_iso_name() -> String {

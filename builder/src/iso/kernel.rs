@@ -77,7 +77,7 @@ fn pick(rootfs: &Path, names: &[String], prefixes: &[&str], what: &str) -> anyho
 
 /// Follows symlinks as the booted system would (absolute targets from the
 /// rootfs root), refusing targets outside it; returns a regular file.
-fn resolve(rootfs: &Path, rel: &Path) -> anyhow::Result<PathBuf> {
+pub(super) fn resolve(rootfs: &Path, rel: &Path) -> anyhow::Result<PathBuf> {
     let mut current = rel.to_path_buf();
     for _ in 0..40 {
         let full = rootfs.join(&current);

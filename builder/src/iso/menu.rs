@@ -195,6 +195,14 @@ fn label(id: EntryId) -> &'static str {
     }
 }
 
+/// Whether `arg` is one of the default arguments that find the live medium
+/// and its squashfs (a UKI carries its root filesystem and drops them).
+pub fn is_live_arg(arg: &str) -> bool {
+    DEFAULTS
+        .iter()
+        .any(|d| d.kind == Kind::Live && d.arg == arg)
+}
+
 impl DefaultArg {
     fn on(&self, id: EntryId) -> bool {
         match self.kind {

@@ -6,6 +6,7 @@
 pub mod boot;
 pub mod cidata;
 pub mod content;
+mod cpio;
 mod efi;
 pub mod embed;
 pub mod grub;
@@ -17,6 +18,7 @@ pub mod reader;
 pub mod reserved;
 pub mod rootfs;
 mod squashfs;
+mod uki_esp;
 mod xorriso;
 
 use std::fs;
@@ -25,11 +27,14 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use crate::definition::{LoadedDefinition, Variant};
+use crate::definition::{BootMode, LoadedDefinition, Variant};
+use crate::error::{fail, Category};
 use crate::host_tools;
 use crate::io::Sha256Digest;
+use crate::log::info;
 use crate::output_set::OutputSet;
 use crate::provider::{renderer_for, BuildSettings};
+use crate::trusted_boot::keys::KeySet;
 use crate::user_data::UserData;
 
 pub use squashfs::Compression;
@@ -92,6 +97,9 @@ pub fn check_inputs(l: &LoadedDefinition) -> anyhow::Result<()> {
             "installer ISOs are built for amd64 only (BIOS + UEFI x86_64 GRUB); arm64 definitions build provider images (`edgeforge provider-image`), not ISOs",
         ));
     }
+    if trusted_boot_keys(l)?.is_some() {
+        host_tools::require(&host_tools::UKI)?;
+    }
     for (i, b) in l.def.iso.bundles.iter().enumerate() {
         let path = l.resolve(b);
         crate::bundle::verify(&path).with_context(|| {
@@ -129,6 +137,7 @@ pub fn build(
     s: &BuildSettings,
     set: &mut OutputSet,
 ) -> anyhow::Result<IsoArtifact> {
+    let keys = trusted_boot_keys(l)?;
     let target = iso_path(l, variant, &s.out_dir);
     let work = tempfile::Builder::new()
         .prefix(".edgeforge-work-")
@@ -140,7 +149,10 @@ pub fn build(
         sh: &sh,
         distribution: &l.def.os.distribution,
         arch: l.def.arch.as_str(),
-        compression: l.def.iso.compression,
+        image: match keys {
+            Some(_) => rootfs::RootImage::Cpio,
+            None => rootfs::RootImage::Squashfs(l.def.iso.compression),
+        },
         epoch: s.epoch,
         cache: s.cache.as_deref(),
         work: work.path(),
@@ -168,27 +180,17 @@ pub fn build(
     renderer.render_trees(&iso_trees, &stage)?;
 
     fs::create_dir_all(stage.join("boot")).context("creating the ISO staging tree")?;
-    link_or_copy(&parts.kernel, &stage.join("boot/kernel"))?;
-    link_or_copy(&parts.initrd, &stage.join("boot/initrd"))?;
-    link_or_copy(&parts.squashfs, &stage.join("rootfs.squashfs"))?;
-    // The menu loads the font when present (templates/grub.cfg.tera); one
-    // from overlays.iso wins over the image's.
-    let font = stage.join("boot/grub2/fonts/unicode.pf2");
-    if let (Some(from), false) = (&parts.font, font.exists()) {
-        fs::create_dir_all(font.parent().expect("has a parent"))
-            .context("creating boot/grub2/fonts")?;
-        link_or_copy(from, &font)?;
-    }
-    let configs = grub::write_configs(&renderer, &stage, work.path())?;
-    boot::BootImages {
-        sh: &sh,
-        configs: &configs,
-        signed: parts.signed.clone(),
-        epoch: s.epoch,
-        cache: s.cache.as_deref(),
-        work: work.path(),
-    }
-    .write(&stage.join("boot"))?;
+    let layout = match &keys {
+        Some(keys) => {
+            let esp = work.path().join("esp.img");
+            stage_uki(l, keys, &parts, &sh, &esp, work.path(), s.epoch)?;
+            xorriso::Layout::UefiOnly(esp)
+        }
+        None => {
+            stage_grub(&parts, &renderer, &sh, &stage, work.path(), s)?;
+            xorriso::Layout::Hybrid
+        }
+    };
 
     let (config_bytes, carries_user_data) = match config {
         Config::Plain(ud) => (ud.bytes().to_vec(), true),
@@ -221,7 +223,7 @@ pub fn build(
 
     // An image that holds user-data may hold a token: readable by its owner only.
     let mode = if carries_user_data { 0o600 } else { 0o644 };
-    let (sha256, size, file) = xorriso::write(&sh, &stage, &target, s.epoch, mode)?;
+    let (sha256, size, file) = xorriso::write(&sh, &stage, &target, s.epoch, mode, layout)?;
     set.stage(file, sha256);
     Ok(IsoArtifact {
         path: target,
@@ -245,6 +247,110 @@ fn reference_and_tag(found: &str, l: &LoadedDefinition) -> (String, String) {
             found.to_string(),
         ),
     }
+}
+
+/// GRUB mode: kernel, initrd and `rootfs.squashfs` on the medium, GRUB's
+/// menu and font, the BIOS and UEFI boot images.
+fn stage_grub(
+    parts: &rootfs::RootfsParts,
+    renderer: &crate::render::Renderer,
+    sh: &xshell::Shell,
+    stage: &Path,
+    work: &Path,
+    s: &BuildSettings,
+) -> anyhow::Result<()> {
+    link_or_copy(&parts.kernel, &stage.join("boot/kernel"))?;
+    link_or_copy(&parts.initrd, &stage.join("boot/initrd"))?;
+    link_or_copy(&parts.root, &stage.join("rootfs.squashfs"))?;
+    // The menu loads the font when present (templates/grub.cfg.tera); one
+    // from overlays.iso wins over the image's.
+    let font = stage.join("boot/grub2/fonts/unicode.pf2");
+    if let (Some(from), false) = (&parts.font, font.exists()) {
+        fs::create_dir_all(font.parent().expect("has a parent"))
+            .context("creating boot/grub2/fonts")?;
+        link_or_copy(from, &font)?;
+    }
+    let configs = grub::write_configs(renderer, stage, work)?;
+    boot::BootImages {
+        sh,
+        configs: &configs,
+        signed: parts.signed.clone(),
+        epoch: s.epoch,
+        cache: s.cache.as_deref(),
+        work,
+    }
+    .write(&stage.join("boot"))?;
+
+    Ok(())
+}
+
+/// The key set a `boot: uki` definition signs with; `None` in GRUB mode.
+fn trusted_boot_keys(l: &LoadedDefinition) -> anyhow::Result<Option<KeySet>> {
+    match (l.def.boot, &l.def.secure_boot_keys) {
+        (BootMode::Grub, None) => Ok(None),
+        (BootMode::Grub, Some(_)) => Err(l.field_error(
+            "secure_boot_keys",
+            "keys sign UKI ISOs only: set boot: uki (or --set boot=uki), or drop secure_boot_keys",
+        )),
+        (BootMode::Uki, None) => Err(fail(
+            Category::Usage,
+            format!("{}: boot: uki needs a key set: give --secure-boot-keys DIR or secure_boot_keys (make one with `edgeforge keys generate NAME --out DIR`)", l.path.display()),
+        )),
+        (BootMode::Uki, Some(dir)) => KeySet::open(&l.resolve(dir)).map(Some),
+    }
+}
+
+/// UKI mode: the ESP (written to `esp`, appended as the ISO's EFI System
+/// Partition) with systemd-boot and the signed UKIs (root filesystem
+/// inside); nothing else on the medium boots, and BIOS boot does not exist.
+fn stage_uki(
+    l: &LoadedDefinition,
+    keys: &KeySet,
+    parts: &rootfs::RootfsParts,
+    sh: &xshell::Shell,
+    esp: &Path,
+    work: &Path,
+    epoch: u64,
+) -> anyhow::Result<()> {
+    let host = Path::new(host_tools::SYSTEMD_BOOT_EFI.what);
+    let (systemd_boot, stub) = match &parts.systemd_boot {
+        Some((b, s)) => (b.clone(), s.clone()),
+        None => {
+            host_tools::require(&[&host_tools::SYSTEMD_BOOT_EFI])?;
+            (
+                host.join("systemd-bootx64.efi"),
+                host.join("linuxx64.efi.stub"),
+            )
+        }
+    };
+    info!(
+        "EFI loader: systemd-boot {} with the UKI stub {}, signed with key set {} (db certificate sha256:{})",
+        systemd_boot.display(),
+        stub.display(),
+        keys.meta.name,
+        keys.db_fingerprint()
+    );
+    let os_release = parts.os_release.as_deref().ok_or_else(|| {
+        fail(
+            Category::InvalidInput,
+            "the root filesystem has no /etc/os-release or /usr/lib/os-release; a UKI carries it as .osrel",
+        )
+    })?;
+    let menu = menu::Menu::new(&l.def.iso).map_err(|e| l.field_error(&e.field, e.message))?;
+    uki_esp::Esp {
+        sh,
+        keys,
+        systemd_boot: &systemd_boot,
+        stub: &stub,
+        os_release,
+        kernel: &parts.kernel,
+        root: &parts.root,
+        menu: &menu,
+        iso_name: &l.def.iso_name,
+        work,
+        epoch,
+    }
+    .write(esp)
 }
 
 /// Creates `path` with mode 0600 (it may hold a token).

@@ -295,8 +295,14 @@ impl IsoImage {
             }
             if vd[0] == 0 && &vd[7..30] == b"EL TORITO SPECIFICATION" {
                 let catalog = self.read(u64::from(u32le(&vd[71..])) * SECTOR, SECTOR as usize)?;
-                if catalog[0] == 1 && catalog[32] == 0x88 && catalog[1] == 0 {
-                    modes.push("BIOS (El Torito)");
+                // The validation entry names the initial entry's platform:
+                // BIOS, or UEFI on an image with no BIOS boot (a UKI ISO).
+                if catalog[0] == 1 && catalog[32] == 0x88 {
+                    match catalog[1] {
+                        0 => modes.push("BIOS (El Torito)"),
+                        0xef => modes.push("UEFI (El Torito)"),
+                        _ => {}
+                    }
                 }
                 let mut e = 64;
                 while e + 32 <= catalog.len() && matches!(catalog[e], 0x90 | 0x91) {

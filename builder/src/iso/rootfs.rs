@@ -1,5 +1,7 @@
-//! What the ISO needs from the root filesystem: `rootfs.squashfs`, the kernel,
-//! the initrd, the image's signed EFI loaders and GRUB font, if any. For a provider
+//! What the ISO needs from the root filesystem: `rootfs.squashfs` (or, for a
+//! UKI ISO, the tree as a zstd cpio initrd), the kernel, the initrd, the
+//! image's signed EFI loaders, systemd-boot and its UKI stub, os-release and
+//! GRUB font, if any. For a provider
 //! image these are cached by its manifest digest (with the compression and
 //! epoch), so an ISO rebuilt with other user-data or boot settings skips the
 //! flatten and mksquashfs.
@@ -10,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use xshell::Shell;
 
 use super::packages::{self, Package};
-use super::{efi, kernel, lower_tree, squashfs, Compression, RootfsSource};
+use super::{cpio, efi, kernel, lower_tree, squashfs, Compression, RootfsSource};
 use crate::entry_cache::{self, EntryCache};
 use crate::io::Sha256Digest;
 use crate::log::info;
@@ -18,16 +20,39 @@ use crate::oci::source::SourceImage;
 use crate::progress::Progress;
 
 /// Bump when the squashfs, the selection of boot files or `entry.json` changes.
-const FORMAT: &str = "edgeforge-rootfs/v4";
+const FORMAT: &str = "edgeforge-rootfs/v5";
+
+/// What the root filesystem becomes on the medium.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum RootImage {
+    /// `rootfs.squashfs`, mounted by the live initramfs.
+    Squashfs(Compression),
+    /// A zstd newc cpio: a UKI's initrd, unpacked by the kernel as its root.
+    Cpio,
+}
+
+impl std::fmt::Display for RootImage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RootImage::Squashfs(c) => write!(f, "rootfs.squashfs ({c})"),
+            RootImage::Cpio => f.write_str("root filesystem initrd (zstd cpio)"),
+        }
+    }
+}
 
 pub struct RootfsParts {
-    pub squashfs: PathBuf,
+    /// `rootfs.squashfs` or the root filesystem initrd (`RootImage`).
+    pub root: PathBuf,
     pub kernel: PathBuf,
     pub initrd: PathBuf,
     /// shim and the signed CD GRUB, when the image carries them.
     pub signed: Option<(PathBuf, PathBuf)>,
     /// GRUB's `unicode.pf2`, when the image carries it.
     pub font: Option<PathBuf>,
+    /// systemd-boot and its UKI stub (`systemd-boot-efi`), when the image carries them.
+    pub systemd_boot: Option<(PathBuf, PathBuf)>,
+    /// `/etc/os-release` (or `/usr/lib/os-release`), when present.
+    pub os_release: Option<PathBuf>,
     pub packages: Vec<Package>,
     /// The image reference a provider image archive names (its index's
     /// annotations); `None` for a folder.
@@ -38,6 +63,8 @@ pub struct RootfsParts {
 struct Meta {
     signed: bool,
     font: bool,
+    systemd_boot: bool,
+    os_release: bool,
     packages: Vec<Package>,
 }
 
@@ -46,7 +73,7 @@ pub struct Prepare<'a> {
     /// For package URLs (`pkg:deb/<distribution>/...`).
     pub distribution: &'a str,
     pub arch: &'a str,
-    pub compression: Compression,
+    pub image: RootImage,
     pub epoch: u64,
     pub cache: Option<&'a Path>,
     pub work: &'a Path,
@@ -65,7 +92,7 @@ impl Prepare<'_> {
                 let key = entry_cache::key(&[
                     FORMAT,
                     &self.epoch.to_string(),
-                    &self.compression.to_string(),
+                    &self.image.to_string(),
                     &image.manifest_digest.to_string(),
                 ]);
                 let cache = self.cache.map(|c| EntryCache::new(c, KIND));
@@ -74,10 +101,7 @@ impl Prepare<'_> {
                     None => None,
                 };
                 if let Some(parts) = cached {
-                    info!(
-                        "rootfs.squashfs ({}, cached for {})",
-                        self.compression, image.manifest_digest
-                    );
+                    info!("{} (cached for {})", self.image, image.manifest_digest);
                     return Ok(RootfsParts {
                         reference: image.reference,
                         ..parts
@@ -106,16 +130,38 @@ impl Prepare<'_> {
 
     fn squash_folder(&self, rootfs: &Path) -> anyhow::Result<RootfsParts> {
         let boot = kernel::find(rootfs)?;
-        let squashfs = self.work.join("rootfs.squashfs");
-        let progress = Progress::spinner(format!("rootfs.squashfs ({})", self.compression));
-        squashfs::make(self.sh, rootfs, &squashfs, self.compression, self.epoch)?;
+        let progress = Progress::spinner(self.image.to_string());
+        let root = match self.image {
+            RootImage::Squashfs(compression) => {
+                let out = self.work.join("rootfs.squashfs");
+                squashfs::make(self.sh, rootfs, &out, compression, self.epoch)?;
+                out
+            }
+            RootImage::Cpio => {
+                let out = self.work.join("rootfs.cpio.zst");
+                cpio::write(rootfs, &out)?;
+                out
+            }
+        };
         progress.finish();
+        let first = |list: &[&str]| list.iter().map(|p| rootfs.join(p)).find(|p| p.is_file());
+        // Symlinks resolved inside the root (os-release is one in Debian).
+        let inside = |list: &[&str]| {
+            list.iter()
+                .find_map(|p| kernel::resolve(rootfs, Path::new(p)).ok())
+        };
+        let systemd_boot = match (inside(&[SYSTEMD_BOOT]), inside(&[UKI_STUB])) {
+            (Some(boot), Some(stub)) => Some((boot, stub)),
+            _ => None,
+        };
         Ok(RootfsParts {
-            squashfs,
+            root,
             kernel: boot.kernel,
             initrd: boot.initrd,
             signed: efi::signed_loaders(rootfs),
-            font: FONTS.iter().map(|p| rootfs.join(p)).find(|p| p.is_file()),
+            font: first(&FONTS),
+            systemd_boot,
+            os_release: inside(&OS_RELEASES),
             packages: packages::find(rootfs, self.distribution),
             reference: None,
         })
@@ -125,14 +171,22 @@ impl Prepare<'_> {
 /// Where images carry GRUB's font: Debian, Ubuntu and RHEL's grub packages, SUSE's.
 const FONTS: [&str; 2] = ["usr/share/grub/unicode.pf2", "usr/share/grub2/unicode.pf2"];
 
+/// systemd-boot-efi's files, as Debian installs them.
+pub const SYSTEMD_BOOT: &str = "usr/lib/systemd/boot/efi/systemd-bootx64.efi";
+pub const UKI_STUB: &str = "usr/lib/systemd/boot/efi/linuxx64.efi.stub";
+const OS_RELEASES: [&str; 2] = ["etc/os-release", "usr/lib/os-release"];
+
 const KIND: &str = "rootfs";
-const FILES: [&str; 6] = [
-    "rootfs.squashfs",
+const FILES: [&str; 9] = [
+    "root",
     "kernel",
     "initrd",
     "shim.efi",
     "grub.efi",
     "unicode.pf2",
+    "systemd-bootx64.efi",
+    "linuxx64.efi.stub",
+    "os-release",
 ];
 
 fn lookup(cache: &EntryCache, key: &Sha256Digest) -> anyhow::Result<Option<RootfsParts>> {
@@ -140,13 +194,16 @@ fn lookup(cache: &EntryCache, key: &Sha256Digest) -> anyhow::Result<Option<Rootf
 }
 
 fn from_entry(entry: entry_cache::Entry<Meta>) -> RootfsParts {
-    let [squashfs, kernel, initrd, shim, grub, font] = FILES.map(|f| entry.dir.join(f));
+    let [root, kernel, initrd, shim, grub, font, sd_boot, stub, os_release] =
+        FILES.map(|f| entry.dir.join(f));
     RootfsParts {
-        squashfs,
+        root,
         kernel,
         initrd,
         signed: entry.meta.signed.then_some((shim, grub)),
         font: entry.meta.font.then_some(font),
+        systemd_boot: entry.meta.systemd_boot.then_some((sd_boot, stub)),
+        os_release: entry.meta.os_release.then_some(os_release),
         packages: entry.meta.packages,
         reference: None,
     }
@@ -158,7 +215,7 @@ fn store(
     parts: &RootfsParts,
 ) -> anyhow::Result<RootfsParts> {
     let mut files = vec![
-        (FILES[0], parts.squashfs.as_path()),
+        (FILES[0], parts.root.as_path()),
         (FILES[1], &parts.kernel),
         (FILES[2], &parts.initrd),
     ];
@@ -168,9 +225,17 @@ fn store(
     if let Some(font) = &parts.font {
         files.push((FILES[5], font));
     }
+    if let Some((boot, stub)) = &parts.systemd_boot {
+        files.extend([(FILES[6], boot.as_path()), (FILES[7], stub.as_path())]);
+    }
+    if let Some(os_release) = &parts.os_release {
+        files.push((FILES[8], os_release));
+    }
     let meta = Meta {
         signed: parts.signed.is_some(),
         font: parts.font.is_some(),
+        systemd_boot: parts.systemd_boot.is_some(),
+        os_release: parts.os_release.is_some(),
         packages: parts.packages.clone(),
     };
     Ok(from_entry(cache.store(key, &files, meta)?))

@@ -1,6 +1,7 @@
 //! The xorriso run: volume `COS_LIVE`, Joliet and Rock Ridge, GRUB's BIOS
-//! El Torito image with the hybrid MBR, and the FAT image appended as GPT
-//! partition 2 for UEFI (the layout strict firmware accepts). `/config.yaml`
+//! El Torito image with the hybrid MBR (not for a UEFI-only UKI ISO), and
+//! the FAT image appended as GPT partition 2 for UEFI (the layout strict
+//! firmware accepts). `/config.yaml`
 //! is placed last, so a per-site copy differs from its golden ISO only near
 //! the end.
 //!
@@ -14,7 +15,7 @@
 
 use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use xshell::{cmd, Shell};
@@ -24,15 +25,30 @@ use crate::host_tools;
 use crate::io::{AtomicFile, HashingReader, Sha256Digest};
 use crate::progress::Progress;
 
+/// Which firmware the image boots on.
+pub enum Layout {
+    /// BIOS (GRUB's El Torito image, hybrid MBR) and UEFI (the FAT image
+    /// `boot/uefi.img` of the stage).
+    Hybrid,
+    /// UEFI only (a UKI ISO: nothing in it boots on BIOS), from this ESP
+    /// image kept outside the stage: it holds the root filesystem in its
+    /// UKIs, so a copy in the ISO 9660 tree would double the image.
+    UefiOnly(PathBuf),
+}
+
 pub fn write(
     sh: &Shell,
     stage: &Path,
     target: &Path,
     epoch: u64,
     mode: u32,
+    layout: Layout,
 ) -> anyhow::Result<(Sha256Digest, u64, AtomicFile)> {
     let hybrid = stage.join("boot/boot_hybrid.img");
-    let uefi = stage.join("boot/uefi.img");
+    let uefi = match &layout {
+        Layout::Hybrid => stage.join("boot/uefi.img"),
+        Layout::UefiOnly(esp) => esp.clone(),
+    };
     // xorriso takes a zero date as "not set" and stamps the current time, so
     // the default epoch 0 is passed as 1970-01-01T00:00:01.
     let epoch = epoch.max(1);
@@ -41,23 +57,66 @@ pub fn write(
     // Modes in the image do not depend on the umask the staged files were
     // written under: folders 0755, files readable by all and writable by
     // the owner only (rendered overlays come 0755 or 0644), the user-data 0600.
+    let mbr = format!("grub2_mbr={}", hybrid.display());
+    let esp = uefi.display().to_string();
+    let bios: [&str; 30] = [
+        "-boot_image",
+        "grub",
+        "bin_path=/boot/eltorito.img",
+        "-boot_image",
+        "grub",
+        &mbr,
+        "-boot_image",
+        "grub",
+        "grub2_boot_info=on",
+        "-boot_image",
+        "any",
+        "partition_offset=16",
+        "-boot_image",
+        "any",
+        "cat_path=/boot/boot.catalog",
+        "-boot_image",
+        "any",
+        "cat_hidden=on",
+        "-boot_image",
+        "any",
+        "boot_info_table=on",
+        "-boot_image",
+        "any",
+        "platform_id=0x00",
+        "-boot_image",
+        "any",
+        "emul_type=no_emulation",
+        "-boot_image",
+        "any",
+        "load_size=2048",
+    ];
+    // No BIOS boot image: the catalogue's only entry is the EFI one.
+    let uefi_only: [&str; 9] = [
+        "-boot_image",
+        "any",
+        "partition_offset=16",
+        "-boot_image",
+        "any",
+        "cat_path=/boot/boot.catalog",
+        "-boot_image",
+        "any",
+        "cat_hidden=on",
+    ];
+    let mut boot: Vec<&str> = match layout {
+        Layout::Hybrid => bios.to_vec(),
+        Layout::UefiOnly(_) => uefi_only.to_vec(),
+    };
+    boot.extend(["-append_partition", "2", "0xef", &esp]);
+    if let Layout::Hybrid = layout {
+        boot.extend(["-boot_image", "any", "next"]);
+    }
     let cmd = cmd!(
         sh,
         "xorriso -report_about SORRY -stdio_sync off -compliance no_emul_toc -outdev - -volid COS_LIVE -joliet on -padding 0 -volume_date all_file_dates {date}
             -map {stage} / -chmod_r go-w,a+r / -- -find / -type d -exec chmod 0755 --
             -find /config.yaml -exec sort_weight -1 -- -find /config.yaml -exec chmod 0600 --
-            -boot_image grub bin_path=/boot/eltorito.img
-            -boot_image grub grub2_mbr={hybrid}
-            -boot_image grub grub2_boot_info=on
-            -boot_image any partition_offset=16
-            -boot_image any cat_path=/boot/boot.catalog
-            -boot_image any cat_hidden=on
-            -boot_image any boot_info_table=on
-            -boot_image any platform_id=0x00
-            -boot_image any emul_type=no_emulation
-            -boot_image any load_size=2048
-            -append_partition 2 0xef {uefi}
-            -boot_image any next
+            {boot...}
             -boot_image any efi_path=--interval:appended_partition_2:all::
             -boot_image any platform_id=0xef
             -boot_image any emul_type=no_emulation

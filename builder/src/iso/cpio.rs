@@ -1,0 +1,231 @@
+//! The root filesystem as a UKI's initrd: a newc cpio archive (the format
+//! the kernel unpacks into its initial root), zstd-compressed. Entries in
+//! sorted order with the tree's modes, owners (root when not run as root,
+//! as mksquashfs records them), mtimes and symlink targets; hard links share
+//! an inode number and carry the data once; inode numbers are assigned in
+//! order, so the bytes depend on the tree alone. newc has no extended
+//! attributes: file capabilities and SELinux labels do not survive (the
+//! kernel's initramfs could not restore them either). A `/dev/console`
+//! node is added when the tree has none, so init starts with a console.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Write};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::Path;
+
+use anyhow::Context;
+
+use crate::fs_meta;
+
+/// zstd's default level: the Debian base's root filesystem in seconds.
+const LEVEL: i32 = 3;
+
+pub fn write(root: &Path, out: &Path) -> anyhow::Result<()> {
+    let file = File::create(out).with_context(|| format!("creating {}", out.display()))?;
+    let mut enc = zstd::stream::Encoder::new(BufWriter::with_capacity(1 << 20, file), LEVEL)?;
+    let mut w = Writer {
+        out: &mut enc,
+        next_ino: 1,
+        links: HashMap::new(),
+        as_root: !fs_meta::is_root(),
+    };
+    let mut has_console = false;
+    for e in walkdir::WalkDir::new(root).min_depth(1).sort_by_file_name() {
+        let e = e.with_context(|| format!("reading {}", root.display()))?;
+        let rel = e.path().strip_prefix(root).expect("under the root");
+        let name = rel
+            .to_str()
+            .ok_or_else(|| anyhow::anyhow!("{}: not a UTF-8 name", e.path().display()))?;
+        has_console |= name == "dev/console";
+        w.entry(name, e.path())
+            .with_context(|| format!("adding {} to the initrd", e.path().display()))?;
+    }
+    if !has_console {
+        if !root.join("dev").is_dir() {
+            w.header("dev", 0o040755, 0, 0, 2, 0, 0, 0)?;
+        }
+        w.header("dev/console", 0o020600, 0, 0, 1, 0, 0, (5 << 8) | 1)?;
+    }
+    w.header("TRAILER!!!", 0, 0, 0, 1, 0, 0, 0)?;
+    enc.finish()?
+        .into_inner()
+        .map_err(|e| e.into_error())?
+        .sync_all()
+        .with_context(|| format!("writing {}", out.display()))
+}
+
+struct Writer<'a, W: Write> {
+    out: &'a mut W,
+    next_ino: u32,
+    /// (dev, ino) of a hard-linked file -> the inode number it got.
+    links: HashMap<(u64, u64), u32>,
+    /// Record root as every owner (unprivileged flattening could not chown).
+    as_root: bool,
+}
+
+impl<W: Write> Writer<'_, W> {
+    fn entry(&mut self, name: &str, path: &Path) -> anyhow::Result<()> {
+        let md = fs::symlink_metadata(path)?;
+        let ft = md.file_type();
+        let (uid, gid) = if self.as_root {
+            (0, 0)
+        } else {
+            (md.uid(), md.gid())
+        };
+        let mtime = md.mtime().max(0) as u64;
+        let mode = md.mode();
+        if ft.is_file() && md.nlink() > 1 {
+            let key = (md.dev(), md.ino());
+            if let Some(&ino) = self.links.get(&key) {
+                // Linked to the first: no data, the kernel links the name.
+                return self.header_ino(name, ino, mode, uid, gid, md.nlink() as u32, mtime, 0, 0);
+            }
+            let ino = self.take_ino();
+            self.links.insert(key, ino);
+            self.header_ino(
+                name,
+                ino,
+                mode,
+                uid,
+                gid,
+                md.nlink() as u32,
+                mtime,
+                md.len(),
+                0,
+            )?;
+            return self.data_file(path, md.len());
+        }
+        if ft.is_file() {
+            self.header(name, mode, uid, gid, 1, mtime, md.len(), 0)?;
+            self.data_file(path, md.len())
+        } else if ft.is_symlink() {
+            let target = fs::read_link(path)?;
+            let bytes = target.as_os_str().as_encoded_bytes();
+            self.header(name, mode, uid, gid, 1, mtime, bytes.len() as u64, 0)?;
+            self.out.write_all(bytes)?;
+            self.pad(bytes.len() as u64)
+        } else if ft.is_dir() {
+            self.header(name, mode, uid, gid, 2, mtime, 0, 0)
+        } else if ft.is_char_device() || ft.is_block_device() || ft.is_fifo() {
+            self.header(name, mode, uid, gid, 1, mtime, 0, md.rdev())
+        } else {
+            // Sockets: nothing to carry (flattening never makes them).
+            Ok(())
+        }
+    }
+
+    fn take_ino(&mut self) -> u32 {
+        let i = self.next_ino;
+        self.next_ino += 1;
+        i
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn header(
+        &mut self,
+        name: &str,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+        nlink: u32,
+        mtime: u64,
+        size: u64,
+        rdev: u64,
+    ) -> anyhow::Result<()> {
+        let ino = if name == "TRAILER!!!" {
+            0
+        } else {
+            self.take_ino()
+        };
+        self.header_ino(name, ino, mode, uid, gid, nlink, mtime, size, rdev)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn header_ino(
+        &mut self,
+        name: &str,
+        ino: u32,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+        nlink: u32,
+        mtime: u64,
+        size: u64,
+        rdev: u64,
+    ) -> anyhow::Result<()> {
+        if size > u32::MAX as u64 {
+            anyhow::bail!("{name} is {size} bytes; a newc cpio entry holds at most 4 GiB");
+        }
+        let (major, minor) = (libc::major(rdev), libc::minor(rdev));
+        let h = format!(
+            "070701{ino:08x}{mode:08x}{uid:08x}{gid:08x}{nlink:08x}{:08x}{size:08x}{:08x}{:08x}{major:08x}{minor:08x}{:08x}{:08x}",
+            mtime as u32,
+            0,
+            0,
+            name.len() + 1,
+            0
+        );
+        self.out.write_all(h.as_bytes())?;
+        self.out.write_all(name.as_bytes())?;
+        self.out.write_all(&[0])?;
+        self.pad((h.len() + name.len() + 1) as u64)?;
+        Ok(())
+    }
+
+    fn data_file(&mut self, path: &Path, len: u64) -> anyhow::Result<()> {
+        let copied = io::copy(&mut File::open(path)?, self.out)?;
+        if copied != len {
+            anyhow::bail!("changed while being read ({len} bytes, then {copied})");
+        }
+        self.pad(len)
+    }
+
+    fn pad(&mut self, len: u64) -> anyhow::Result<()> {
+        let n = (4 - (len % 4) as usize) % 4;
+        self.out.write_all(&[0u8; 3][..n])?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    /// GNU cpio reads back what was written: names, types, links, data.
+    #[test]
+    fn cpio_lists_the_tree() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("root");
+        fs::create_dir_all(root.join("etc")).unwrap();
+        fs::write(root.join("etc/a"), b"hello").unwrap();
+        fs::hard_link(root.join("etc/a"), root.join("etc/b")).unwrap();
+        std::os::unix::fs::symlink("a", root.join("etc/c")).unwrap();
+        let out = t.path().join("i.cpio.zst");
+        write(&root, &out).unwrap();
+        let raw = zstd::decode_all(File::open(&out).unwrap()).unwrap();
+        let x = t.path().join("x");
+        fs::create_dir(&x).unwrap();
+        let mut child = Command::new("cpio")
+            .args(["-idm", "--quiet", "--no-absolute-filenames"])
+            .current_dir(&x)
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(&raw).unwrap();
+        assert!(child.wait().unwrap().success());
+        assert_eq!(fs::read(x.join("etc/a")).unwrap(), b"hello");
+        assert_eq!(fs::read(x.join("etc/b")).unwrap(), b"hello");
+        assert_eq!(fs::read_link(x.join("etc/c")).unwrap(), Path::new("a"));
+        let (a, b) = (
+            fs::metadata(x.join("etc/a")).unwrap(),
+            fs::metadata(x.join("etc/b")).unwrap(),
+        );
+        assert_eq!(a.ino(), b.ino(), "hard links stay linked");
+        assert!(raw.windows(11).any(|w| w == b"dev/console"));
+        let again = t.path().join("again.cpio.zst");
+        write(&root, &again).unwrap();
+        assert_eq!(fs::read(&out).unwrap(), fs::read(&again).unwrap());
+    }
+}
