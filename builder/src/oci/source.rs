@@ -187,7 +187,15 @@ impl SourceImage {
     /// when the index lists several platforms.
     pub fn open(spec: &str, base_dir: &Path, arch: &str) -> anyhow::Result<SourceImage> {
         if let Some(r) = crate::registry::reference::classify(spec, base_dir)? {
-            return crate::registry::pull::open(&r, arch);
+            let pulled = crate::registry::pull::fetch(&r, arch)?;
+            let mut image = SourceImage::open_layout_manifest(
+                &pulled.layout,
+                pulled.manifest,
+                r.to_string(),
+                arch,
+            )?;
+            image.keep = Some(pulled.keep);
+            return Ok(image);
         }
         let (form, path) = match spec.split_once(':') {
             Some((f @ ("oci" | "oci-archive" | "docker-archive"), p)) => (Some(f), p),

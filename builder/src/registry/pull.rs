@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use anyhow::Context;
@@ -24,7 +24,6 @@ use super::Settings;
 use crate::error::{fail, Category};
 use crate::io::{sealed, AtomicFile, Sha256Digest};
 use crate::log::info;
-use crate::oci::source::SourceImage;
 use crate::oci::spec::{Descriptor, Digest, Index, Manifest, MEDIA_MANIFEST};
 
 /// What a reference resolved to for one architecture.
@@ -38,8 +37,20 @@ pub struct Resolved {
     pub manifest: Descriptor,
 }
 
-/// Opens the image `r` names for `arch`, pulling what the cache lacks.
-pub fn open(r: &Reference, arch: &str) -> anyhow::Result<SourceImage> {
+/// A registry image in a local OCI layout, for `oci::source` to open.
+pub struct Pulled {
+    pub layout: PathBuf,
+    /// The image manifest for the asked architecture.
+    pub manifest: Descriptor,
+    /// What must live as long as the image: the temporary folder it was
+    /// pulled into without a cache, and the share of the cache's store that
+    /// `cache prune` leaves alone while held.
+    pub keep: Box<dyn std::any::Any + Send + Sync>,
+}
+
+/// Brings the image `r` names for `arch` into a local layout, pulling what
+/// the cache lacks.
+pub fn fetch(r: &Reference, arch: &str) -> anyhow::Result<Pulled> {
     let s = super::settings();
     let records = s.cache.as_ref().map(|c| c.join("registry"));
     let resolved = resolve(r, arch, &s, records.as_deref())?;
@@ -63,10 +74,11 @@ pub fn open(r: &Reference, arch: &str) -> anyhow::Result<SourceImage> {
         }
         copy_in(r, &resolved.manifest.digest, &s, &store, &layout)?;
     }
-    let mut image =
-        SourceImage::open_layout_manifest(&layout, resolved.manifest.clone(), r.to_string(), arch)?;
-    image.keep = Some(Box::new((keep, reading)));
-    Ok(image)
+    Ok(Pulled {
+        layout,
+        manifest: resolved.manifest,
+        keep: Box::new((keep, reading)),
+    })
 }
 
 /// The digest of the image manifest `r` names for `arch`: resolved (from
