@@ -16,6 +16,8 @@ packages=(
   genisoimage             # isoinfo: site user-data media checked against mkisofs's
   gnupg                   # OpenPGP release signatures (sign, verify --key)
   python3-venv            # the venv of scripts/make-schema-venv.sh (SBOM schema checks)
+  e2fsprogs qemu-utils    # appliance disks: ext4 partitions (mke2fs -d, debugfs), qcow2/VMDK/OVA (qemu-img)
+  fdisk gdisk             # disk checks: sfdisk --json reads the GPT, sgdisk -v verifies it
 )
 
 missing=()

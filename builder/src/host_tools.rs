@@ -37,6 +37,13 @@ pub const GRUB_EFI: Requirement = folder("/usr/lib/grub/x86_64-efi", "grub-efi-a
 /// OpenPGP signing and signature checks (`sign`, `build --sign-key`, `verify --key`).
 pub const GPG: Requirement = program("gpg", "gnupg", "--version");
 
+/// The appliance disk stage's file systems (besides the ISO stage's tools).
+pub const MKE2FS: Requirement = program("mke2fs", "e2fsprogs", "-V");
+pub const DEBUGFS: Requirement = program("debugfs", "e2fsprogs", "-V");
+pub const DISK: [&Requirement; 2] = [&MKE2FS, &DEBUGFS];
+/// qcow2, VMDK and OVA outputs of the disk stage.
+pub const QEMU_IMG: Requirement = program("qemu-img", "qemu-utils", "--version");
+
 /// What the ISO stage runs.
 pub const BUILD: [&Requirement; 8] = [
     &XORRISO,
@@ -49,13 +56,17 @@ pub const BUILD: [&Requirement; 8] = [
     &GRUB_EFI,
 ];
 /// What the test suite and boot checks use besides.
-pub const CHECKS: [Requirement; 6] = [
+pub const CHECKS: [Requirement; 9] = [
     program("skopeo", "skopeo", "--version"),
     program("umoci", "umoci", "--version"),
     program("qemu-system-x86_64", "qemu-system-x86", "--version"),
     folder("/usr/share/OVMF", "ovmf"),
     program("unsquashfs", "squashfs-tools", "-version"),
     program("isoinfo", "genisoimage", "-version"),
+    // The disk tests read the partition table and check the file systems.
+    program("sfdisk", "fdisk", "--version"),
+    program("fsck.ext4", "e2fsprogs", "-V"),
+    program("fsck.vfat", "dosfstools", "--help"),
 ];
 
 const fn program(

@@ -26,6 +26,13 @@ pub fn run(
     // The ISO stage's tools, before the provider image takes minutes and
     // leaves an archive behind.
     host_tools::require(&host_tools::BUILD)?;
+    let disk_formats = super::disk::formats(&[], &l.def.disk.formats);
+    if !l.def.disk.formats.is_empty() {
+        host_tools::require(&host_tools::DISK)?;
+        if disk_formats.iter().any(|f| f.needs_qemu_img()) {
+            host_tools::require(&[&host_tools::QEMU_IMG])?;
+        }
+    }
     // Checked before the provider image so a bad document fails in seconds.
     let user_data = user_data_source::for_iso(&a.user_data, &l, epoch, a.golden)?;
     let config = iso::Config::new(user_data.as_ref(), a.golden);
@@ -80,6 +87,27 @@ pub fn run(
         packages.push((i, artifact.packages.clone()));
         output.packages = artifact.packages;
         outputs.push(output);
+        // The appliance disks, when the definition asks for them.
+        if !l.def.disk.formats.is_empty() {
+            let disks = crate::disk::build(
+                &l,
+                &image.variant,
+                &source,
+                user_data.as_ref(),
+                &disk_formats,
+                &settings,
+                &mut set,
+            )?;
+            for d in disks {
+                outputs.push(Output::new(
+                    &d.path,
+                    d.format.kind(),
+                    d.size,
+                    &d.sha256,
+                    None,
+                ));
+            }
+        }
     }
     let source = user_data.as_ref().map(|u| Source {
         source: u.path.display().to_string(),

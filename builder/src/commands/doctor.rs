@@ -23,6 +23,9 @@ pub fn run() -> anyhow::Result<()> {
     for r in host_tools::BUILD {
         show(r, "build", &mut missing);
     }
+    for r in host_tools::DISK.into_iter().chain([&host_tools::QEMU_IMG]) {
+        show(r, "disk", &mut missing);
+    }
     for r in &host_tools::CHECKS {
         show(r, "checks", &mut missing);
     }

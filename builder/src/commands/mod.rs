@@ -2,6 +2,7 @@
 
 mod build;
 mod bundle;
+mod disk;
 mod doctor;
 mod iso;
 mod iso_inspect;
@@ -18,7 +19,7 @@ mod verify;
 
 use clap::CommandFactory;
 
-use crate::cli::{CacheCommand, Cli, Command, IsoAction, OutputFormat, PlanFormat};
+use crate::cli::{CacheCommand, Cli, Command, DiskAction, IsoAction, OutputFormat, PlanFormat};
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     let epoch = cli.source_date_epoch;
@@ -29,6 +30,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Some(IsoAction::Show { iso, reveal }) => iso_inspect::show(&iso, reveal, cli.output),
             Some(IsoAction::Embed(a)) => iso_inspect::embed(&a),
             None => iso::run(c.build, epoch, cache),
+        },
+        Command::Disk(c) => match c.action {
+            Some(DiskAction::Embed(a)) => disk::embed(&a, cli.output),
+            None => disk::run(c.build, epoch, cache, cli.output),
         },
         Command::Verify {
             path,
