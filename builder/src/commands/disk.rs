@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+use anyhow::Context;
+
 use crate::checksums;
 use crate::cli::{DiskArgs, DiskEmbedArgs, OutputFormat};
 use crate::definition::LoadedDefinition;
@@ -126,6 +128,9 @@ pub fn formats(flags: &[Format], defined: &[Format]) -> Vec<Format> {
 
 pub fn embed(a: &DiskEmbedArgs, output: OutputFormat) -> anyhow::Result<()> {
     let ud = user_data_source::require(&a.user_data, || Renderer::new(None, tera::Context::new()))?;
+    if let Some(dir) = a.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
     let started = Instant::now();
     let progress = Progress::spinner(format!("writing {}", a.out.display()));
     let sha = disk::embed::write(&a.golden, ud.bytes(), &a.out, 0o600)?;

@@ -32,7 +32,10 @@ pub fn make(sh: &Shell, tree: &Path, out: &Path, fs: &Ext4) -> anyhow::Result<()
     let kib = format!("{}k", size / 1024);
     let epoch = epoch.to_string();
     let extended = format!("hash_seed={uuid},root_owner=0:0,lazy_itable_init=0,nodiscard");
-    let _fake = sh.push_env("E2FSPROGS_FAKE_TIME", &epoch);
+    // e2fsprogs takes a fake time of 0 for "not set" and uses the clock:
+    // the superblock of an epoch-0 build says 1970-01-01 00:00:01 instead.
+    let fake = fs.epoch.max(1).to_string();
+    let _fake = sh.push_env("E2FSPROGS_FAKE_TIME", &fake);
     let _sde = sh.push_env("SOURCE_DATE_EPOCH", &epoch);
     // orphan_file (new in e2fsprogs 1.47) is off: GRUB and older kernels
     // than the ones Kairos images carry do not all know it.
