@@ -399,7 +399,7 @@ print(f.get("{%s}href" % OVF), f.get("{%s}size" % OVF), disk.get("{%s}capacity" 
         ],
     );
     let want = format!(
-        "{DISK}.vmdk {} {raw_size} palette-edge-installer k3s-1.30.5-v4.5.0-test 2 2048 ['10', '17', '3', '4', '6'] efi",
+        "{DISK}.vmdk {} {raw_size} Palette Edge debian 12 k3s 1.30.5 k3s-1.30.5-v4.5.0-test 2 2048 ['10', '17', '3', '4', '6'] efi",
         fs::metadata(&vmdk).unwrap().len()
     );
     assert_eq!(got.trim(), want);

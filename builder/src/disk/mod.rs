@@ -119,13 +119,7 @@ pub fn build(
 
     // GRUB: the configs, the ESP, core.img.
     let menu = iso::menu::Menu::new(&l.def.iso).map_err(|e| l.field_error(&e.field, e.message))?;
-    let title = format!(
-        "Palette Edge {} {} {} {}",
-        l.def.os.distribution,
-        l.def.os.version,
-        variant.kubernetes_distribution.as_str(),
-        variant.kubernetes_version
-    );
+    let title = title(l, variant);
     let early = work.join("grub-early.cfg");
     let stub = work.join("grub-stub.cfg");
     fs::write(&early, grub::early())?;
@@ -318,6 +312,17 @@ fn artifact(path: &Path, format: Format, sha256: Sha256Digest, size: u64) -> Dis
     }
 }
 
+/// The appliance's name in menus and the OVF.
+fn title(l: &LoadedDefinition, variant: &Variant) -> String {
+    format!(
+        "Palette Edge {} {} {} {}",
+        l.def.os.distribution,
+        l.def.os.version,
+        variant.kubernetes_distribution.as_str(),
+        variant.kubernetes_version
+    )
+}
+
 /// The OVF's description of `variant`'s appliance.
 pub fn appliance<'a>(
     l: &'a LoadedDefinition,
@@ -327,7 +332,7 @@ pub fn appliance<'a>(
 ) -> ova::Appliance<'a> {
     ova::Appliance {
         name,
-        product: &l.def.iso_name,
+        product: title(l, variant),
         version: &variant.tag,
         full_version: &variant.reference,
         cpus: l.def.disk.cpus,

@@ -19,7 +19,8 @@ use super::Firmware;
 pub struct Appliance<'a> {
     /// The OVA's file stem, also the virtual machine's name.
     pub name: &'a str,
-    pub product: &'a str,
+    /// "Palette Edge <os> <version> <k8s distribution> <k8s version>", as the menu titles it.
+    pub product: String,
     pub version: &'a str,
     pub full_version: &'a str,
     pub cpus: u32,
@@ -130,7 +131,7 @@ pub fn descriptor(a: &Appliance, vmdk_name: &str, vmdk_size: u64) -> String {
 "#,
         vmdk = escape(vmdk_name),
         capacity = a.capacity,
-        product = escape(a.product),
+        product = escape(&a.product),
         version = escape(a.version),
         full_version = escape(a.full_version),
         cpus = a.cpus,
