@@ -217,4 +217,35 @@ mod tests {
         assert_eq!(Format::parse("raw.zst"), Some(Format::RawZst));
         assert_eq!(Format::parse("iso"), None);
     }
+
+    #[test]
+    fn compressed_raw_images_decompress_to_the_raw_image_and_repeat() {
+        let t = tempfile::tempdir().unwrap();
+        let raw = t.path().join("disk.raw");
+        let mut bytes = vec![0u8; 3 << 20];
+        for (i, b) in bytes.iter_mut().enumerate().step_by(7) {
+            *b = (i % 251) as u8;
+        }
+        std::fs::write(&raw, &bytes).unwrap();
+        for format in [Format::RawZst, Format::RawGz] {
+            let mut outs = Vec::new();
+            for n in 0..2 {
+                let p = t.path().join(format!("{n}.{format}"));
+                let sha = compress(&raw, format, &mut File::create(&p).unwrap()).unwrap();
+                let written = std::fs::read(&p).unwrap();
+                assert_eq!(sha, Sha256Digest::of(&written));
+                outs.push(written);
+            }
+            assert_eq!(outs[0], outs[1], "{format} is reproducible");
+            let mut back = Vec::new();
+            match format {
+                Format::RawZst => zstd::Decoder::new(&outs[0][..])
+                    .unwrap()
+                    .read_to_end(&mut back),
+                _ => flate2::read::GzDecoder::new(&outs[0][..]).read_to_end(&mut back),
+            }
+            .unwrap();
+            assert!(back == bytes, "{format} holds the raw image");
+        }
+    }
 }
