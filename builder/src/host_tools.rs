@@ -56,7 +56,7 @@ pub const BUILD: [&Requirement; 8] = [
     &GRUB_EFI,
 ];
 /// What the test suite and boot checks use besides.
-pub const CHECKS: [Requirement; 9] = [
+pub const CHECKS: [Requirement; 10] = [
     program("skopeo", "skopeo", "--version"),
     program("umoci", "umoci", "--version"),
     program("qemu-system-x86_64", "qemu-system-x86", "--version"),
@@ -65,6 +65,7 @@ pub const CHECKS: [Requirement; 9] = [
     program("isoinfo", "genisoimage", "-version"),
     // The disk tests read the partition table and check the file systems.
     program("sfdisk", "fdisk", "--version"),
+    program("sgdisk", "gdisk", "--version"),
     program("fsck.ext4", "e2fsprogs", "-V"),
     program("fsck.vfat", "dosfstools", "--help"),
 ];
