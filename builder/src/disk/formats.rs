@@ -180,28 +180,58 @@ pub fn convert(sh: &Shell, raw: &Path, format: Format, out: &Path) -> anyhow::Re
     }
 }
 
-/// Replaces the VMDK descriptor's random `CID=xxxxxxxx` with `cid`.
+/// Replaces the VMDK descriptor's random `CID=` (qemu-img prints it
+/// without leading zeros, so its length varies too) with `cid` in eight hex
+/// digits, writing the descriptor's whole region again: its text, then zeros.
 pub fn fix_vmdk_cid(vmdk: &Path, cid: u32) -> anyhow::Result<()> {
     let ctx = || format!("patching {}", vmdk.display());
+    let bad = |why: &str| {
+        fail(
+            Category::Build,
+            format!(
+                "{}: qemu-img wrote a VMDK this cannot patch: {why}",
+                vmdk.display()
+            ),
+        )
+    };
     let mut f = File::options()
         .read(true)
         .write(true)
         .open(vmdk)
         .with_context(ctx)?;
-    let mut head = vec![0u8; 64 * 1024];
-    let n = f.read(&mut head).with_context(ctx)?;
-    let at = memchr::memmem::find(&head[..n], b"\nCID=").ok_or_else(|| {
-        fail(
-            Category::Build,
-            format!(
-                "{}: qemu-img wrote no `CID=` line in the VMDK descriptor",
-                vmdk.display()
-            ),
-        )
-    })?;
-    f.seek(SeekFrom::Start((at + 5) as u64)).with_context(ctx)?;
-    f.write_all(format!("{cid:08x}").as_bytes())
-        .with_context(ctx)
+    let mut header = [0u8; 44];
+    f.read_exact(&mut header).with_context(ctx)?;
+    let u64_at = |at: usize| u64::from_le_bytes(header[at..at + 8].try_into().expect("8 bytes"));
+    let (offset, sectors) = (u64_at(28) * 512, u64_at(36));
+    if &header[..4] != b"KDMV" || sectors == 0 || sectors > 2048 {
+        return Err(bad("no embedded descriptor"));
+    }
+    let mut region = vec![0u8; (sectors * 512) as usize];
+    f.seek(SeekFrom::Start(offset)).with_context(ctx)?;
+    f.read_exact(&mut region).with_context(ctx)?;
+    let end = memchr::memchr(0, &region).unwrap_or(region.len());
+    let text =
+        std::str::from_utf8(&region[..end]).map_err(|_| bad("a descriptor that is not text"))?;
+    if !text.lines().any(|l| l.starts_with("CID=")) {
+        return Err(bad("no `CID=` line in the descriptor"));
+    }
+    let fixed: String = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("CID=") {
+                format!("CID={cid:08x}\n")
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    if fixed.len() > region.len() {
+        return Err(bad("the descriptor outgrows its region"));
+    }
+    region.fill(0);
+    region[..fixed.len()].copy_from_slice(fixed.as_bytes());
+    f.seek(SeekFrom::Start(offset)).with_context(ctx)?;
+    f.write_all(&region).with_context(ctx)
 }
 
 #[cfg(test)]
@@ -216,6 +246,38 @@ mod tests {
         assert_eq!(ByteSize::parse("lots"), None);
         assert_eq!(Format::parse("raw.zst"), Some(Format::RawZst));
         assert_eq!(Format::parse("iso"), None);
+    }
+
+    #[test]
+    fn vmdk_content_ids_of_any_length_become_the_same_eight_digits() {
+        let t = tempfile::tempdir().unwrap();
+        let mut written = Vec::new();
+        for random in ["abc", "1140e64f"] {
+            let mut img = vec![0u8; 3 * 512];
+            img[..4].copy_from_slice(b"KDMV");
+            img[28..36].copy_from_slice(&1u64.to_le_bytes());
+            img[36..44].copy_from_slice(&1u64.to_le_bytes());
+            let text =
+                format!("# Disk DescriptorFile\nversion=1\nCID={random}\nparentCID=ffffffff\n");
+            img[512..512 + text.len()].copy_from_slice(text.as_bytes());
+            img[1024..].fill(0xee);
+            let p = t.path().join(format!("{random}.vmdk"));
+            std::fs::write(&p, &img).unwrap();
+            fix_vmdk_cid(&p, 0x0012abcd).unwrap();
+            written.push(std::fs::read(&p).unwrap());
+        }
+        assert_eq!(written[0], written[1]);
+        let text = String::from_utf8_lossy(&written[0][512..1024]);
+        assert!(
+            text.starts_with(
+                "# Disk DescriptorFile\nversion=1\nCID=0012abcd\nparentCID=ffffffff\n\0"
+            ),
+            "{text}"
+        );
+        assert!(
+            written[0][1024..].iter().all(|b| *b == 0xee),
+            "nothing after the region changes"
+        );
     }
 
     #[test]
