@@ -442,8 +442,8 @@ fn the_raw_disk_boots_under_seabios_and_under_ovmf_with_secure_boot() {
 }
 
 /// `disk embed`: per-site disks from a golden one, in place for raw, through
-/// raw for qcow2; the two agree, only the OEM area changed, and the per-site
-/// qcow2 boots (OVMF) and reports its own user-data.
+/// raw for qcow2, raw.zst and the OVA; all agree, only the OEM area changed,
+/// and the per-site qcow2 boots (OVMF) and reports its own user-data.
 #[test]
 fn a_per_site_disk_from_a_golden_one_boots_with_its_user_data() {
     let f = fixture();
@@ -453,7 +453,7 @@ fn a_per_site_disk_from_a_golden_one_boots_with_its_user_data() {
     let sites = f.dir.path().join("sites");
     fs::create_dir_all(&sites).unwrap();
     let mut written = Vec::new();
-    for format in ["raw", "qcow2"] {
+    for format in ["raw", "qcow2", "raw.zst", "ova"] {
         let out = sites.join(format!("site-7.{format}"));
         let o = edgeforge(&[
             "--output",
@@ -505,6 +505,55 @@ fn a_per_site_disk_from_a_golden_one_boots_with_its_user_data() {
         "qcow2 and raw per-site disks agree"
     );
     fs::remove_file(&from_qcow2).unwrap();
+    let mut from_zst = Vec::new();
+    use std::io::Read;
+    zstd::Decoder::new(fs::File::open(&written[2]).unwrap())
+        .unwrap()
+        .read_to_end(&mut from_zst)
+        .unwrap();
+    assert!(from_zst == site_raw, "raw.zst and raw per-site disks agree");
+    drop(from_zst);
+    // The per-site OVA: OVF first, a manifest that verifies, its VMDK the site's disk.
+    let t = tempfile::tempdir().unwrap();
+    run(
+        "tar",
+        &[
+            "-xf",
+            written[3].to_str().unwrap(),
+            "-C",
+            t.path().to_str().unwrap(),
+        ],
+    );
+    let listing = run("tar", &["-tf", written[3].to_str().unwrap()]);
+    assert!(listing.starts_with(&format!("{DISK}.ovf\n")), "{listing}");
+    let o = Command::new("sha256sum")
+        .args(["-c", &format!("{DISK}.mf")])
+        .current_dir(t.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    let vmdk = t.path().join(format!("{DISK}.vmdk"));
+    let ovf = fs::read_to_string(t.path().join(format!("{DISK}.ovf"))).unwrap();
+    assert!(ovf.contains(&format!(
+        "ovf:size=\"{}\"",
+        fs::metadata(&vmdk).unwrap().len()
+    )));
+    let from_ova = t.path().join("site.raw");
+    run(
+        "qemu-img",
+        &[
+            "convert",
+            "-O",
+            "raw",
+            vmdk.to_str().unwrap(),
+            from_ova.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        fs::read(&from_ova).unwrap() == site_raw,
+        "the per-site OVA's VMDK is the site's disk"
+    );
+    drop(t);
     // Not an appliance disk: refused with the reason.
     let o = edgeforge(&[
         "disk",
