@@ -29,7 +29,9 @@ const BOOTED: &str =
 const SECURE_BOOTED: &str = "os=debian-12 root=overlay rootfsbase=squashfs .*label=COS_RECOVERY .*secureboot=enabled user-data-from=oem";
 
 struct Fixture {
-    dir: tempfile::TempDir,
+    /// Under target/, emptied when the fixture is made: a static is never
+    /// dropped, and a temporary folder would keep its 2 GB after each run.
+    dir: PathBuf,
     out: PathBuf,
     definition: PathBuf,
 }
@@ -38,9 +40,11 @@ fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
         let base = debian_base();
-        let dir = tempfile::tempdir().unwrap();
+        let dir = repo_root().join("target/disk-image-test");
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
         let definition = write_definition(
-            dir.path(),
+            &dir,
             "appliance",
             &base,
             &format!(
@@ -57,7 +61,7 @@ fn fixture() -> &'static Fixture {
                 .replace("repository: ubuntu", "repository: debian"),
         )
         .unwrap();
-        let out = dir.path().join("build");
+        let out = dir.join("build");
         let o = edgeforge(&[
             "build",
             definition.to_str().unwrap(),
@@ -303,7 +307,7 @@ fn every_format_is_listed_readable_and_reproducible() {
     assert_ok(&edgeforge(&["verify", f.out.to_str().unwrap()]));
 
     // A second build (disk command, another folder, umask 077) gives the same bytes.
-    let again = f.dir.path().join("again");
+    let again = f.dir.join("again");
     let formats = FORMATS.join(",");
     let o = Command::new("bash")
         .arg("-c")
@@ -343,6 +347,7 @@ fn every_format_is_listed_readable_and_reproducible() {
             "{name} differs between two builds"
         );
     }
+    fs::remove_dir_all(&again).unwrap();
 }
 
 #[test]
@@ -447,10 +452,10 @@ fn the_raw_disk_boots_under_seabios_and_under_ovmf_with_secure_boot() {
 #[test]
 fn a_per_site_disk_from_a_golden_one_boots_with_its_user_data() {
     let f = fixture();
-    let site = f.dir.path().join("site.yaml");
+    let site = f.dir.join("site.yaml");
     let user_data = b"#cloud-config\nstylus:\n  site:\n    name: disk-site-7\n    paletteEndpoint: api.spectrocloud.com\n";
     fs::write(&site, user_data).unwrap();
-    let sites = f.dir.path().join("sites");
+    let sites = f.dir.join("sites");
     fs::create_dir_all(&sites).unwrap();
     let mut written = Vec::new();
     for format in ["raw", "qcow2", "raw.zst", "ova"] {
@@ -489,7 +494,7 @@ fn a_per_site_disk_from_a_golden_one_boots_with_its_user_data() {
         changed.last().unwrap() - changed[0] < 64 * 1024,
         "only the reserved area changes"
     );
-    let from_qcow2 = f.dir.path().join("site-from-qcow2.raw");
+    let from_qcow2 = f.dir.join("site-from-qcow2.raw");
     run(
         "qemu-img",
         &[
@@ -566,4 +571,5 @@ fn a_per_site_disk_from_a_golden_one_boots_with_its_user_data() {
     ]);
     assert_fails(&o, 3, &["is not an edgeforge appliance disk"]);
     assert_boots(&written[1], "qcow2", user_data, &["usb"]);
+    fs::remove_dir_all(&sites).unwrap();
 }
