@@ -23,6 +23,8 @@ packages=(
   binutils osslsigncode   # UKIs: objcopy assembles them, osslsigncode signs them (boot: uki)
   sbsigntool              # sbverify: the tests check signed UKIs and systemd-boot with it
   systemd-boot-efi        # systemd-boot and the UKI stub when the image carries none
+  e2fsprogs qemu-utils    # appliance disks: ext4 partitions (mke2fs -d, debugfs), qcow2/VMDK/OVA (qemu-img)
+  fdisk gdisk             # disk checks: sfdisk --json reads the GPT, sgdisk -v verifies it
 )
 
 missing=()

@@ -314,6 +314,32 @@ fn every_subcommand_prints_one_json_object_with_its_schema() {
     let v = json_result(&cache, &mut ran, "verify", &[&golden_dir]);
     assert_eq!(v["ok"], true);
 
+    let v = json_result(
+        &cache,
+        &mut ran,
+        "disk",
+        &[
+            def,
+            "--user-data",
+            &ud,
+            "--provider-image",
+            &provider_archive,
+            "--format",
+            "raw",
+            "--out",
+            &p("disk"),
+        ],
+    );
+    let disk = v["outputs"][0]["path"].as_str().unwrap().to_string();
+    assert_eq!(v["outputs"][0]["format"], "raw", "{v}");
+    let v = json_result(
+        &cache,
+        &mut ran,
+        "disk embed",
+        &[&disk, "--user-data", &ud, "-o", &p("site-disk/site.raw")],
+    );
+    assert_eq!(v["user_data_sha256"].as_str().unwrap().len(), 64, "{v}");
+
     let keys = p("keys/edge");
     let v = json_result(&cache, &mut ran, "keys generate", &["edge", "--out", &keys]);
     assert_eq!(v["certificates"].as_array().unwrap().len(), 3, "{v}");

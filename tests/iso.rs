@@ -436,7 +436,11 @@ fn refusals_name_the_problem_and_leave_nothing() {
         "--out",
         blocker.join("out").to_str().unwrap(),
     ]);
-    assert_fails(&o, 5, &["not-a-folder is not a folder; choose another --out"]);
+    assert_fails(
+        &o,
+        5,
+        &["not-a-folder is not a folder; choose another --out"],
+    );
 
     // Missing host tools name their Debian packages.
     let o = Command::new(env!("CARGO_BIN_EXE_edgeforge"))

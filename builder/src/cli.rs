@@ -74,6 +74,9 @@ pub enum Command {
     /// Build the installer ISO of a definition (or show, embed user-data into, an ISO: `iso show`, `iso embed`).
     #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
     Iso(Box<IsoCommand>),
+    /// Build the appliance disk images of a definition: raw (or compressed), qcow2, VMDK, OVA (or put a site's user-data into one: `disk embed`).
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+    Disk(Box<DiskCommand>),
     /// Expand definitions into their variants (tags, output names, input digests) for CI matrices.
     Plan {
         /// Image definitions.
@@ -428,6 +431,68 @@ pub struct IsoArgs {
     /// Output folder.
     #[arg(short, long, default_value = "build", value_name = "DIR")]
     pub out: PathBuf,
+}
+
+#[derive(Args)]
+pub struct DiskCommand {
+    #[command(subcommand)]
+    pub action: Option<DiskAction>,
+    #[command(flatten)]
+    pub build: DiskArgs,
+}
+
+#[derive(Subcommand)]
+pub enum DiskAction {
+    /// Write a per-site disk from a golden one (raw, raw.zst, raw.gz, qcow2, VMDK or OVA, kept in its format) with the site's user-data in COS_OEM.
+    Embed(Box<DiskEmbedArgs>),
+}
+
+#[derive(Args)]
+pub struct DiskEmbedArgs {
+    /// The golden disk image (any disk edgeforge wrote: its OEM area is always reserved).
+    #[arg(value_name = "GOLDEN_DISK")]
+    pub golden: PathBuf,
+    #[command(flatten)]
+    pub user_data: UserDataArgs,
+    /// The disk to write (created 0600), in the golden disk's format and with its extension.
+    #[arg(short = 'o', long = "out", value_name = "FILE")]
+    pub out: PathBuf,
+    /// Render a site with this definition's templates: folder and variables (as `user-data render` does) [default: templates/ of the current folder].
+    #[arg(long, value_name = "IMAGE_YAML", conflicts_with = "user_data")]
+    pub definition: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct DiskArgs {
+    /// Image definition (images/*.yaml).
+    #[arg(value_name = "IMAGE_YAML")]
+    pub definition: Option<PathBuf>,
+    /// Override a definition field, e.g. --set disk.size=8G (repeatable; dotted keys).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
+    #[command(flatten)]
+    pub user_data: UserDataArgs,
+    /// Build a golden disk: no user-data needed (COS_OEM's area holds an empty document) for `disk embed`.
+    #[arg(long)]
+    pub golden: bool,
+    /// Formats to write (repeatable or comma-separated): raw, raw.zst, raw.gz, qcow2, vmdk, ova [default: disk.formats, else raw].
+    #[arg(long = "format", value_name = "FORMAT", value_delimiter = ',', value_parser = parse_disk_format)]
+    pub formats: Vec<crate::disk::Format>,
+    /// The provider image archive [default: OUT/<repo>-<tag>.oci.tar, as `provider-image` writes it].
+    #[arg(long, value_name = "FILE", conflicts_with = "rootfs")]
+    pub provider_image: Option<PathBuf>,
+    /// An already flattened root filesystem to use instead of a provider image.
+    #[arg(long, value_name = "DIR")]
+    pub rootfs: Option<PathBuf>,
+    /// Output folder.
+    #[arg(short, long, default_value = "build", value_name = "DIR")]
+    pub out: PathBuf,
+}
+
+fn parse_disk_format(text: &str) -> Result<crate::disk::Format, String> {
+    crate::disk::Format::parse(text).ok_or_else(|| {
+        format!("`{text}` is not a disk format; give raw, raw.zst, raw.gz, qcow2, vmdk or ova")
+    })
 }
 
 #[derive(Args)]

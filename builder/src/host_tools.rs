@@ -50,6 +50,12 @@ pub const OSSLSIGNCODE: Requirement = program("osslsigncode", "osslsigncode", "-
 /// The host's systemd-boot and UKI stub, used when the image has none.
 pub const SYSTEMD_BOOT_EFI: Requirement = folder("/usr/lib/systemd/boot/efi", "systemd-boot-efi");
 pub const UKI: [&Requirement; 2] = [&OBJCOPY, &OSSLSIGNCODE];
+/// The appliance disk stage's file systems (besides the ISO stage's tools).
+pub const MKE2FS: Requirement = program("mke2fs", "e2fsprogs", "-V");
+pub const DEBUGFS: Requirement = program("debugfs", "e2fsprogs", "-V");
+pub const DISK: [&Requirement; 2] = [&MKE2FS, &DEBUGFS];
+/// qcow2, VMDK and OVA outputs of the disk stage.
+pub const QEMU_IMG: Requirement = program("qemu-img", "qemu-utils", "--version");
 
 /// What the ISO stage runs.
 pub const BUILD: [&Requirement; 8] = [
@@ -63,7 +69,7 @@ pub const BUILD: [&Requirement; 8] = [
     &GRUB_EFI,
 ];
 /// What the test suite and boot checks use besides.
-pub const CHECKS: [Requirement; 11] = [
+pub const CHECKS: [Requirement; 15] = [
     program("sbverify", "sbsigntool", "--version"),
     program("umoci", "umoci", "--version"),
     program("qemu-system-x86_64", "qemu-system-x86", "--version"),
@@ -79,6 +85,11 @@ pub const CHECKS: [Requirement; 11] = [
     program("pigz", "pigz", "--version"),
     // The man pages (`man --out`) format without warnings.
     program("groff", "groff-base", "--version"),
+    // The disk tests read the partition table and check the file systems.
+    program("sfdisk", "fdisk", "--version"),
+    program("sgdisk", "gdisk", "--version"),
+    program("fsck.ext4", "e2fsprogs", "-V"),
+    program("fsck.vfat", "dosfstools", "--help"),
 ];
 
 const fn program(

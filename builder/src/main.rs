@@ -5,6 +5,7 @@ mod checksums;
 mod cli;
 mod commands;
 mod definition;
+mod disk;
 mod entry_cache;
 mod error;
 mod freed;

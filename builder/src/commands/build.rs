@@ -64,6 +64,14 @@ pub fn run(
         .map(|k| crate::release::sign::Signer::open(&k))
         .transpose()?;
     iso::check_inputs(&l)?;
+    // The disk stage's tools, before the provider image takes minutes.
+    let disk_formats = super::disk::formats(&[], &l.def.disk.formats);
+    if !l.def.disk.formats.is_empty() {
+        host_tools::require(&host_tools::DISK)?;
+        if disk_formats.iter().any(|f| f.needs_qemu_img()) {
+            host_tools::require(&[&host_tools::QEMU_IMG])?;
+        }
+    }
     // Checked before the provider image so a bad document fails in seconds.
     let user_data = user_data_source::for_iso(&a.user_data, &l, epoch, a.golden)?;
     let config = iso::Config::new(user_data.as_ref(), a.golden);
@@ -126,6 +134,27 @@ pub fn run(
         packages.push((i, artifact.packages.clone()));
         output.packages = artifact.packages;
         outputs.push(output);
+        // The appliance disks, when the definition asks for them.
+        if !l.def.disk.formats.is_empty() {
+            let disks = crate::disk::build(
+                &l,
+                &image.variant,
+                &source,
+                user_data.as_ref(),
+                &disk_formats,
+                &settings,
+                &mut set,
+            )?;
+            for d in disks {
+                outputs.push(Output::new(
+                    &d.path,
+                    d.format.kind(),
+                    d.size,
+                    &d.sha256,
+                    None,
+                ));
+            }
+        }
     }
     let source = user_data.as_ref().map(|u| Source {
         source: u.path.display().to_string(),

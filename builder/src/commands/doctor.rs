@@ -19,7 +19,8 @@ struct Tool {
     tool: &'static str,
     package: &'static str,
     /// `build` (edgeforge runs it), `registry` (registry images only), `uki`
-    /// (Secure Boot keys and UKI ISOs only) or `checks` (tests and checks run it).
+    /// (Secure Boot keys and UKI ISOs only), `disk` (appliance disk images
+    /// only) or `checks` (tests and checks run it).
     role: &'static str,
     /// `ok` or `missing`.
     status: &'static str,
@@ -70,6 +71,13 @@ pub fn run(output: OutputFormat) -> anyhow::Result<()> {
                 .chain(&host_tools::UKI)
                 .chain([&&host_tools::SYSTEMD_BOOT_EFI])
                 .map(|r| tool(r, "uki")),
+        )
+        // Appliance disk images (`disk`, `disk.formats`).
+        .chain(
+            host_tools::DISK
+                .into_iter()
+                .chain([&host_tools::QEMU_IMG])
+                .map(|r| tool(r, "disk")),
         )
         .chain(host_tools::CHECKS.iter().map(|r| tool(r, "checks")))
         .collect();

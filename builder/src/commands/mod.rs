@@ -3,6 +3,7 @@
 mod build;
 mod bundle;
 mod cache;
+mod disk;
 mod doctor;
 mod iso;
 mod iso_inspect;
@@ -25,7 +26,7 @@ mod verify;
 
 use clap::CommandFactory;
 
-use crate::cli::{CacheCommand, Cli, Command, IsoAction, KeysCommand, OutputFormat};
+use crate::cli::{CacheCommand, Cli, Command, DiskAction, IsoAction, KeysCommand, OutputFormat};
 use crate::error::{fail, Category};
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -46,6 +47,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Some(IsoAction::Show { iso, reveal }) => iso_inspect::show(&iso, reveal, output),
             Some(IsoAction::Embed(a)) => iso_inspect::embed(&a, epoch, output),
             None => iso::run(c.build, epoch, cache, output),
+        },
+        Command::Disk(c) => match c.action {
+            Some(DiskAction::Embed(a)) => disk::embed(&a, epoch, output),
+            None => disk::run(c.build, epoch, cache, output),
         },
         Command::Verify {
             path,

@@ -21,6 +21,8 @@ pub const JSON_SCHEMAS: &[(&str, &str)] = &[
     ("bundle load", "edgeforge.bundle-load/v1"),
     ("push", "edgeforge.push/v1"),
     ("keys generate", "edgeforge.keys-generate/v1"),
+    ("disk", "edgeforge.disk/v1"),
+    ("disk embed", "edgeforge.disk-embed/v1"),
     ("cache prune", "edgeforge.cache-prune/v1"),
     ("verify", "edgeforge.verify/v1"),
     ("sign", "edgeforge.sign/v1"),

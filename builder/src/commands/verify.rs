@@ -229,7 +229,12 @@ fn set_problems(dir: &Path, listed: &[(String, String)]) -> Vec<(String, String)
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|n| {
             !n.starts_with('.')
-                && (n.ends_with(".iso") || n.ends_with(".oci.tar") || n.ends_with(".cdx.json"))
+                && (n.ends_with(".iso")
+                    || n.ends_with(".oci.tar")
+                    || n.ends_with(".cdx.json")
+                    || crate::disk::Format::ALL
+                        .iter()
+                        .any(|f| n.ends_with(&format!(".{}", f.extension()))))
         })
         .collect();
     present.sort();

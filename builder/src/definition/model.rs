@@ -56,6 +56,10 @@ pub struct ImageDefinition {
     /// `--secure-boot-keys` overrides it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secure_boot_keys: Option<PathBuf>,
+    /// The appliance disk images (`edgeforge disk`; `build` writes them when
+    /// `disk.formats` lists any).
+    #[serde(default)]
+    pub disk: DiskOptions,
     /// Extra OCI config labels.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
@@ -376,6 +380,57 @@ impl Default for IsoOptions {
             bundles: Vec::new(),
             split_size: default_split(),
             reserved_area: default_reserved_area(),
+        }
+    }
+}
+
+/// `disk`: the Kairos-style appliance disk (see `disk/mod.rs`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiskOptions {
+    /// What `build` writes (none: no disk); `edgeforge disk` writes `raw`
+    /// when this is empty.
+    #[serde(default)]
+    pub formats: Vec<crate::disk::Format>,
+    /// The disk's final size (bytes, or with a K/M/G/T suffix, powers of
+    /// 1024); at least what the content needs. Default: just that.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<crate::disk::ByteSize>,
+    /// The firmware the OVA's virtual machine boots with.
+    #[serde(default)]
+    pub firmware: crate::disk::Firmware,
+    /// File stem of the disk images.
+    #[serde(default = "default_disk_name")]
+    pub name: String,
+    /// The OVA's virtual CPUs.
+    #[serde(default = "default_cpus")]
+    pub cpus: u32,
+    /// The OVA's memory in MiB.
+    #[serde(default = "default_memory")]
+    pub memory_mib: u32,
+}
+
+fn default_disk_name() -> String {
+    "palette-edge-appliance".into()
+}
+
+fn default_cpus() -> u32 {
+    2
+}
+
+fn default_memory() -> u32 {
+    4096
+}
+
+impl Default for DiskOptions {
+    fn default() -> Self {
+        DiskOptions {
+            formats: Vec::new(),
+            size: None,
+            firmware: Default::default(),
+            name: default_disk_name(),
+            cpus: default_cpus(),
+            memory_mib: default_memory(),
         }
     }
 }

@@ -152,6 +152,24 @@ pub fn validate(l: &LoadedDefinition) -> anyhow::Result<()> {
             ));
         }
     }
+    if d.disk.name.is_empty()
+        || !d
+            .disk
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+    {
+        return Err(l.field_error(
+            "disk.name",
+            "must be letters, digits, `.`, `_` or `-` (it names the disk images)",
+        ));
+    }
+    if d.disk.cpus == 0 || d.disk.memory_mib < 256 {
+        return Err(l.field_error(
+            "disk",
+            "disk.cpus must be at least 1 and disk.memory_mib at least 256",
+        ));
+    }
     if d.iso_name.is_empty() || d.iso_name.contains('/') {
         return Err(l.field_error("iso_name", "must be a file name without `/`"));
     }

@@ -80,7 +80,14 @@ impl BootImages<'_> {
         let loader = loaders.describe();
         info!("EFI loader: {loader}");
         let uefi = self.work.join(FILES[1]);
-        efi::fat_image(self.sh, &loaders, &self.configs.stub, &uefi, self.epoch)?;
+        efi::fat_image(
+            self.sh,
+            &loaders,
+            &self.configs.stub,
+            &uefi,
+            "EFI_LIVE",
+            self.epoch,
+        )?;
         Ok(Built {
             eltorito,
             uefi,

@@ -1,7 +1,8 @@
 //! The UEFI side: loaders taken from the root filesystem when the image
 //! carries the signed chain (shim + the CD GRUB `gcdx64.efi.signed`, as Kairos
 //! images do, so Secure Boot stays intact), otherwise GRUB built from the
-//! host's packages; and the FAT image (`EFI_LIVE`) that holds them.
+//! host's packages; and the FAT image that holds them (`EFI_LIVE` on the
+//! ISO, the appliance disk's ESP `COS_GRUB`).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -72,6 +73,7 @@ pub fn fat_image(
     loaders: &Loaders,
     stub: &Path,
     out: &Path,
+    label: &str,
     epoch: u64,
 ) -> anyhow::Result<()> {
     let files = loaders.files();
@@ -81,7 +83,7 @@ pub fn fat_image(
             .with_context(|| format!("reading {}", p.display()))?
             .len();
     }
-    format_fat(sh, out, content, "EFI_LIVE", epoch, || {
+    format_fat(sh, out, content, label, epoch, || {
         host_tools::run(cmd!(
             sh,
             "mmd -i {out} ::/EFI ::/EFI/BOOT ::/boot ::/boot/grub"

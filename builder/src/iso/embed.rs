@@ -43,11 +43,17 @@ impl Golden {
                 format!("{} is not a golden ISO: its /config.yaml has no reserved area; build it with `edgeforge iso --golden`", path.display()),
             ));
         }
-        Ok(Golden {
+        Ok(Golden::at(path, area))
+    }
+
+    /// A golden image whose reserved area is known to be at `area` (a
+    /// golden appliance disk's, found by `disk::embed`).
+    pub fn at(path: &Path, area: Extent) -> Golden {
+        Golden {
             path: path.to_path_buf(),
             area,
             prefix: None,
-        })
+        }
     }
 
     /// The golden image's size (each per-site image has it too).

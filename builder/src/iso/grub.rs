@@ -36,6 +36,10 @@ pub const MODULES: &[&str] = &[
     "sleep",
     "reboot",
     "halt",
+    // The appliance disk's GRUB reads COS_RECOVERY and COS_OEM (ext4) and
+    // COS_OEM's grubenv.
+    "ext2",
+    "loadenv",
 ];
 
 pub struct Configs {

@@ -7,7 +7,7 @@ pub mod boot;
 pub mod cidata;
 pub mod content;
 mod cpio;
-mod efi;
+pub(crate) mod efi;
 pub mod embed;
 pub mod grub;
 mod kernel;
