@@ -535,7 +535,7 @@ fn an_iso_rebuilt_with_other_user_data_reuses_the_cached_squashfs() {
         out.to_str().unwrap(),
     ]);
     assert!(
-        second.contains("rootfs.squashfs (zstd level 3, cached for sha256:")
+        second.contains("rootfs.squashfs (zstd level 3), cached for sha256:")
             && second.contains("(boot images cached)")
             && !second.contains("flattened"),
         "{second}"
@@ -810,7 +810,7 @@ fn a_damaged_cache_entry_of_any_kind_is_rebuilt_with_a_warning_and_never_used() 
         vec![
             layers[0].clone(),
             layers[1].clone(),
-            rootfs.join("rootfs.squashfs"),
+            rootfs.join("root"),
             boot.join("eltorito.img"),
             tree.join("rootfs/etc/issue"),
             view.join("entry.json"),

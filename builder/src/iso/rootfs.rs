@@ -101,7 +101,7 @@ impl Prepare<'_> {
                     None => None,
                 };
                 if let Some(parts) = cached {
-                    info!("{} (cached for {})", self.image, image.manifest_digest);
+                    info!("{}, cached for {}", self.image, image.manifest_digest);
                     return Ok(RootfsParts {
                         reference: image.reference,
                         ..parts
