@@ -164,7 +164,7 @@ fn a_bad_set_value_is_blamed_on_the_set() {
 /// definition tagged `test`, shared by the tests below.
 struct Built {
     /// Kept for the life of the test process.
-    _dir: tempfile::TempDir,
+    _dir: FixtureDir,
     /// The `test` definition (overlays.iso included, for /edge-installer.txt).
     definition: PathBuf,
     archive: PathBuf,
@@ -195,7 +195,7 @@ fn definition_text(dir: &Path, tag: &str) -> PathBuf {
 fn built() -> &'static Built {
     static BUILT: std::sync::OnceLock<Built> = std::sync::OnceLock::new();
     BUILT.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = FixtureDir::new("cli-input");
         let other = definition_text(dir.path(), "other");
         let images = dir.path().join("images");
         assert_ok(&edgeforge(&[

@@ -36,7 +36,7 @@ const TREE_BYTES: usize = (13 << 20) + 1_040_000;
 const COMPONENT_AT: &str = "/opt/big";
 
 struct Fixture {
-    dir: tempfile::TempDir,
+    dir: FixtureDir,
     tree: PathBuf,
     user_data: PathBuf,
 }
@@ -117,7 +117,7 @@ fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
         demo_base();
-        let dir = tempfile::tempdir().unwrap();
+        let dir = FixtureDir::new("layer-compression");
         let tree = dir.path().join("tree");
         make_tree(&tree);
         let user_data = user_data(dir.path());

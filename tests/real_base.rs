@@ -28,7 +28,7 @@ const USER_DATA: &str = "images/user-data/demo.yaml";
 const LIVE: &str = "os=debian-12 root=overlay rootfsbase=squashfs .*label=COS_LIVE";
 
 struct Fixture {
-    dir: tempfile::TempDir,
+    dir: FixtureDir,
     definition: PathBuf,
     out: PathBuf,
     /// What the build logged.
@@ -41,7 +41,7 @@ fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
         let base = debian_base();
-        let dir = tempfile::tempdir().unwrap();
+        let dir = FixtureDir::new("real-base");
         let firmware = dir.path().join("firmware");
         fs::create_dir_all(firmware.join("edgeforge")).unwrap();
         fs::write(firmware.join("edgeforge/test.bin"), b"firmware blob\n").unwrap();

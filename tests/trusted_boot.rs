@@ -314,7 +314,7 @@ fn keys_generate_makes_enrolment_lists_with_microsofts_certificates() {
 /// (user-data embedded), the same built again without a cache, and one
 /// signed with key set B; each build's own cache folder.
 struct DemoUki {
-    dir: tempfile::TempDir,
+    dir: FixtureDir,
     keys: PathBuf,
     other_keys: PathBuf,
     golden: PathBuf,
@@ -329,7 +329,7 @@ fn demo_uki() -> &'static DemoUki {
     static F: OnceLock<DemoUki> = OnceLock::new();
     F.get_or_init(|| {
         let base = demo_base();
-        let dir = tempfile::tempdir().unwrap();
+        let dir = FixtureDir::new("trusted-boot-demo-uki");
         let keys = generate_keys(dir.path(), "acme", &[]);
         let other_keys = generate_keys(dir.path(), "other", &[]);
         let def = write_definition(dir.path(), "uki", &base, "boot: uki\n");

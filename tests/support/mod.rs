@@ -51,6 +51,24 @@ pub fn debian_base() -> PathBuf {
     out
 }
 
+/// A folder for a fixture a test binary builds once and keeps in a static:
+/// statics are never dropped, so a temporary folder would stay behind after
+/// every run. This one is under target/, emptied when the fixture is made.
+pub struct FixtureDir(PathBuf);
+
+impl FixtureDir {
+    pub fn new(name: &str) -> FixtureDir {
+        let dir = repo_root().join("target/test-fixtures").join(name);
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        FixtureDir(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
 /// The layer cache the tests share (content-addressed, so sharing is safe),
 /// kept out of the developer's own cache.
 pub fn test_cache() -> PathBuf {
