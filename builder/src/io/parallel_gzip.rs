@@ -329,6 +329,51 @@ mod tests {
         );
     }
 
+    /// Takes `left` bytes, then fails every write.
+    struct FailingWriter {
+        left: usize,
+    }
+
+    impl Write for FailingWriter {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if self.left == 0 {
+                return Err(io::Error::other("disk full"));
+            }
+            let n = buf.len().min(self.left);
+            self.left -= n;
+            Ok(n)
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_writer_failing_midway_is_an_error_not_a_hang() {
+        let mut w = ParallelGzEncoder::new(FailingWriter { left: 100_000 }, 6, 2);
+        let data = sample(12 * BLOCK_SIZE);
+        let written = data.chunks(64 << 10).try_for_each(|c| w.write_all(c));
+        let err = match written {
+            Err(e) => e,
+            Ok(()) => w.finish().map(|_| ()).unwrap_err(),
+        };
+        assert_eq!(err.to_string(), "disk full");
+    }
+
+    #[test]
+    fn a_worker_that_panics_is_an_error_not_a_hang() {
+        // Level 10 does not exist: making the compressor panics in the worker.
+        let mut w = ParallelGzEncoder::new(Vec::new(), 10, 2);
+        let data = sample(12 * BLOCK_SIZE);
+        let written = data.chunks(64 << 10).try_for_each(|c| w.write_all(c));
+        let err = match written {
+            Err(e) => e,
+            Ok(()) => w.finish().map(|_| ()).unwrap_err(),
+        };
+        assert_eq!(err.to_string(), worker_gone().to_string());
+    }
+
     #[test]
     fn a_dropped_encoder_stops_its_threads() {
         let mut w = ParallelGzEncoder::new(Vec::new(), 6, 2);
