@@ -271,7 +271,11 @@ fn a_sites_file_is_all_or_nothing() {
     fs::create_dir(&dup).unwrap();
     let sites = sites_file(&dup, "  - name: store-1\n");
     let out = t.path().join("out-dup");
-    assert_fails(&run(&sites, &out), 3, &["store-1", "listed twice"]);
+    assert_fails(
+        &run(&sites, &out),
+        3,
+        &["sites[0] and sites[2] are both named `store-1`"],
+    );
     assert_eq!(entries(&out), Vec::<String>::new());
 
     // A missing token variable fails before anything is written.

@@ -17,8 +17,7 @@ use crate::iso::reserved;
 use crate::mask;
 use crate::output_set::OutputSet;
 use crate::progress::Progress;
-use crate::user_data::{Site, UserData};
-use crate::yaml;
+use crate::user_data::UserData;
 
 /// What `iso show` reports: `edgeforge.iso-show/v1`.
 #[derive(serde::Serialize)]
@@ -145,12 +144,6 @@ impl Report for Shown {
     }
 }
 
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SitesFile {
-    sites: Vec<Site>,
-}
-
 /// What `iso embed` wrote: `edgeforge.iso-embed/v1`.
 #[derive(serde::Serialize)]
 struct Embedded {
@@ -243,38 +236,7 @@ fn embed_sites(
     out_dir: &Path,
     epoch: u64,
 ) -> anyhow::Result<Vec<EmbeddedIso>> {
-    let text = std::fs::read_to_string(sites_path)
-        .with_context(|| format!("reading {}", sites_path.display()))?;
-    let sites: SitesFile = yaml::parse(sites_path, &text)?;
-    if sites.sites.is_empty() {
-        return Err(fail(
-            Category::InvalidInput,
-            format!("{}: `sites:` lists no site", sites_path.display()),
-        ));
-    }
-    let invalid = |msg: String| {
-        fail(
-            Category::InvalidInput,
-            format!("{}: {msg}", sites_path.display()),
-        )
-    };
-    for (i, site) in sites.sites.iter().enumerate() {
-        if site.name.is_empty()
-            || site.name.starts_with('.')
-            || !site
-                .name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
-        {
-            return Err(invalid(format!("sites[{i}]: site name `{}` must be letters, digits, `.`, `_` or `-`, not starting with `.` (it names the ISO)", site.name)));
-        }
-        if let Some(first) = sites.sites[..i].iter().position(|s| s.name == site.name) {
-            return Err(invalid(format!(
-                "sites[{first}] and sites[{i}] are both named `{}`; each site names its ISO, so names must differ",
-                site.name
-            )));
-        }
-    }
+    let sites = crate::user_data::load_sites(sites_path)?;
     let stem = a
         .golden
         .file_stem()
@@ -283,7 +245,7 @@ fn embed_sites(
         .into_owned();
     let mut renderer = user_data_source::site_renderer(a.definition.as_deref(), epoch)?;
     let mut planned = Vec::new();
-    for (i, site) in sites.sites.iter().enumerate() {
+    for (i, site) in sites.iter().enumerate() {
         let ud = user_data_source::render_site(site, &a.user_data, &mut renderer)
             .with_context(|| format!("{}: sites[{i}] (`{}`)", sites_path.display(), site.name))?;
         golden
@@ -299,7 +261,7 @@ fn embed_sites(
     // Every site is good: write them all, and name them only together.
     let mut set = OutputSet::open(out_dir)?;
     let mut isos = Vec::new();
-    for ((target, ud), site) in planned.iter().zip(&sites.sites) {
+    for ((target, ud), site) in planned.iter().zip(&sites) {
         let progress = Progress::spinner(format!("writing {}", target.display()));
         let (file, sha) = golden.stage(ud.bytes(), target, 0o600)?;
         progress.finish();

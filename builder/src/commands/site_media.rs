@@ -4,9 +4,8 @@
 //! the media are committed with their `.sha256` and `SHA256SUMS` entries as
 //! one set under the output folder's lock.
 
-use std::collections::BTreeSet;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Context;
 
@@ -18,14 +17,7 @@ use crate::io::{AtomicFile, Sha256Digest};
 use crate::iso::cidata;
 use crate::output_set::OutputSet;
 use crate::user_data::validate::Mode;
-use crate::user_data::{Site, UserData, REFUSED};
-use crate::yaml;
-
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SitesFile {
-    sites: Vec<Site>,
-}
+use crate::user_data::{check_site_name, Site, UserData, REFUSED};
 
 /// `edgeforge.site-media/v1`
 #[derive(serde::Serialize)]
@@ -71,33 +63,11 @@ pub fn run(a: &SiteMediaArgs, epoch: u64, output: OutputFormat) -> anyhow::Resul
             .out_dir
             .as_ref()
             .expect("clap requires --out-dir with --sites");
-        let text = std::fs::read_to_string(sites_path)
-            .with_context(|| format!("reading {}", sites_path.display()))?;
-        let sites: SitesFile = yaml::parse(sites_path, &text)?;
-        if sites.sites.is_empty() {
-            return Err(fail(
-                Category::InvalidInput,
-                format!("{}: `sites:` lists no site", sites_path.display()),
-            ));
-        }
-        let mut seen = BTreeSet::new();
-        for site in &sites.sites {
-            check_name(&site.name, sites_path)?;
-            if !seen.insert(site.name.as_str()) {
-                return Err(fail(
-                    Category::InvalidInput,
-                    format!(
-                        "{}: site `{}` is listed twice (each names its medium)",
-                        sites_path.display(),
-                        site.name
-                    ),
-                ));
-            }
-        }
+        let sites = crate::user_data::load_sites(sites_path)?;
         // Every site is rendered and checked before anything is written.
         let mut renderer = template()?;
         let mut media = Vec::new();
-        for site in &sites.sites {
+        for site in &sites {
             let ud = user_data_source::render_site_as(
                 site,
                 &a.user_data,
@@ -131,7 +101,8 @@ pub fn run(a: &SiteMediaArgs, epoch: u64, output: OutputFormat) -> anyhow::Resul
         let target = match &a.out {
             Some(p) => p.clone(),
             None => {
-                check_name(&site.name, Path::new("--site"))?;
+                check_site_name(&site.name)
+                    .map_err(|msg| fail(Category::InvalidInput, format!("--site: {msg}")))?;
                 PathBuf::from(format!("build/{}-user-data.iso", site.name))
             }
         };
@@ -229,25 +200,6 @@ fn write(media: &[Medium], epoch: u64, fat: bool) -> anyhow::Result<Written> {
         set.commit(None)?;
     }
     Ok(Written { media: written })
-}
-
-/// A site name names its medium: letters, digits, `.`, `_` and `-`.
-fn check_name(name: &str, origin: &Path) -> anyhow::Result<()> {
-    if name.is_empty()
-        || name.starts_with('.')
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
-    {
-        return Err(fail(
-            Category::InvalidInput,
-            format!(
-                "{}: site name `{name}` must be letters, digits, `.`, `_` or `-` (it names the medium)",
-                origin.display()
-            ),
-        ));
-    }
-    Ok(())
 }
 
 /// NoCloud meta-data for a site: its name as instance ID and host name.

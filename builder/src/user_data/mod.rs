@@ -19,7 +19,7 @@ use crate::io::Sha256Digest;
 use crate::yaml;
 pub use render::render;
 pub use secrets::SecretField;
-pub use site::Site;
+pub use site::{check_site_name, load_sites, Site};
 pub use token::{Secret, REFUSED};
 use validate::{Finding, Mode, Severity};
 

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::{fail, Category};
 use crate::yaml;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -65,6 +66,53 @@ pub struct Interface {
     pub gateway: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nameserver: Option<String>,
+}
+
+/// A `--sites` file: `sites:`, a list of sites.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SitesFile {
+    sites: Vec<Site>,
+}
+
+/// The sites of a `--sites` file, checked before anything is rendered: at
+/// least one, each named so it can name a file, no name twice (two sites of
+/// one name would write one file).
+pub fn load_sites(path: &Path) -> anyhow::Result<Vec<Site>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("reading sites file {}: {e}", path.display()))?;
+    let sites = yaml::parse::<SitesFile>(path, &text)?.sites;
+    let invalid = |msg: String| fail(Category::InvalidInput, format!("{}: {msg}", path.display()));
+    if sites.is_empty() {
+        return Err(invalid("`sites:` lists no site".into()));
+    }
+    for (i, site) in sites.iter().enumerate() {
+        check_site_name(&site.name).map_err(|msg| invalid(format!("sites[{i}]: {msg}")))?;
+        if let Some(first) = sites[..i].iter().position(|s| s.name == site.name) {
+            return Err(invalid(format!(
+                "sites[{first}] and sites[{i}] are both named `{}`; each site names its output, so names must differ",
+                site.name
+            )));
+        }
+    }
+    Ok(sites)
+}
+
+/// A site name names a file: letters, digits, `.`, `_` and `-`, not
+/// starting with `.`.
+pub fn check_site_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "site name `{name}` must be letters, digits, `.`, `_` or `-`, not starting with `.` (it names the output file)"
+        ))
+    }
 }
 
 impl Site {
