@@ -108,8 +108,51 @@ fn check_json(
         !stdout(&o).contains(TOKEN) && !stderr(&o).contains(TOKEN),
         "{command} shows the token"
     );
+    let (documented, optional) = documented_fields(schema);
+    let printed: BTreeSet<String> = v.as_object().unwrap().keys().cloned().collect();
+    let undocumented: Vec<_> = printed.difference(&documented).collect();
+    assert!(
+        undocumented.is_empty(),
+        "{command} prints {undocumented:?}, which docs/json-output.md does not describe: {v}"
+    );
+    let missing: Vec<_> = documented
+        .difference(&printed)
+        .filter(|f| !optional.contains(*f))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "docs/json-output.md describes {missing:?} for {command}, which it does not print: {v}"
+    );
     ran.insert(command);
     v
+}
+
+/// The top-level fields docs/json-output.md describes for `schema` (its
+/// section's table rows, without nested `a[].b` or `.b` ones, plus
+/// `schema`), and those of them it calls optional (present only with a
+/// flag).
+fn documented_fields(schema: &str) -> (BTreeSet<String>, BTreeSet<String>) {
+    let doc = fs::read_to_string(repo_root().join("docs/json-output.md")).unwrap();
+    let heading = format!("`: `{schema}`");
+    let section = doc
+        .split("\n### ")
+        .find(|s| s.lines().next().is_some_and(|l| l.ends_with(&heading)))
+        .unwrap_or_else(|| panic!("docs/json-output.md has no section for {schema}"));
+    let mut all = BTreeSet::from(["schema".to_string()]);
+    let mut optional = BTreeSet::new();
+    for row in section.lines().filter(|l| l.starts_with("| `")) {
+        let cells: Vec<&str> = row.split('|').collect();
+        let only_sometimes = row.contains("only with") || row.contains("present only");
+        for name in cells[1].split(',').map(|n| n.trim().trim_matches('`')) {
+            if !name.is_empty() && !name.contains(['.', '[']) {
+                all.insert(name.to_string());
+                if only_sometimes {
+                    optional.insert(name.to_string());
+                }
+            }
+        }
+    }
+    (all, optional)
 }
 
 /// A fresh ed25519 signing key without passphrase, exported to a file.
