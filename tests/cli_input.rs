@@ -74,6 +74,29 @@ fn user_data_is_checked_no_stricter_than_the_installer() {
         "{}",
         stderr(&o)
     );
+    // A mask that contradicts the address's prefix, or whose one bits do
+    // not stand together, is a likely mistake of unknown effect: warnings.
+    for (mask, warning) in [
+        ("255.255.255.0", None),
+        ("24", None),
+        ("255.255.0.0", Some(":10: warning: stylus.site.network.interfaces.enp1s0.mask: says /16, and ipAddress says /24")),
+        ("255.0.255.0", Some(":10: warning: stylus.site.network.interfaces.enp1s0.mask: `255.0.255.0` is no netmask")),
+    ] {
+        let p = write(
+            t.path(),
+            "mask.yaml",
+            &format!("#cloud-config\nstylus:\n  site:\n    name: a\n    network:\n      interfaces:\n        enp1s0:\n          type: static\n          ipAddress: 10.0.10.25/24\n          mask: \"{mask}\"\n          gateway: 10.0.10.1\n"),
+        );
+        let o = edgeforge(&["user-data", "validate", p.to_str().unwrap()]);
+        assert_ok(&o);
+        match warning {
+            None => assert!(stdout(&o).contains("valid (0 warnings)"), "{mask}: {}", stdout(&o)),
+            Some(w) => {
+                assert!(stdout(&o).contains("valid (1 warnings)"), "{mask}: {}", stdout(&o));
+                assert!(stderr(&o).contains(w), "{mask}: {}", stderr(&o));
+            }
+        }
+    }
     // A prefix that is no prefix is still an error.
     let p = write(
         t.path(),

@@ -510,6 +510,8 @@ impl Checker<'_> {
                             &p,
                             "must be a netmask like 255.255.255.0 or a prefix length 0-32",
                         );
+                    } else {
+                        self.mask_agrees(val, m.get("ipAddress"), &p);
                     }
                 }
                 _ => self.warn(
@@ -540,6 +542,42 @@ impl Checker<'_> {
                 self.warn(
                     &path.key("gateway"),
                     "a static interface without gateway reaches its own subnet only",
+                );
+            }
+        }
+    }
+
+    /// A netmask whose ones do not stand together, or that says another
+    /// prefix than the one in `ipAddress`, is a likely mistake; what the
+    /// installer makes of it is not known, so it warns.
+    fn mask_agrees(&mut self, mask: &Value, address: Option<&Value>, path: &FieldPath) {
+        let prefix = match mask {
+            Value::Number(n) => n.as_u64().and_then(|n| u8::try_from(n).ok()),
+            Value::String(s) => match s.parse::<std::net::Ipv4Addr>() {
+                Ok(dotted) => {
+                    let bits = u32::from(dotted);
+                    if bits.leading_ones() + bits.trailing_zeros() != 32 {
+                        self.warn(
+                            path,
+                            format!("`{s}` is no netmask: its one bits do not stand together (255.255.255.0 is /24)"),
+                        );
+                        return;
+                    }
+                    Some(bits.leading_ones() as u8)
+                }
+                Err(_) => s.parse::<u8>().ok(),
+            },
+            _ => None,
+        };
+        let in_address = address
+            .and_then(Value::as_str)
+            .and_then(|a| a.split_once('/'))
+            .and_then(|(_, p)| p.parse::<u8>().ok());
+        if let (Some(mask), Some(given)) = (prefix, in_address) {
+            if mask != given {
+                self.warn(
+                    path,
+                    format!("says /{mask}, and ipAddress says /{given}: give the prefix once"),
                 );
             }
         }
