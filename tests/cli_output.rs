@@ -590,6 +590,7 @@ fn a_token_on_the_command_line_is_a_refused_secret() {
     let t = tempfile::tempdir().unwrap();
     let cache = t.path().join("cache");
     let out = t.path().join("x.iso");
+    let token_flag = format!("--token={TOKEN}");
     for args in [
         vec![
             "user-data",
@@ -626,6 +627,17 @@ fn a_token_on_the_command_line_is_a_refused_secret() {
             "--site-value",
             &format!("token={TOKEN}"),
         ],
+        // A line clap refuses for another reason (no IMAGE_YAML) still
+        // refuses the token first, in both spellings.
+        vec![
+            "user-data",
+            "render",
+            "--site-value",
+            "name=a",
+            "--token",
+            TOKEN,
+        ],
+        vec!["user-data", "render", &token_flag],
     ] {
         let o = run(&cache, &args);
         assert_fails(&o, 8, &["--token-env", "--token-file"]);

@@ -70,13 +70,29 @@ fn main() {
 /// same as a JSON error (exit 2). Help and version print as usual.
 fn usage_error(e: clap::Error) -> ! {
     use clap::error::ErrorKind;
+    let args: Vec<String> = std::env::args().collect();
     let json = {
-        let args: Vec<String> = std::env::args().collect();
         args.windows(2)
             .any(|w| w[0] == "--output" && w[1] == "json")
             || args.iter().any(|a| a == "--output=json")
     };
     let informational = matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion);
+    // A token on the command line is refused (exit 8) whatever else is wrong
+    // with the line: it is in the shell history already, and the exit code
+    // must not depend on whether the rest of the line was complete.
+    let token_given = args.iter().enumerate().any(|(i, a)| {
+        a.starts_with("--token=")
+            || (a == "--token" && args.get(i + 1).is_some_and(|v| !v.starts_with('-')))
+    });
+    if token_given && !informational {
+        let err = error::fail(error::Category::SecretRefused, user_data::REFUSED);
+        if json {
+            eprintln!("{}", error::to_json(&err));
+        } else {
+            eprintln!("edgeforge: error: {err:#}");
+        }
+        std::process::exit(error::Category::SecretRefused.exit_code());
+    }
     if !json || informational {
         e.exit();
     }
