@@ -124,3 +124,49 @@ pub fn threads() -> anyhow::Result<usize> {
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Takes a little, then fails every write, as a full disk does.
+    struct FullDisk(usize);
+
+    impl Write for FullDisk {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if self.0 == 0 {
+                return Err(io::Error::other("no space left"));
+            }
+            let n = buf.len().min(self.0);
+            self.0 -= n;
+            Ok(n)
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_writer_failing_midway_is_an_error_for_both_kinds() {
+        // Noise, so the compressed stream outgrows what the writer takes.
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let data: Vec<u8> = (0..24 << 20)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        for kind in [LayerCompression::Gzip, LayerCompression::Zstd] {
+            let mut c = Compressor::new(FullDisk(1 << 20), kind).unwrap();
+            let result = data
+                .chunks(1 << 16)
+                .try_for_each(|chunk| c.write_all(chunk))
+                .and_then(|()| c.finish().map(drop));
+            let err = result.expect_err(kind.as_str());
+            assert_eq!(err.to_string(), "no space left", "{}", kind.as_str());
+        }
+    }
+}
