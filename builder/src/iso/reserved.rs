@@ -19,6 +19,18 @@ pub const EMPTY: &[u8] = b"#cloud-config\n";
 
 /// The area holding `user_data`.
 pub fn fill(user_data: &[u8], size: usize) -> anyhow::Result<Vec<u8>> {
+    // A /config.yaml copied out of an ISO carries its area's marker and
+    // filler: a second marker would make the area unreadable
+    // ([`user_data_len`] reads the first).
+    if user_data
+        .split(|b| *b == b'\n')
+        .any(|l| l.starts_with(MARKER.as_bytes()))
+    {
+        return Err(fail(
+            Category::InvalidInput,
+            format!("the user-data holds a `{MARKER}` line: it was copied from an ISO's /config.yaml with the reserved area's filler; keep only the document above that line (`edgeforge iso show --reveal` prints it)"),
+        ));
+    }
     let mut area = user_data.to_vec();
     if !area.ends_with(b"\n") {
         area.push(b'\n');
@@ -81,5 +93,11 @@ mod tests {
             .to_string()
             .contains("set iso.reserved_area in the definition"));
         assert_eq!(user_data_len(b"#cloud-config\nno marker\n"), None);
+        // An area taken back as user-data would hold two markers.
+        let copied = fill(b"#cloud-config\n", 4096).unwrap();
+        assert!(fill(&copied, 8192)
+            .unwrap_err()
+            .to_string()
+            .contains("keep only the document above that line"));
     }
 }
