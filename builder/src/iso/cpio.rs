@@ -5,7 +5,9 @@
 //! an inode number and carry the data once; inode numbers are assigned in
 //! order, so the bytes depend on the tree alone. newc has no extended
 //! attributes: file capabilities and SELinux labels do not survive (the
-//! kernel's initramfs could not restore them either). A `/dev/console`
+//! kernel's initramfs could not restore them either), and the build warns
+//! naming the files that lose some, since a program that relies on its file
+//! capability (ping, newuidmap) fails only at run time. A `/dev/console`
 //! node is added when the tree has none, so init starts with a console.
 
 use std::collections::HashMap;
@@ -17,11 +19,20 @@ use std::path::Path;
 use anyhow::Context;
 
 use crate::fs_meta;
+use crate::log::warning;
 
 /// zstd's default level: the Debian base's root filesystem in seconds.
 const LEVEL: i32 = 3;
 
 pub fn write(root: &Path, out: &Path) -> anyhow::Result<()> {
+    let lost = archive(root, out)?;
+    warn_lost_xattrs(&lost);
+    Ok(())
+}
+
+/// Writes the archive; returns the files whose extended attributes it
+/// could not carry, with the attributes' names.
+fn archive(root: &Path, out: &Path) -> anyhow::Result<Vec<String>> {
     let file = File::create(out).with_context(|| format!("creating {}", out.display()))?;
     let mut enc = zstd::stream::Encoder::new(BufWriter::with_capacity(1 << 20, file), LEVEL)?;
     let mut w = Writer {
@@ -31,6 +42,7 @@ pub fn write(root: &Path, out: &Path) -> anyhow::Result<()> {
         as_root: !fs_meta::is_root(),
     };
     let mut has_console = false;
+    let mut lost = Vec::new();
     for e in walkdir::WalkDir::new(root).min_depth(1).sort_by_file_name() {
         let e = e.with_context(|| format!("reading {}", root.display()))?;
         let rel = e.path().strip_prefix(root).expect("under the root");
@@ -38,6 +50,14 @@ pub fn write(root: &Path, out: &Path) -> anyhow::Result<()> {
             .to_str()
             .ok_or_else(|| anyhow::anyhow!("{}: not a UTF-8 name", e.path().display()))?;
         has_console |= name == "dev/console";
+        let xattrs = fs_meta::xattrs(e.path()).unwrap_or_default();
+        if !xattrs.is_empty() {
+            let names: Vec<String> = xattrs
+                .iter()
+                .map(|(n, _)| String::from_utf8_lossy(n).into_owned())
+                .collect();
+            lost.push(format!("/{name} ({})", names.join(", ")));
+        }
         w.entry(name, e.path())
             .with_context(|| format!("adding {} to the initrd", e.path().display()))?;
     }
@@ -52,7 +72,21 @@ pub fn write(root: &Path, out: &Path) -> anyhow::Result<()> {
         .into_inner()
         .map_err(|e| e.into_error())?
         .sync_all()
-        .with_context(|| format!("writing {}", out.display()))
+        .with_context(|| format!("writing {}", out.display()))?;
+    Ok(lost)
+}
+
+/// Says which files lose their extended attributes in the initrd.
+fn warn_lost_xattrs(lost: &[String]) {
+    if lost.is_empty() {
+        return;
+    }
+    let more = lost.len().saturating_sub(5);
+    warning!(
+        "a UKI's initrd (newc cpio) carries no extended attributes: file capabilities, ACLs and labels are lost on {}{}; give such programs setuid or the capability at run time",
+        lost[..lost.len().min(5)].join(", "),
+        if more > 0 { format!(" and {more} more") } else { String::new() }
+    );
 }
 
 struct Writer<'a, W: Write> {
@@ -225,7 +259,26 @@ mod tests {
         assert_eq!(a.ino(), b.ino(), "hard links stay linked");
         assert!(raw.windows(11).any(|w| w == b"dev/console"));
         let again = t.path().join("again.cpio.zst");
+        assert!(
+            archive(&root, &again).unwrap().is_empty(),
+            "no xattrs, none lost"
+        );
         write(&root, &again).unwrap();
         assert_eq!(fs::read(&out).unwrap(), fs::read(&again).unwrap());
+    }
+
+    /// The files whose xattrs the archive cannot carry are named, with
+    /// the attributes, for the build's warning.
+    #[test]
+    fn lost_xattrs_are_named() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("root");
+        fs::create_dir_all(root.join("usr/bin")).unwrap();
+        fs::write(root.join("usr/bin/ping"), b"x").unwrap();
+        fs::write(root.join("usr/bin/plain"), b"x").unwrap();
+        fs_meta::set_xattr(&root.join("usr/bin/ping"), b"user.demo", b"1")
+            .expect("user xattrs on the temporary folder's filesystem");
+        let lost = archive(&root, &t.path().join("i.cpio.zst")).unwrap();
+        assert_eq!(lost, ["/usr/bin/ping (user.demo)"]);
     }
 }
