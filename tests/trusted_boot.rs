@@ -310,6 +310,80 @@ fn keys_generate_makes_enrolment_lists_with_microsofts_certificates() {
     assert!(!t.path().join("x").exists());
 }
 
+/// The hidden staging folder beside --out holds private keys until the set
+/// is complete: an error after the keys exist (a Microsoft "certificate"
+/// that is none) and SIGTERM while openssl runs both leave nothing behind.
+#[test]
+fn keys_generate_leaves_no_private_key_behind_on_errors_or_signals() {
+    let t = tempfile::tempdir().unwrap();
+    let leftovers = |dir: &Path| -> Vec<String> {
+        fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(".edgeforge-keys-"))
+            .collect()
+    };
+    let ms = t.path().join("ms");
+    fs::create_dir_all(ms.join("db")).unwrap();
+    fs::write(ms.join("db/not-a-cert.der"), b"garbage").unwrap();
+    let parent = t.path().join("error");
+    fs::create_dir(&parent).unwrap();
+    let o = edgeforge(&[
+        "keys",
+        "generate",
+        "x",
+        "--out",
+        parent.join("x").to_str().unwrap(),
+        "--microsoft-certs",
+        ms.to_str().unwrap(),
+    ]);
+    assert_fails(&o, 3, &["not-a-cert.der is not an X.509 certificate"]);
+    assert!(!stderr(&o).contains("PRIVATE KEY"), "{}", stderr(&o));
+    assert_eq!(leftovers(&parent), Vec::<String>::new());
+    assert!(!parent.join("x").exists());
+
+    // openssl slowed down, so SIGTERM comes while PK.key exists and the
+    // next key is being made.
+    let bin = t.path().join("bin");
+    fs::create_dir(&bin).unwrap();
+    let openssl = String::from_utf8(tool("sh", &["-c", "command -v openssl"], t.path())).unwrap();
+    fs::write(
+        bin.join("openssl"),
+        format!(
+            "#!/bin/sh\n[ \"$1\" = req ] && sleep 1\nexec {} \"$@\"\n",
+            openssl.trim()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(bin.join("openssl"), fs::Permissions::from_mode(0o755)).unwrap();
+    let parent = t.path().join("signal");
+    fs::create_dir(&parent).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let child = Command::new(env!("CARGO_BIN_EXE_edgeforge"))
+        .args(["keys", "generate", "x", "--out"])
+        .arg(parent.join("x"))
+        .env("PATH", path)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while !leftovers(&parent)
+        .iter()
+        .any(|n| parent.join(n).join("keys/PK.key").exists())
+    {
+        assert!(started.elapsed().as_secs() < 60, "PK.key never appeared");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    tool("kill", &["-TERM", &child.id().to_string()], t.path());
+    let o = child.wait_with_output().unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("interrupted by signal 15"), "{err}");
+    assert_eq!(leftovers(&parent), Vec::<String>::new());
+    assert!(!parent.join("x").exists());
+}
+
 /// The busybox demo base's UKI ISOs: a golden one signed with key set A
 /// (user-data embedded), the same built again without a cache, and one
 /// signed with key set B; each build's own cache folder.
