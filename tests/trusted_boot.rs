@@ -385,7 +385,8 @@ fn keys_generate_leaves_no_private_key_behind_on_errors_or_signals() {
 }
 
 /// The busybox demo base's UKI ISOs: a golden one signed with key set A
-/// (user-data embedded), the same built again without a cache, and one
+/// (user-data embedded), the same built again without a cache, under umask
+/// 077 and with `-v`, and one
 /// signed with key set B; each build's own cache folder.
 struct DemoUki {
     dir: FixtureDir,
@@ -397,6 +398,8 @@ struct DemoUki {
     caches: Vec<PathBuf>,
     manifest: PathBuf,
     log: String,
+    /// The rebuild's `-v` log: every command line, key paths included.
+    verbose_log: String,
 }
 
 fn demo_uki() -> &'static DemoUki {
@@ -422,12 +425,25 @@ fn demo_uki() -> &'static DemoUki {
                 out.to_str().unwrap(),
             ];
             args.extend(extra);
-            let o = edgeforge_env(&args, &[("EDGEFORGE_CACHE_DIR", cache.to_str().unwrap())]);
+            let o = if name == "rebuilt" {
+                // Another umask: modes in the image must not follow it.
+                Command::new("sh")
+                    .args(["-c", "umask 077 && exec \"$@\"", "sh"])
+                    .arg(env!("CARGO_BIN_EXE_edgeforge"))
+                    .args(&args)
+                    .current_dir(repo_root())
+                    .env("SOURCE_DATE_EPOCH", EPOCH)
+                    .env("EDGEFORGE_CACHE_DIR", &cache)
+                    .output()
+                    .unwrap()
+            } else {
+                edgeforge_env(&args, &[("EDGEFORGE_CACHE_DIR", cache.to_str().unwrap())])
+            };
             assert_ok(&o);
             (out, cache, stderr(&o))
         };
         let (golden, cache, log) = build("golden", &keys, &[]);
-        let (rebuilt, _, _) = build("rebuilt", &keys, &["--no-cache"]);
+        let (rebuilt, _, verbose_log) = build("rebuilt", &keys, &["--no-cache", "-v"]);
         let (other, other_cache, _) = build("other", &other_keys, &[]);
         DemoUki {
             keys,
@@ -438,6 +454,7 @@ fn demo_uki() -> &'static DemoUki {
             other: other.join(ISO),
             caches: vec![cache, other_cache],
             log,
+            verbose_log,
             dir,
         }
     })
@@ -474,7 +491,7 @@ fn uki_iso_is_signed_reproducible_uefi_only_and_holds_no_private_key() {
     assert_eq!(
         sha256_hex(&fs::read(&f.golden).unwrap()),
         sha256_hex(&fs::read(&f.rebuilt).unwrap()),
-        "a rebuild without the cache gives the same bytes"
+        "a rebuild without the cache, under another umask and path, gives the same bytes"
     );
     assert!(
         f.log
@@ -590,7 +607,15 @@ fn uki_iso_is_signed_reproducible_uefi_only_and_holds_no_private_key() {
         );
     }
 
-    // No private key byte sequence in the ISO, the manifest or the cache.
+    // The verbose log names the db key by its path only.
+    assert!(
+        f.verbose_log.contains("osslsigncode sign")
+            && f.verbose_log
+                .contains(f.keys.join("db.key").to_str().unwrap()),
+        "{}",
+        f.verbose_log
+    );
+    // No private key byte sequence in the ISO, the manifest, the cache or a log.
     let mut files = vec![f.golden.clone(), f.manifest.clone()];
     for c in &f.caches {
         files.extend(
@@ -619,6 +644,14 @@ fn uki_iso_is_signed_reproducible_uefi_only_and_holds_no_private_key() {
                     memchr::memmem::find(&bytes, n).is_none(),
                     "{var}.key material in {}",
                     file.display()
+                );
+            }
+        }
+        for (what, log) in [("log", &f.log), ("-v log", &f.verbose_log)] {
+            for n in &needles {
+                assert!(
+                    memchr::memmem::find(log.as_bytes(), n).is_none(),
+                    "{var}.key material in the {what}"
                 );
             }
         }
