@@ -838,3 +838,138 @@ fn uki_mode_needs_a_key_set() {
     ]);
     assert_fails(&o, 3, &["secure_boot_keys", "boot: uki"]);
 }
+
+/// A key set folder that is missing, mixes two sets, or exposes its db
+/// key is refused before anything is built, saying which file and why; an
+/// expired db certificate is warned about before the build starts.
+#[test]
+fn a_key_set_that_is_not_whole_is_refused_and_an_expired_one_warned() {
+    let t = tempfile::tempdir().unwrap();
+    let def = write_definition(t.path(), "uki", Path::new("/nonexistent"), "boot: uki\n");
+    let iso = |keys: &Path| {
+        edgeforge(&[
+            "iso",
+            def.to_str().unwrap(),
+            "--golden",
+            "--rootfs",
+            t.path().to_str().unwrap(),
+            "--secure-boot-keys",
+            keys.to_str().unwrap(),
+            "--out",
+            t.path().join("out").to_str().unwrap(),
+        ])
+    };
+    let missing = iso(&t.path().join("nowhere"));
+    assert_fails(&missing, 3, &["keys.json", "keys generate"]);
+
+    let good = generate_keys(t.path(), "acme", &[]);
+    let variant = |name: &str, change: &dyn Fn(&Path)| {
+        let dir = t.path().join(name);
+        fs::create_dir(&dir).unwrap();
+        for e in fs::read_dir(&good).unwrap().flatten() {
+            if e.file_type().unwrap().is_file() {
+                fs::copy(e.path(), dir.join(e.file_name())).unwrap();
+            }
+        }
+        change(&dir);
+        dir
+    };
+    let other_cert = variant("other-cert", &|d| {
+        fs::copy(d.join("KEK.crt"), d.join("db.crt")).unwrap();
+    });
+    assert_fails(
+        &iso(&other_cert),
+        3,
+        &["db.crt", "is not the db certificate"],
+    );
+    let other_key = variant("other-key", &|d| {
+        fs::copy(d.join("KEK.key"), d.join("db.key")).unwrap();
+    });
+    let o = iso(&other_key);
+    assert_fails(&o, 3, &["db.key is not the private key of"]);
+    assert!(!stderr(&o).contains("PRIVATE KEY"), "{}", stderr(&o));
+    let open = variant("open", &|d| {
+        fs::set_permissions(d.join("db.key"), fs::Permissions::from_mode(0o644)).unwrap();
+    });
+    assert_fails(
+        &iso(&open),
+        8,
+        &["db.key is readable by others", "chmod 0600"],
+    );
+
+    // A db certificate valid for one day of 2020 (openssl ca sets the
+    // dates), recorded in keys.json: warned, then the build goes on (and
+    // stops at the empty root filesystem).
+    let expired = variant("expired", &|d| {
+        let ca = t.path().join("ca");
+        fs::create_dir_all(ca.join("new")).unwrap();
+        fs::write(ca.join("index.txt"), "").unwrap();
+        fs::write(ca.join("serial"), "01\n").unwrap();
+        fs::write(
+            ca.join("ca.cnf"),
+            format!(
+                "[ca]\ndefault_ca=c\n[c]\ndatabase={0}/index.txt\nnew_certs_dir={0}/new\nserial={0}/serial\ndefault_md=sha256\npolicy=p\n[p]\ncommonName=supplied\n",
+                ca.display()
+            ),
+        )
+        .unwrap();
+        let (key, csr, crt) = (d.join("db.key"), ca.join("db.csr"), d.join("db.crt"));
+        let p = |p: &Path| p.to_str().unwrap().to_string();
+        tool(
+            "openssl",
+            &[
+                "req",
+                "-batch",
+                "-new",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-subj",
+                "/CN=acme db/",
+                "-keyout",
+                &p(&key),
+                "-out",
+                &p(&csr),
+            ],
+            d,
+        );
+        tool(
+            "openssl",
+            &[
+                "ca",
+                "-batch",
+                "-config",
+                &p(&ca.join("ca.cnf")),
+                "-selfsign",
+                "-keyfile",
+                &p(&key),
+                "-in",
+                &p(&csr),
+                "-startdate",
+                "20200101000000Z",
+                "-enddate",
+                "20200102000000Z",
+                "-out",
+                &p(&crt),
+            ],
+            d,
+        );
+        fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).unwrap();
+        let mut meta: serde_json::Value =
+            serde_json::from_slice(&fs::read(d.join("keys.json")).unwrap()).unwrap();
+        for c in meta["certificates"].as_array_mut().unwrap() {
+            if c["var"] == "db" {
+                c["sha256"] = sha256_hex(&der_of(&crt, d)).into();
+            }
+        }
+        fs::write(d.join("keys.json"), meta.to_string()).unwrap();
+    });
+    let o = iso(&expired);
+    let err = stderr(&o);
+    assert!(
+        err.contains("db.crt has expired (Jan  2 00:00:00 2020 GMT)")
+            && err.contains("firmware does not check the dates")
+            && err.contains("no kernel"),
+        "{err}"
+    );
+}

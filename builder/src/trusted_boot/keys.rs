@@ -25,6 +25,7 @@ use xshell::{cmd, Shell};
 
 use crate::error::{fail, Category};
 use crate::host_tools;
+use crate::log::warning;
 
 /// Microsoft's signature owner GUID in KEK and db.
 pub const MICROSOFT_GUID: &str = "77fa9abd-0359-4d32-bd60-28f4e78f784b";
@@ -439,7 +440,70 @@ impl KeySet {
                 ),
             ));
         }
+        set.check_db()?;
         Ok(set)
+    }
+
+    /// The db certificate is the one `keys.json` records and belongs to
+    /// db.key (a folder mixing two sets would sign binaries the enrolled
+    /// firmware refuses).
+    fn check_db(&self) -> anyhow::Result<()> {
+        host_tools::require(&[&host_tools::OPENSSL])?;
+        let sh = host_tools::shell()?;
+        let (crt, key) = (self.db_cert(), self.db_key());
+        let found = fingerprint(&sh, &crt)?;
+        if found != self.db_fingerprint() {
+            return Err(fail(
+                Category::InvalidInput,
+                format!(
+                    "{} (sha256:{found}) is not the db certificate {} records (sha256:{}); use the key set as `keys generate` made it",
+                    crt.display(),
+                    self.dir.join(META).display(),
+                    self.db_fingerprint()
+                ),
+            ));
+        }
+        // Public keys only; an empty passphrase makes an encrypted key
+        // fail here instead of prompting.
+        let public = |c: xshell::Cmd| c.quiet().ignore_status().output().map(|o| o.stdout);
+        let of_cert = public(cmd!(sh, "openssl x509 -noout -pubkey -in {crt}"))?;
+        let of_key = public(cmd!(sh, "openssl pkey -pubout -passin pass: -in {key}"))?;
+        if of_key.is_empty() || of_cert != of_key {
+            return Err(fail(
+                Category::InvalidInput,
+                format!(
+                    "{} is not the private key of {} (or needs a passphrase); use the key set as `keys generate` made it",
+                    key.display(),
+                    crt.display()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Warns when the db certificate has expired: only warned, since
+    /// firmware does not check dates and machines enrolled with it still
+    /// boot what it signs.
+    pub fn warn_if_expired(&self) -> anyhow::Result<()> {
+        let sh = host_tools::shell()?;
+        let crt = self.db_cert();
+        let expired = !cmd!(sh, "openssl x509 -checkend 0 -noout -in {crt}")
+            .quiet()
+            .ignore_status()
+            .output()?
+            .status
+            .success();
+        if expired {
+            let end = cmd!(sh, "openssl x509 -noout -enddate -in {crt}")
+                .quiet()
+                .read()?;
+            warning!(
+                "{} has expired ({}): firmware does not check the dates, so machines enrolled with it still boot this ISO; make a new key set (`keys generate`) for new machines",
+                crt.display(),
+                end.trim_start_matches("notAfter=")
+            );
+        }
+        Ok(())
     }
 
     pub fn db_key(&self) -> PathBuf {
