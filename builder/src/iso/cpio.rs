@@ -2,7 +2,10 @@
 //! the kernel unpacks into its initial root), zstd-compressed. Entries in
 //! sorted order with the tree's modes, owners (root when not run as root,
 //! as mksquashfs records them), mtimes and symlink targets; hard links share
-//! an inode number and carry the data once; inode numbers are assigned in
+//! an inode number and carry the data once, their link count being the
+//! names they have in the tree (flattening links files to the cached lower
+//! tree, and a concurrent build's tree links them again: the file system's
+//! count would put those into the archive); inode numbers are assigned in
 //! order, so the bytes depend on the tree alone. newc has no extended
 //! attributes: file capabilities and SELinux labels do not survive (the
 //! kernel's initramfs could not restore them either), and the build warns
@@ -38,6 +41,7 @@ fn archive(root: &Path, out: &Path) -> anyhow::Result<Vec<String>> {
     let mut w = Writer {
         out: &mut enc,
         next_ino: 1,
+        names: names_in(root)?,
         links: HashMap::new(),
         as_root: !fs_meta::is_root(),
     };
@@ -76,6 +80,19 @@ fn archive(root: &Path, out: &Path) -> anyhow::Result<Vec<String>> {
     Ok(lost)
 }
 
+/// How many names each multiply linked file has inside `root`, by (dev, ino).
+fn names_in(root: &Path) -> anyhow::Result<HashMap<(u64, u64), u32>> {
+    let mut names = HashMap::new();
+    for e in walkdir::WalkDir::new(root).min_depth(1) {
+        let e = e.with_context(|| format!("reading {}", root.display()))?;
+        let md = e.metadata()?;
+        if md.is_file() && md.nlink() > 1 {
+            *names.entry((md.dev(), md.ino())).or_insert(0) += 1;
+        }
+    }
+    Ok(names)
+}
+
 /// Says which files lose their extended attributes in the initrd.
 fn warn_lost_xattrs(lost: &[String]) {
     if lost.is_empty() {
@@ -92,6 +109,8 @@ fn warn_lost_xattrs(lost: &[String]) {
 struct Writer<'a, W: Write> {
     out: &'a mut W,
     next_ino: u32,
+    /// (dev, ino) of a multiply linked file -> its names in the tree.
+    names: HashMap<(u64, u64), u32>,
     /// (dev, ino) of a hard-linked file -> the inode number it got.
     links: HashMap<(u64, u64), u32>,
     /// Record root as every owner (unprivileged flattening could not chown).
@@ -109,25 +128,16 @@ impl<W: Write> Writer<'_, W> {
         };
         let mtime = md.mtime().max(0) as u64;
         let mode = md.mode();
-        if ft.is_file() && md.nlink() > 1 {
-            let key = (md.dev(), md.ino());
+        let key = (md.dev(), md.ino());
+        let nlink = self.names.get(&key).copied().unwrap_or(1);
+        if ft.is_file() && nlink > 1 {
             if let Some(&ino) = self.links.get(&key) {
                 // Linked to the first: no data, the kernel links the name.
-                return self.header_ino(name, ino, mode, uid, gid, md.nlink() as u32, mtime, 0, 0);
+                return self.header_ino(name, ino, mode, uid, gid, nlink, mtime, 0, 0);
             }
             let ino = self.take_ino();
             self.links.insert(key, ino);
-            self.header_ino(
-                name,
-                ino,
-                mode,
-                uid,
-                gid,
-                md.nlink() as u32,
-                mtime,
-                md.len(),
-                0,
-            )?;
+            self.header_ino(name, ino, mode, uid, gid, nlink, mtime, md.len(), 0)?;
             return self.data_file(path, md.len());
         }
         if ft.is_file() {
@@ -280,5 +290,28 @@ mod tests {
             .expect("user xattrs on the temporary folder's filesystem");
         let lost = archive(&root, &t.path().join("i.cpio.zst")).unwrap();
         assert_eq!(lost, ["/usr/bin/ping (user.demo)"]);
+    }
+
+    /// Links from outside the tree (the cached lower tree, another build's
+    /// tree) change nothing in the archive.
+    #[test]
+    fn links_outside_the_tree_do_not_count() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("root");
+        fs::create_dir_all(root.join("etc")).unwrap();
+        fs::write(root.join("etc/a"), b"hello").unwrap();
+        fs::write(root.join("etc/b"), b"world").unwrap();
+        fs::hard_link(root.join("etc/b"), root.join("etc/c")).unwrap();
+        let (one, two) = (t.path().join("1.cpio.zst"), t.path().join("2.cpio.zst"));
+        archive(&root, &one).unwrap();
+        fs::hard_link(root.join("etc/a"), t.path().join("outside-a")).unwrap();
+        fs::hard_link(root.join("etc/b"), t.path().join("outside-b")).unwrap();
+        archive(&root, &two).unwrap();
+        assert_eq!(fs::read(&one).unwrap(), fs::read(&two).unwrap());
+        let raw = zstd::decode_all(File::open(&two).unwrap()).unwrap();
+        // etc/c: nlink 2 (its names in the tree), no data (etc/b has it).
+        let at = memchr::memmem::find(&raw, b"etc/c\0").unwrap() - 110;
+        assert_eq!(&raw[at + 38..at + 46], b"00000002", "nlink");
+        assert_eq!(&raw[at + 54..at + 62], b"00000000", "size");
     }
 }
