@@ -310,8 +310,83 @@ fn keys_generate_makes_enrolment_lists_with_microsofts_certificates() {
     assert!(!t.path().join("x").exists());
 }
 
+/// The hidden staging folder beside --out holds private keys until the set
+/// is complete: an error after the keys exist (a Microsoft "certificate"
+/// that is none) and SIGTERM while openssl runs both leave nothing behind.
+#[test]
+fn keys_generate_leaves_no_private_key_behind_on_errors_or_signals() {
+    let t = tempfile::tempdir().unwrap();
+    let leftovers = |dir: &Path| -> Vec<String> {
+        fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(".edgeforge-keys-"))
+            .collect()
+    };
+    let ms = t.path().join("ms");
+    fs::create_dir_all(ms.join("db")).unwrap();
+    fs::write(ms.join("db/not-a-cert.der"), b"garbage").unwrap();
+    let parent = t.path().join("error");
+    fs::create_dir(&parent).unwrap();
+    let o = edgeforge(&[
+        "keys",
+        "generate",
+        "x",
+        "--out",
+        parent.join("x").to_str().unwrap(),
+        "--microsoft-certs",
+        ms.to_str().unwrap(),
+    ]);
+    assert_fails(&o, 3, &["not-a-cert.der is not an X.509 certificate"]);
+    assert!(!stderr(&o).contains("PRIVATE KEY"), "{}", stderr(&o));
+    assert_eq!(leftovers(&parent), Vec::<String>::new());
+    assert!(!parent.join("x").exists());
+
+    // openssl slowed down, so SIGTERM comes while PK.key exists and the
+    // next key is being made.
+    let bin = t.path().join("bin");
+    fs::create_dir(&bin).unwrap();
+    let openssl = String::from_utf8(tool("sh", &["-c", "command -v openssl"], t.path())).unwrap();
+    fs::write(
+        bin.join("openssl"),
+        format!(
+            "#!/bin/sh\n[ \"$1\" = req ] && sleep 1\nexec {} \"$@\"\n",
+            openssl.trim()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(bin.join("openssl"), fs::Permissions::from_mode(0o755)).unwrap();
+    let parent = t.path().join("signal");
+    fs::create_dir(&parent).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let child = Command::new(env!("CARGO_BIN_EXE_edgeforge"))
+        .args(["keys", "generate", "x", "--out"])
+        .arg(parent.join("x"))
+        .env("PATH", path)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while !leftovers(&parent)
+        .iter()
+        .any(|n| parent.join(n).join("keys/PK.key").exists())
+    {
+        assert!(started.elapsed().as_secs() < 60, "PK.key never appeared");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    tool("kill", &["-TERM", &child.id().to_string()], t.path());
+    let o = child.wait_with_output().unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("interrupted by signal 15"), "{err}");
+    assert_eq!(leftovers(&parent), Vec::<String>::new());
+    assert!(!parent.join("x").exists());
+}
+
 /// The busybox demo base's UKI ISOs: a golden one signed with key set A
-/// (user-data embedded), the same built again without a cache, and one
+/// (user-data embedded), the same built again without a cache, under umask
+/// 077 and with `-v`, and one
 /// signed with key set B; each build's own cache folder.
 struct DemoUki {
     dir: FixtureDir,
@@ -323,6 +398,8 @@ struct DemoUki {
     caches: Vec<PathBuf>,
     manifest: PathBuf,
     log: String,
+    /// The rebuild's `-v` log: every command line, key paths included.
+    verbose_log: String,
 }
 
 fn demo_uki() -> &'static DemoUki {
@@ -348,12 +425,25 @@ fn demo_uki() -> &'static DemoUki {
                 out.to_str().unwrap(),
             ];
             args.extend(extra);
-            let o = edgeforge_env(&args, &[("EDGEFORGE_CACHE_DIR", cache.to_str().unwrap())]);
+            let o = if name == "rebuilt" {
+                // Another umask: modes in the image must not follow it.
+                Command::new("sh")
+                    .args(["-c", "umask 077 && exec \"$@\"", "sh"])
+                    .arg(env!("CARGO_BIN_EXE_edgeforge"))
+                    .args(&args)
+                    .current_dir(repo_root())
+                    .env("SOURCE_DATE_EPOCH", EPOCH)
+                    .env("EDGEFORGE_CACHE_DIR", &cache)
+                    .output()
+                    .unwrap()
+            } else {
+                edgeforge_env(&args, &[("EDGEFORGE_CACHE_DIR", cache.to_str().unwrap())])
+            };
             assert_ok(&o);
             (out, cache, stderr(&o))
         };
         let (golden, cache, log) = build("golden", &keys, &[]);
-        let (rebuilt, _, _) = build("rebuilt", &keys, &["--no-cache"]);
+        let (rebuilt, _, verbose_log) = build("rebuilt", &keys, &["--no-cache", "-v"]);
         let (other, other_cache, _) = build("other", &other_keys, &[]);
         DemoUki {
             keys,
@@ -364,6 +454,7 @@ fn demo_uki() -> &'static DemoUki {
             other: other.join(ISO),
             caches: vec![cache, other_cache],
             log,
+            verbose_log,
             dir,
         }
     })
@@ -400,7 +491,7 @@ fn uki_iso_is_signed_reproducible_uefi_only_and_holds_no_private_key() {
     assert_eq!(
         sha256_hex(&fs::read(&f.golden).unwrap()),
         sha256_hex(&fs::read(&f.rebuilt).unwrap()),
-        "a rebuild without the cache gives the same bytes"
+        "a rebuild without the cache, under another umask and path, gives the same bytes"
     );
     assert!(
         f.log
@@ -516,7 +607,15 @@ fn uki_iso_is_signed_reproducible_uefi_only_and_holds_no_private_key() {
         );
     }
 
-    // No private key byte sequence in the ISO, the manifest or the cache.
+    // The verbose log names the db key by its path only.
+    assert!(
+        f.verbose_log.contains("osslsigncode sign")
+            && f.verbose_log
+                .contains(f.keys.join("db.key").to_str().unwrap()),
+        "{}",
+        f.verbose_log
+    );
+    // No private key byte sequence in the ISO, the manifest, the cache or a log.
     let mut files = vec![f.golden.clone(), f.manifest.clone()];
     for c in &f.caches {
         files.extend(
@@ -545,6 +644,14 @@ fn uki_iso_is_signed_reproducible_uefi_only_and_holds_no_private_key() {
                     memchr::memmem::find(&bytes, n).is_none(),
                     "{var}.key material in {}",
                     file.display()
+                );
+            }
+        }
+        for (what, log) in [("log", &f.log), ("-v log", &f.verbose_log)] {
+            for n in &needles {
+                assert!(
+                    memchr::memmem::find(log.as_bytes(), n).is_none(),
+                    "{var}.key material in the {what}"
                 );
             }
         }
@@ -730,4 +837,139 @@ fn uki_mode_needs_a_key_set() {
         t.path().join("out").to_str().unwrap(),
     ]);
     assert_fails(&o, 3, &["secure_boot_keys", "boot: uki"]);
+}
+
+/// A key set folder that is missing, mixes two sets, or exposes its db
+/// key is refused before anything is built, saying which file and why; an
+/// expired db certificate is warned about before the build starts.
+#[test]
+fn a_key_set_that_is_not_whole_is_refused_and_an_expired_one_warned() {
+    let t = tempfile::tempdir().unwrap();
+    let def = write_definition(t.path(), "uki", Path::new("/nonexistent"), "boot: uki\n");
+    let iso = |keys: &Path| {
+        edgeforge(&[
+            "iso",
+            def.to_str().unwrap(),
+            "--golden",
+            "--rootfs",
+            t.path().to_str().unwrap(),
+            "--secure-boot-keys",
+            keys.to_str().unwrap(),
+            "--out",
+            t.path().join("out").to_str().unwrap(),
+        ])
+    };
+    let missing = iso(&t.path().join("nowhere"));
+    assert_fails(&missing, 3, &["keys.json", "keys generate"]);
+
+    let good = generate_keys(t.path(), "acme", &[]);
+    let variant = |name: &str, change: &dyn Fn(&Path)| {
+        let dir = t.path().join(name);
+        fs::create_dir(&dir).unwrap();
+        for e in fs::read_dir(&good).unwrap().flatten() {
+            if e.file_type().unwrap().is_file() {
+                fs::copy(e.path(), dir.join(e.file_name())).unwrap();
+            }
+        }
+        change(&dir);
+        dir
+    };
+    let other_cert = variant("other-cert", &|d| {
+        fs::copy(d.join("KEK.crt"), d.join("db.crt")).unwrap();
+    });
+    assert_fails(
+        &iso(&other_cert),
+        3,
+        &["db.crt", "is not the db certificate"],
+    );
+    let other_key = variant("other-key", &|d| {
+        fs::copy(d.join("KEK.key"), d.join("db.key")).unwrap();
+    });
+    let o = iso(&other_key);
+    assert_fails(&o, 3, &["db.key is not the private key of"]);
+    assert!(!stderr(&o).contains("PRIVATE KEY"), "{}", stderr(&o));
+    let open = variant("open", &|d| {
+        fs::set_permissions(d.join("db.key"), fs::Permissions::from_mode(0o644)).unwrap();
+    });
+    assert_fails(
+        &iso(&open),
+        8,
+        &["db.key is readable by others", "chmod 0600"],
+    );
+
+    // A db certificate valid for one day of 2020 (openssl ca sets the
+    // dates), recorded in keys.json: warned, then the build goes on (and
+    // stops at the empty root filesystem).
+    let expired = variant("expired", &|d| {
+        let ca = t.path().join("ca");
+        fs::create_dir_all(ca.join("new")).unwrap();
+        fs::write(ca.join("index.txt"), "").unwrap();
+        fs::write(ca.join("serial"), "01\n").unwrap();
+        fs::write(
+            ca.join("ca.cnf"),
+            format!(
+                "[ca]\ndefault_ca=c\n[c]\ndatabase={0}/index.txt\nnew_certs_dir={0}/new\nserial={0}/serial\ndefault_md=sha256\npolicy=p\n[p]\ncommonName=supplied\n",
+                ca.display()
+            ),
+        )
+        .unwrap();
+        let (key, csr, crt) = (d.join("db.key"), ca.join("db.csr"), d.join("db.crt"));
+        let p = |p: &Path| p.to_str().unwrap().to_string();
+        tool(
+            "openssl",
+            &[
+                "req",
+                "-batch",
+                "-new",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-subj",
+                "/CN=acme db/",
+                "-keyout",
+                &p(&key),
+                "-out",
+                &p(&csr),
+            ],
+            d,
+        );
+        tool(
+            "openssl",
+            &[
+                "ca",
+                "-batch",
+                "-config",
+                &p(&ca.join("ca.cnf")),
+                "-selfsign",
+                "-keyfile",
+                &p(&key),
+                "-in",
+                &p(&csr),
+                "-startdate",
+                "20200101000000Z",
+                "-enddate",
+                "20200102000000Z",
+                "-out",
+                &p(&crt),
+            ],
+            d,
+        );
+        fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).unwrap();
+        let mut meta: serde_json::Value =
+            serde_json::from_slice(&fs::read(d.join("keys.json")).unwrap()).unwrap();
+        for c in meta["certificates"].as_array_mut().unwrap() {
+            if c["var"] == "db" {
+                c["sha256"] = sha256_hex(&der_of(&crt, d)).into();
+            }
+        }
+        fs::write(d.join("keys.json"), meta.to_string()).unwrap();
+    });
+    let o = iso(&expired);
+    let err = stderr(&o);
+    assert!(
+        err.contains("db.crt has expired (Jan  2 00:00:00 2020 GMT)")
+            && err.contains("firmware does not check the dates")
+            && err.contains("no kernel"),
+        "{err}"
+    );
 }

@@ -2,10 +2,15 @@
 //! the kernel unpacks into its initial root), zstd-compressed. Entries in
 //! sorted order with the tree's modes, owners (root when not run as root,
 //! as mksquashfs records them), mtimes and symlink targets; hard links share
-//! an inode number and carry the data once; inode numbers are assigned in
+//! an inode number and carry the data once, their link count being the
+//! names they have in the tree (flattening links files to the cached lower
+//! tree, and a concurrent build's tree links them again: the file system's
+//! count would put those into the archive); inode numbers are assigned in
 //! order, so the bytes depend on the tree alone. newc has no extended
 //! attributes: file capabilities and SELinux labels do not survive (the
-//! kernel's initramfs could not restore them either). A `/dev/console`
+//! kernel's initramfs could not restore them either), and the build warns
+//! naming the files that lose some, since a program that relies on its file
+//! capability (ping, newuidmap) fails only at run time. A `/dev/console`
 //! node is added when the tree has none, so init starts with a console.
 
 use std::collections::HashMap;
@@ -17,20 +22,31 @@ use std::path::Path;
 use anyhow::Context;
 
 use crate::fs_meta;
+use crate::log::warning;
 
 /// zstd's default level: the Debian base's root filesystem in seconds.
 const LEVEL: i32 = 3;
 
 pub fn write(root: &Path, out: &Path) -> anyhow::Result<()> {
+    let lost = archive(root, out)?;
+    warn_lost_xattrs(&lost);
+    Ok(())
+}
+
+/// Writes the archive; returns the files whose extended attributes it
+/// could not carry, with the attributes' names.
+fn archive(root: &Path, out: &Path) -> anyhow::Result<Vec<String>> {
     let file = File::create(out).with_context(|| format!("creating {}", out.display()))?;
     let mut enc = zstd::stream::Encoder::new(BufWriter::with_capacity(1 << 20, file), LEVEL)?;
     let mut w = Writer {
         out: &mut enc,
         next_ino: 1,
+        names: names_in(root)?,
         links: HashMap::new(),
         as_root: !fs_meta::is_root(),
     };
     let mut has_console = false;
+    let mut lost = Vec::new();
     for e in walkdir::WalkDir::new(root).min_depth(1).sort_by_file_name() {
         let e = e.with_context(|| format!("reading {}", root.display()))?;
         let rel = e.path().strip_prefix(root).expect("under the root");
@@ -38,6 +54,14 @@ pub fn write(root: &Path, out: &Path) -> anyhow::Result<()> {
             .to_str()
             .ok_or_else(|| anyhow::anyhow!("{}: not a UTF-8 name", e.path().display()))?;
         has_console |= name == "dev/console";
+        let xattrs = fs_meta::xattrs(e.path()).unwrap_or_default();
+        if !xattrs.is_empty() {
+            let names: Vec<String> = xattrs
+                .iter()
+                .map(|(n, _)| String::from_utf8_lossy(n).into_owned())
+                .collect();
+            lost.push(format!("/{name} ({})", names.join(", ")));
+        }
         w.entry(name, e.path())
             .with_context(|| format!("adding {} to the initrd", e.path().display()))?;
     }
@@ -52,12 +76,41 @@ pub fn write(root: &Path, out: &Path) -> anyhow::Result<()> {
         .into_inner()
         .map_err(|e| e.into_error())?
         .sync_all()
-        .with_context(|| format!("writing {}", out.display()))
+        .with_context(|| format!("writing {}", out.display()))?;
+    Ok(lost)
+}
+
+/// How many names each multiply linked file has inside `root`, by (dev, ino).
+fn names_in(root: &Path) -> anyhow::Result<HashMap<(u64, u64), u32>> {
+    let mut names = HashMap::new();
+    for e in walkdir::WalkDir::new(root).min_depth(1) {
+        let e = e.with_context(|| format!("reading {}", root.display()))?;
+        let md = e.metadata()?;
+        if md.is_file() && md.nlink() > 1 {
+            *names.entry((md.dev(), md.ino())).or_insert(0) += 1;
+        }
+    }
+    Ok(names)
+}
+
+/// Says which files lose their extended attributes in the initrd.
+fn warn_lost_xattrs(lost: &[String]) {
+    if lost.is_empty() {
+        return;
+    }
+    let more = lost.len().saturating_sub(5);
+    warning!(
+        "a UKI's initrd (newc cpio) carries no extended attributes: file capabilities, ACLs and labels are lost on {}{}; give such programs setuid or the capability at run time",
+        lost[..lost.len().min(5)].join(", "),
+        if more > 0 { format!(" and {more} more") } else { String::new() }
+    );
 }
 
 struct Writer<'a, W: Write> {
     out: &'a mut W,
     next_ino: u32,
+    /// (dev, ino) of a multiply linked file -> its names in the tree.
+    names: HashMap<(u64, u64), u32>,
     /// (dev, ino) of a hard-linked file -> the inode number it got.
     links: HashMap<(u64, u64), u32>,
     /// Record root as every owner (unprivileged flattening could not chown).
@@ -75,25 +128,16 @@ impl<W: Write> Writer<'_, W> {
         };
         let mtime = md.mtime().max(0) as u64;
         let mode = md.mode();
-        if ft.is_file() && md.nlink() > 1 {
-            let key = (md.dev(), md.ino());
+        let key = (md.dev(), md.ino());
+        let nlink = self.names.get(&key).copied().unwrap_or(1);
+        if ft.is_file() && nlink > 1 {
             if let Some(&ino) = self.links.get(&key) {
                 // Linked to the first: no data, the kernel links the name.
-                return self.header_ino(name, ino, mode, uid, gid, md.nlink() as u32, mtime, 0, 0);
+                return self.header_ino(name, ino, mode, uid, gid, nlink, mtime, 0, 0);
             }
             let ino = self.take_ino();
             self.links.insert(key, ino);
-            self.header_ino(
-                name,
-                ino,
-                mode,
-                uid,
-                gid,
-                md.nlink() as u32,
-                mtime,
-                md.len(),
-                0,
-            )?;
+            self.header_ino(name, ino, mode, uid, gid, nlink, mtime, md.len(), 0)?;
             return self.data_file(path, md.len());
         }
         if ft.is_file() {
@@ -225,7 +269,49 @@ mod tests {
         assert_eq!(a.ino(), b.ino(), "hard links stay linked");
         assert!(raw.windows(11).any(|w| w == b"dev/console"));
         let again = t.path().join("again.cpio.zst");
+        assert!(
+            archive(&root, &again).unwrap().is_empty(),
+            "no xattrs, none lost"
+        );
         write(&root, &again).unwrap();
         assert_eq!(fs::read(&out).unwrap(), fs::read(&again).unwrap());
+    }
+
+    /// The files whose xattrs the archive cannot carry are named, with
+    /// the attributes, for the build's warning.
+    #[test]
+    fn lost_xattrs_are_named() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("root");
+        fs::create_dir_all(root.join("usr/bin")).unwrap();
+        fs::write(root.join("usr/bin/ping"), b"x").unwrap();
+        fs::write(root.join("usr/bin/plain"), b"x").unwrap();
+        fs_meta::set_xattr(&root.join("usr/bin/ping"), b"user.demo", b"1")
+            .expect("user xattrs on the temporary folder's filesystem");
+        let lost = archive(&root, &t.path().join("i.cpio.zst")).unwrap();
+        assert_eq!(lost, ["/usr/bin/ping (user.demo)"]);
+    }
+
+    /// Links from outside the tree (the cached lower tree, another build's
+    /// tree) change nothing in the archive.
+    #[test]
+    fn links_outside_the_tree_do_not_count() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("root");
+        fs::create_dir_all(root.join("etc")).unwrap();
+        fs::write(root.join("etc/a"), b"hello").unwrap();
+        fs::write(root.join("etc/b"), b"world").unwrap();
+        fs::hard_link(root.join("etc/b"), root.join("etc/c")).unwrap();
+        let (one, two) = (t.path().join("1.cpio.zst"), t.path().join("2.cpio.zst"));
+        archive(&root, &one).unwrap();
+        fs::hard_link(root.join("etc/a"), t.path().join("outside-a")).unwrap();
+        fs::hard_link(root.join("etc/b"), t.path().join("outside-b")).unwrap();
+        archive(&root, &two).unwrap();
+        assert_eq!(fs::read(&one).unwrap(), fs::read(&two).unwrap());
+        let raw = zstd::decode_all(File::open(&two).unwrap()).unwrap();
+        // etc/c: nlink 2 (its names in the tree), no data (etc/b has it).
+        let at = memchr::memmem::find(&raw, b"etc/c\0").unwrap() - 110;
+        assert_eq!(&raw[at + 38..at + 46], b"00000002", "nlink");
+        assert_eq!(&raw[at + 54..at + 62], b"00000000", "size");
     }
 }

@@ -97,8 +97,9 @@ pub fn check_inputs(l: &LoadedDefinition) -> anyhow::Result<()> {
             "installer ISOs are built for amd64 only (BIOS + UEFI x86_64 GRUB); arm64 definitions build provider images (`edgeforge provider-image`), not ISOs",
         ));
     }
-    if trusted_boot_keys(l)?.is_some() {
+    if let Some(keys) = trusted_boot_keys(l)? {
         host_tools::require(&host_tools::UKI)?;
+        keys.warn_if_expired()?;
     }
     for (i, b) in l.def.iso.bundles.iter().enumerate() {
         let path = l.resolve(b);

@@ -6,6 +6,9 @@
 //!
 //! Private keys are made by openssl straight into a 0700 staging folder with
 //! mode 0600, go to tools as paths only, and are never read by edgeforge.
+//! The staging folder is removed on every error, and on SIGINT, SIGTERM or
+//! SIGHUP (recorded while the set is made, then handled as an error); only
+//! a SIGKILL or a crash can leave it (`.edgeforge-keys-*` beside --out).
 //! Signature lists and `.auth` files are deterministic for the same
 //! certificates, owner GUID and SOURCE_DATE_EPOCH (the update timestamp).
 
@@ -13,6 +16,7 @@ use std::fs;
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI32, Ordering};
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
@@ -21,6 +25,7 @@ use xshell::{cmd, Shell};
 
 use crate::error::{fail, Category};
 use crate::host_tools;
+use crate::log::warning;
 
 /// Microsoft's signature owner GUID in KEK and db.
 pub const MICROSOFT_GUID: &str = "77fa9abd-0359-4d32-bd60-28f4e78f784b";
@@ -82,6 +87,7 @@ impl Generate<'_> {
             _ => Path::new("."),
         };
         fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+        let interrupts = Interrupts::catch();
         let stage = tempfile::Builder::new()
             .prefix(".edgeforge-keys-")
             .tempdir_in(parent)
@@ -89,6 +95,22 @@ impl Generate<'_> {
         let dir = stage.path().join("keys");
         fs::create_dir(&dir)?;
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))?;
+        let made = self.write_set(&dir, &microsoft, &interrupts);
+        // An interruption wins over the error of the tool it killed.
+        interrupts.check()?;
+        let meta = made?;
+        fs::rename(&dir, self.out)
+            .with_context(|| format!("renaming the key set into {}", self.out.display()))?;
+        Ok(meta)
+    }
+
+    /// Makes the key set in the staging folder `dir`.
+    fn write_set(
+        &self,
+        dir: &Path,
+        microsoft: &[(String, PathBuf)],
+        interrupts: &Interrupts,
+    ) -> anyhow::Result<KeySetMeta> {
         let sh = host_tools::shell()?;
         let days = self.expiration_days.to_string();
         let mut certificates = Vec::new();
@@ -98,11 +120,12 @@ impl Generate<'_> {
                 dir.join(format!("{var}.key")),
                 dir.join(format!("{var}.crt")),
             );
-            // openssl creates private key files 0600; checked below.
+            // openssl creates private key files 0600; set again below, whatever its version does.
             host_tools::run(cmd!(
                 sh,
                 "openssl req -batch -new -x509 -newkey rsa:2048 -sha256 -nodes -days {days} -subj {subj} -keyout {key} -out {crt}"
             ))?;
+            interrupts.check()?;
             fs::set_permissions(&key, fs::Permissions::from_mode(0o600))?;
             fs::set_permissions(&crt, fs::Permissions::from_mode(0o644))?;
             certificates.push(Certificate {
@@ -129,7 +152,7 @@ impl Generate<'_> {
         }
         let guid = random_guid()?;
         fs::write(dir.join("GUID"), format!("{guid}\n"))?;
-        write_lists(&sh, &dir, &guid, &ms_pems, self.epoch)?;
+        write_lists(&sh, dir, &guid, &ms_pems, self.epoch)?;
         let meta = KeySetMeta {
             schema: SCHEMA.into(),
             name: self.name.into(),
@@ -138,14 +161,68 @@ impl Generate<'_> {
             microsoft: ms_meta,
         };
         fs::write(dir.join(META), serde_json::to_string_pretty(&meta)? + "\n")?;
-        for e in fs::read_dir(&dir)?.flatten() {
+        for e in fs::read_dir(dir)?.flatten() {
             if e.file_type()?.is_file() && !e.file_name().to_string_lossy().ends_with(".key") {
                 fs::set_permissions(e.path(), fs::Permissions::from_mode(0o644))?;
             }
         }
-        fs::rename(&dir, self.out)
-            .with_context(|| format!("renaming the key set into {}", self.out.display()))?;
         Ok(meta)
+    }
+}
+
+/// The signal that interrupted key generation, 0 for none.
+static INTERRUPTED: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn record(sig: libc::c_int) {
+    INTERRUPTED.store(sig, Ordering::SeqCst);
+}
+
+/// SIGINT, SIGTERM and SIGHUP recorded instead of ending the process while
+/// private keys sit in the staging folder, so the error path removes it
+/// (a killed process runs no destructor); the old actions come back on drop.
+struct Interrupts {
+    old: Vec<(libc::c_int, libc::sigaction)>,
+}
+
+impl Interrupts {
+    const SIGNALS: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
+
+    fn catch() -> Interrupts {
+        INTERRUPTED.store(0, Ordering::SeqCst);
+        let mut old = Vec::new();
+        for sig in Self::SIGNALS {
+            // SAFETY: zeroed sigaction is valid (empty mask, no flags); the
+            // handler only stores to an atomic, which is async-signal-safe.
+            unsafe {
+                let mut act: libc::sigaction = std::mem::zeroed();
+                act.sa_sigaction = record as extern "C" fn(libc::c_int) as libc::sighandler_t;
+                let mut prev: libc::sigaction = std::mem::zeroed();
+                if libc::sigaction(sig, &act, &mut prev) == 0 {
+                    old.push((sig, prev));
+                }
+            }
+        }
+        Interrupts { old }
+    }
+
+    /// An error once a signal came, so the caller stops and cleans up.
+    fn check(&self) -> anyhow::Result<()> {
+        match INTERRUPTED.load(Ordering::SeqCst) {
+            0 => Ok(()),
+            sig => Err(fail(
+                Category::Build,
+                format!("interrupted by signal {sig}: the unfinished key set was removed"),
+            )),
+        }
+    }
+}
+
+impl Drop for Interrupts {
+    fn drop(&mut self) {
+        for (sig, prev) in &self.old {
+            // SAFETY: restores an action sigaction returned.
+            unsafe { libc::sigaction(*sig, prev, std::ptr::null_mut()) };
+        }
     }
 }
 
@@ -363,7 +440,70 @@ impl KeySet {
                 ),
             ));
         }
+        set.check_db()?;
         Ok(set)
+    }
+
+    /// The db certificate is the one `keys.json` records and belongs to
+    /// db.key (a folder mixing two sets would sign binaries the enrolled
+    /// firmware refuses).
+    fn check_db(&self) -> anyhow::Result<()> {
+        host_tools::require(&[&host_tools::OPENSSL])?;
+        let sh = host_tools::shell()?;
+        let (crt, key) = (self.db_cert(), self.db_key());
+        let found = fingerprint(&sh, &crt)?;
+        if found != self.db_fingerprint() {
+            return Err(fail(
+                Category::InvalidInput,
+                format!(
+                    "{} (sha256:{found}) is not the db certificate {} records (sha256:{}); use the key set as `keys generate` made it",
+                    crt.display(),
+                    self.dir.join(META).display(),
+                    self.db_fingerprint()
+                ),
+            ));
+        }
+        // Public keys only; an empty passphrase makes an encrypted key
+        // fail here instead of prompting.
+        let public = |c: xshell::Cmd| c.quiet().ignore_status().output().map(|o| o.stdout);
+        let of_cert = public(cmd!(sh, "openssl x509 -noout -pubkey -in {crt}"))?;
+        let of_key = public(cmd!(sh, "openssl pkey -pubout -passin pass: -in {key}"))?;
+        if of_key.is_empty() || of_cert != of_key {
+            return Err(fail(
+                Category::InvalidInput,
+                format!(
+                    "{} is not the private key of {} (or needs a passphrase); use the key set as `keys generate` made it",
+                    key.display(),
+                    crt.display()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Warns when the db certificate has expired: only warned, since
+    /// firmware does not check dates and machines enrolled with it still
+    /// boot what it signs.
+    pub fn warn_if_expired(&self) -> anyhow::Result<()> {
+        let sh = host_tools::shell()?;
+        let crt = self.db_cert();
+        let expired = !cmd!(sh, "openssl x509 -checkend 0 -noout -in {crt}")
+            .quiet()
+            .ignore_status()
+            .output()?
+            .status
+            .success();
+        if expired {
+            let end = cmd!(sh, "openssl x509 -noout -enddate -in {crt}")
+                .quiet()
+                .read()?;
+            warning!(
+                "{} has expired ({}): firmware does not check the dates, so machines enrolled with it still boot this ISO; make a new key set (`keys generate`) for new machines",
+                crt.display(),
+                end.trim_start_matches("notAfter=")
+            );
+        }
+        Ok(())
     }
 
     pub fn db_key(&self) -> PathBuf {

@@ -1,7 +1,11 @@
 //! A Unified Kernel Image: systemd's EFI stub with `.osrel`, `.cmdline`,
 //! `.linux` and `.initrd` sections added by objcopy (ukify is not packaged
 //! for bookworm), each placed after the stub's last section (and the one
-//! before it) on a page boundary, as ukify places them. objcopy stamps the
+//! before it) on a page boundary, or on the stub's SectionAlignment when
+//! that is larger, as ukify places them: the loader maps sections at their
+//! VMAs, so they must not overlap and must honour the stub's alignment
+//! (Debian's 252 stub declares 0x200, which ukify of that era rounded up to
+//! pages too). objcopy stamps the
 //! PE header with the current time: the timestamp is set to the epoch and
 //! the PE checksum recomputed, so the same inputs give the same bytes.
 
@@ -14,6 +18,9 @@ use xshell::{cmd, Shell};
 use crate::error::{fail, Category};
 use crate::host_tools;
 
+/// The least alignment of an added section (ukify's for objcopy).
+const PAGE: u64 = 0x1000;
+
 pub struct Parts<'a> {
     pub stub: &'a Path,
     pub os_release: &'a Path,
@@ -22,8 +29,6 @@ pub struct Parts<'a> {
     pub kernel: &'a Path,
     pub initrd: &'a Path,
 }
-
-const PAGE: u64 = 0x1000;
 
 /// Writes the (unsigned) UKI of `parts` to `out`; `work` holds the cmdline file.
 pub fn assemble(
@@ -34,12 +39,13 @@ pub fn assemble(
     epoch: u64,
 ) -> anyhow::Result<()> {
     let stub = fs::read(parts.stub).with_context(|| format!("reading {}", parts.stub.display()))?;
-    let mut next = pe_end(&stub).ok_or_else(|| {
+    let layout = Layout::of(&stub).ok_or_else(|| {
         fail(
             Category::InvalidInput,
             format!("{} is not a PE32+ EFI stub", parts.stub.display()),
         )
     })?;
+    let mut next = layout.end;
     let cmdline = work.join("cmdline");
     fs::write(&cmdline, format!("{}\0", parts.cmdline))?;
     let mut args: Vec<String> = Vec::new();
@@ -56,7 +62,7 @@ pub fn assemble(
         args.push(format!("{name}={}", file.display()));
         args.push("--change-section-vma".into());
         args.push(format!("{name}={next:#x}"));
-        next = align(next + size);
+        next = align(next + size, layout.alignment);
     }
     let stub_path = parts.stub;
     host_tools::run(cmd!(sh, "objcopy {args...} {stub_path} {out}"))?;
@@ -70,8 +76,8 @@ pub fn assemble(
     fs::write(out, image).with_context(|| format!("writing {}", out.display()))
 }
 
-fn align(v: u64) -> u64 {
-    v.div_ceil(PAGE) * PAGE
+fn align(v: u64, to: u64) -> u64 {
+    v.div_ceil(to) * to
 }
 
 fn u16_at(b: &[u8], o: usize) -> Option<u16> {
@@ -91,22 +97,40 @@ fn headers(b: &[u8]) -> Option<(usize, usize)> {
     (u16_at(b, opt)? == 0x20b).then_some((coff, opt))
 }
 
-/// The first page-aligned address after every section of the image
-/// (image base included, as objcopy's VMAs are).
-fn pe_end(b: &[u8]) -> Option<u64> {
-    let (coff, opt) = headers(b)?;
-    let sections = u16_at(b, coff + 2)? as usize;
-    let opt_size = u16_at(b, coff + 16)? as usize;
-    let base = u64::from_le_bytes(b.get(opt + 24..opt + 32)?.try_into().ok()?);
-    let table = opt + opt_size;
-    let mut end = 0u64;
-    for i in 0..sections {
-        let s = table + i * 40;
-        let vsize = u32_at(b, s + 8)? as u64;
-        let va = u32_at(b, s + 12)? as u64;
-        end = end.max(va + vsize);
+/// Where sections added to a PE image go, from its optional header.
+struct Layout {
+    /// SectionAlignment, at least a page: added sections' VMAs are multiples of it.
+    alignment: u64,
+    /// The first aligned address after every section of the image (image
+    /// base included, as objcopy's VMAs are).
+    end: u64,
+}
+
+impl Layout {
+    fn of(b: &[u8]) -> Option<Layout> {
+        let (coff, opt) = headers(b)?;
+        let sections = u16_at(b, coff + 2)? as usize;
+        let opt_size = u16_at(b, coff + 16)? as usize;
+        let base = u64::from_le_bytes(b.get(opt + 24..opt + 32)?.try_into().ok()?);
+        let declared = u64::from(u32_at(b, opt + 32)?);
+        if !declared.is_power_of_two() {
+            return None;
+        }
+        let alignment = declared.max(PAGE);
+        let table = opt + opt_size;
+        let mut end = 0u64;
+        for i in 0..sections {
+            let s = table + i * 40;
+            // A section whose VirtualSize is 0 still maps its raw data.
+            let size = u32_at(b, s + 8)?.max(u32_at(b, s + 16)?) as u64;
+            let va = u32_at(b, s + 12)? as u64;
+            end = end.max(va + size);
+        }
+        Some(Layout {
+            alignment,
+            end: align(base + end, alignment),
+        })
     }
-    Some(align(base + end))
 }
 
 /// Sets the COFF timestamp and recomputes the optional header's checksum.
@@ -147,12 +171,41 @@ mod tests {
         assert_eq!(pe_checksum(&b, 4), 0x0002 + 8);
     }
 
+    /// A PE32+ image with one section at 0x3000 (size 0x1234) and the
+    /// given SectionAlignment.
+    fn image(alignment: u32) -> Vec<u8> {
+        let mut b = vec![0u8; 0x200];
+        b[0x3c..0x40].copy_from_slice(&0x80u32.to_le_bytes());
+        b[0x80..0x84].copy_from_slice(b"PE\0\0");
+        let (coff, opt) = (0x84, 0x98);
+        b[coff + 2..coff + 4].copy_from_slice(&1u16.to_le_bytes());
+        b[coff + 16..coff + 18].copy_from_slice(&240u16.to_le_bytes());
+        b[opt..opt + 2].copy_from_slice(&0x20bu16.to_le_bytes());
+        b[opt + 24..opt + 32].copy_from_slice(&0x1_0000_0000u64.to_le_bytes());
+        b[opt + 32..opt + 36].copy_from_slice(&alignment.to_le_bytes());
+        let s = opt + 240;
+        b[s + 8..s + 12].copy_from_slice(&0x1234u32.to_le_bytes());
+        b[s + 12..s + 16].copy_from_slice(&0x3000u32.to_le_bytes());
+        b
+    }
+
+    #[test]
+    fn added_sections_follow_the_stubs_alignment() {
+        let page = Layout::of(&image(0x1000)).unwrap();
+        assert_eq!((page.alignment, page.end), (0x1000, 0x1_0000_5000));
+        let small = Layout::of(&image(0x200)).unwrap();
+        assert_eq!((small.alignment, small.end), (0x1000, 0x1_0000_5000));
+        let big = Layout::of(&image(0x10000)).unwrap();
+        assert_eq!((big.alignment, big.end), (0x10000, 0x1_0001_0000));
+        assert!(Layout::of(&image(0x1001)).is_none(), "not a power of two");
+    }
+
     #[test]
     fn the_host_stub_ends_below_the_first_added_section() {
         let stub = Path::new("/usr/lib/systemd/boot/efi/linuxx64.efi.stub");
         let Ok(b) = fs::read(stub) else { return };
-        let end = pe_end(&b).unwrap();
-        assert_eq!(end % PAGE, 0);
-        assert!(end > 0x4000, "{end:#x}");
+        let layout = Layout::of(&b).unwrap();
+        assert_eq!(layout.end % layout.alignment, 0);
+        assert!(layout.end > 0x4000, "{:#x}", layout.end);
     }
 }
