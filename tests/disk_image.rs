@@ -573,3 +573,62 @@ fn a_per_site_disk_from_a_golden_one_boots_with_its_user_data() {
     assert_boots(&written[1], "qcow2", user_data, &["usb"]);
     fs::remove_dir_all(&sites).unwrap();
 }
+
+/// Refused in seconds, before a root file system is made: a `boot: uki`
+/// definition (the disk boots GRUB), and user-data larger than COS_OEM's
+/// fixed area, for `disk`, for `build` (whose ISO area is large enough)
+/// and for `disk embed` (before the golden disk is read).
+#[test]
+fn disks_refuse_uki_definitions_and_user_data_larger_than_the_oem_area() {
+    let t = tempfile::tempdir().unwrap();
+    let base = t.path().join("base");
+    let out = t.path().join("out");
+    let out = out.to_str().unwrap();
+    let big = t.path().join("big.yaml");
+    let text = format!(
+        "#cloud-config\n{}",
+        format!("# {}\n", "x".repeat(68)).repeat(1000)
+    );
+    fs::write(&big, &text).unwrap();
+    let big = big.to_str().unwrap();
+
+    let uki = write_definition(t.path(), "uki", &base, "boot: uki\n");
+    let o = edgeforge(&[
+        "disk",
+        uki.to_str().unwrap(),
+        "--user-data",
+        USER_DATA,
+        "--out",
+        out,
+    ]);
+    assert_fails(
+        &o,
+        3,
+        &["boot", "appliance disks boot GRUB", "--set boot=grub"],
+    );
+
+    let def = write_definition(
+        t.path(),
+        "appliance",
+        &base,
+        "iso:\n  reserved_area: 1MiB\ndisk:\n  formats: [raw]\n",
+    );
+    let def = def.to_str().unwrap();
+    let size = format!("{} bytes", text.len());
+    let fixed = [size.as_str(), "fixed at 64 KiB", "iso.reserved_area"];
+    let o = edgeforge(&["disk", def, "--user-data", big, "--out", out]);
+    assert_fails(&o, 3, &fixed);
+    let o = edgeforge(&["build", def, "--user-data", big, "--out", out]);
+    assert_fails(&o, 3, &fixed);
+    let o = edgeforge(&[
+        "disk",
+        "embed",
+        repo_root().join(USER_DATA).to_str().unwrap(),
+        "--user-data",
+        big,
+        "-o",
+        t.path().join("site.raw").to_str().unwrap(),
+    ]);
+    assert_fails(&o, 3, &fixed);
+    assert!(!t.path().join("site.raw").exists());
+}

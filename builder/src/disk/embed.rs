@@ -97,6 +97,8 @@ pub fn write(
     out: &Path,
     mode: u32,
 ) -> anyhow::Result<Sha256Digest> {
+    // The same refusal, before a golden disk is unpacked, whatever its format.
+    super::oem_area(user_data)?;
     let format = detect(golden)?;
     if format == Format::Raw {
         let area = find_area(golden)?;
@@ -149,7 +151,7 @@ pub fn write(
         Format::Raw => unreachable!("handled above"),
     }
     let area = find_area(&raw)?;
-    let bytes = reserved::fill(user_data, area.len as usize)?;
+    let bytes = super::oem_area(user_data)?;
     {
         let mut f = File::options().write(true).open(&raw)?;
         f.seek(SeekFrom::Start(area.offset))?;
