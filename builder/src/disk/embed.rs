@@ -20,6 +20,9 @@ use crate::iso::embed::Golden;
 use crate::iso::reader::Extent;
 use crate::iso::reserved;
 
+/// The largest OEM partition read (edgeforge makes them 64 MiB).
+const MAX_OEM: u64 = 1 << 30;
+
 /// What a golden disk file is, from its first bytes.
 pub fn detect(path: &Path) -> anyhow::Result<Format> {
     let mut head = [0u8; 512];
@@ -62,6 +65,16 @@ pub fn find_area(raw: &Path) -> anyhow::Result<Extent> {
     let part = gpt::find(&head, OEM_PARTITION)
         .map_err(|e| not_golden(&e.to_string()))?
         .ok_or_else(|| not_golden("no partition named `oem`"))?;
+    // Bounded before it is read into memory: a damaged or foreign table may
+    // claim any size.
+    let image_len = f.metadata()?.len();
+    if part.len() > MAX_OEM || part.offset().saturating_add(part.len()) > image_len {
+        return Err(not_golden(&format!(
+            "its `oem` partition ({} bytes at byte {}) is not within the image's {image_len} bytes or is larger than {MAX_OEM}",
+            part.len(),
+            part.offset()
+        )));
+    }
     let mut oem = vec![0u8; part.len() as usize];
     f.seek(SeekFrom::Start(part.offset()))?;
     f.read_exact(&mut oem)
@@ -201,4 +214,43 @@ fn decompress(from: &Path, format: Format, to: &PathBuf) -> anyhow::Result<()> {
         _ => std::io::copy(&mut flate2::read::GzDecoder::new(src), &mut out).with_context(ctx)?,
     };
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A disk of `sectors` whose GPT names an `oem` partition at 2048 of `oem_sectors`.
+    fn disk(dir: &Path, sectors: u64, oem_sectors: u64) -> PathBuf {
+        let parts = [gpt::Partition {
+            name: OEM_PARTITION.into(),
+            type_guid: gpt::LINUX_DATA,
+            first_lba: 2048,
+            sectors: oem_sectors,
+        }];
+        let t = gpt::table(sectors, &parts, "seed");
+        let mut bytes = gpt::protective_mbr(sectors, "seed").to_vec();
+        bytes.extend_from_slice(&t.head);
+        let p = dir.join(format!("{oem_sectors}.raw"));
+        let f = File::create(&p).unwrap();
+        (&f).write_all(&bytes).unwrap();
+        f.set_len(sectors * gpt::SECTOR).unwrap();
+        p
+    }
+
+    #[test]
+    fn an_oem_partition_beyond_the_image_is_refused_not_read() {
+        let t = tempfile::tempdir().unwrap();
+        // Claims 1 TiB in a 4 MiB file: an error, not a 1 TiB allocation.
+        let err = find_area(&disk(t.path(), 8192, 1 << 31)).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("is not within the image"),
+            "{err:#}"
+        );
+        let err = find_area(&disk(t.path(), 8192, 4096)).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("holds no reserved user-data area"),
+            "{err:#}"
+        );
+    }
 }
