@@ -113,6 +113,7 @@ pub fn write(
     // The same refusal, before a golden disk is unpacked, whatever its format.
     super::oem_area(user_data)?;
     let format = detect(golden)?;
+    let name = output_stem(out, format)?;
     if format == Format::Raw {
         let area = find_area(golden)?;
         return Golden::at(golden, area).write(user_data, out, mode);
@@ -128,22 +129,6 @@ pub fn write(
         .with_context(|| format!("creating a work folder in {}", dir.display()))?;
     let sh = host_tools::shell()?;
     let raw = work.path().join("disk.raw");
-    let name = out
-        .file_name()
-        .and_then(|n| n.to_str())
-        .and_then(|n| n.strip_suffix(&format!(".{}", format.extension())))
-        .ok_or_else(|| {
-            fail(
-                Category::Usage,
-                format!(
-                    "{}: a {} disk's output name must end in .{}",
-                    out.display(),
-                    format.extension(),
-                    format.extension()
-                ),
-            )
-        })?
-        .to_string();
     // The golden OVA's members, to write back around the new VMDK.
     let mut ova_parts = None;
     match format {
@@ -198,6 +183,32 @@ pub fn write(
     Ok(sha)
 }
 
+/// The stem of `out`, which names `format` by its extension (a raw disk's
+/// may be another, `.img`, but not another format's): the output keeps the
+/// golden disk's format, and a name saying otherwise would mislead.
+fn output_stem(out: &Path, format: Format) -> anyhow::Result<String> {
+    let name = out.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let named = Format::ALL
+        .into_iter()
+        .find(|f| name.ends_with(&format!(".{}", f.extension())));
+    let stem = match named {
+        Some(f) if f == format => name.strip_suffix(&format!(".{f}")),
+        None if format == Format::Raw => name.rsplit_once('.').map(|(s, _)| s).or(Some(name)),
+        _ => None,
+    };
+    stem.filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .ok_or_else(|| {
+            fail(
+                Category::Usage,
+                format!(
+                    "{}: the golden disk is {format}, so is the per-site one: name it *.{format}",
+                    out.display()
+                ),
+            )
+        })
+}
+
 /// The VMDK content ID a build gives this raw image (from its digest).
 fn raw_cid(raw: &Path) -> anyhow::Result<u32> {
     let (sha, _) = file_sha256(raw).with_context(|| format!("reading {}", raw.display()))?;
@@ -236,6 +247,29 @@ mod tests {
         (&f).write_all(&bytes).unwrap();
         f.set_len(sectors * gpt::SECTOR).unwrap();
         p
+    }
+
+    #[test]
+    fn a_per_site_disk_is_named_in_its_golden_disk_s_format() {
+        let stem = |out: &str, f| output_stem(Path::new(out), f).ok();
+        assert_eq!(
+            stem("out/site.qcow2", Format::Qcow2).as_deref(),
+            Some("site")
+        );
+        assert_eq!(
+            stem("site.raw.zst", Format::RawZst).as_deref(),
+            Some("site")
+        );
+        assert_eq!(stem("site.img", Format::Raw).as_deref(), Some("site"));
+        assert_eq!(stem("site.raw", Format::Raw).as_deref(), Some("site"));
+        assert_eq!(
+            stem("site.qcow2", Format::Raw),
+            None,
+            "a raw disk named qcow2"
+        );
+        assert_eq!(stem("site.raw", Format::RawZst), None);
+        assert_eq!(stem("site.raw.gz", Format::Raw), None);
+        assert_eq!(stem(".vmdk", Format::Vmdk), None);
     }
 
     #[test]
