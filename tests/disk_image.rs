@@ -337,6 +337,16 @@ fn every_format_is_listed_readable_and_reproducible() {
         .output()
         .unwrap();
     assert_ok(&o);
+    for text in [
+        stdout(&o),
+        stderr(&o),
+        fs::read_to_string(f.out.join("manifest.json")).unwrap(),
+    ] {
+        assert!(
+            !text.contains("DEMO-PLACEHOLDER-TOKEN"),
+            "the token leaked: {text}"
+        );
+    }
     let doc: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(doc["schema"], "edgeforge.disk/v1");
     assert_eq!(doc["outputs"].as_array().unwrap().len(), FORMATS.len());
@@ -570,6 +580,67 @@ fn a_per_site_disk_from_a_golden_one_boots_with_its_user_data() {
         sites.join("bad.raw").to_str().unwrap(),
     ]);
     assert_fails(&o, 3, &["is not an edgeforge appliance disk"]);
+    // A raw golden disk keeps its format: a per-site one named .qcow2 is refused.
+    let o = edgeforge(&[
+        "disk",
+        "embed",
+        disk(f, "raw").to_str().unwrap(),
+        "--user-data",
+        site.to_str().unwrap(),
+        "-o",
+        sites.join("raw-bytes.qcow2").to_str().unwrap(),
+    ]);
+    assert_fails(&o, 2, &["name it *.raw"]);
+    assert!(!sites.join("raw-bytes.qcow2").exists());
+
+    // A golden disk (--golden, no user-data): readable by all, its area the
+    // empty document, and the site's disk from it is the same bytes as the
+    // one from the disk built with user-data.
+    let golden_dir = f.dir.join("golden");
+    let o = edgeforge(&[
+        "disk",
+        f.definition.to_str().unwrap(),
+        "--provider-image",
+        f.out
+            .join("debian-k3s-1.30.5-v4.5.0-test.oci.tar")
+            .to_str()
+            .unwrap(),
+        "--golden",
+        "--format",
+        "raw",
+        "--out",
+        golden_dir.to_str().unwrap(),
+    ]);
+    assert_ok(&o);
+    let golden_raw = golden_dir.join(format!("{DISK}.raw"));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        fs::metadata(&golden_raw).unwrap().permissions().mode() & 0o777,
+        0o644
+    );
+    let bytes = fs::read(&golden_raw).unwrap();
+    let empty = b"#cloud-config\n# edgeforge:reserved-area user-data-bytes=14 size=65536\n";
+    assert!(
+        memchr::memmem::find(&bytes, empty).is_some(),
+        "an empty OEM area"
+    );
+    assert!(memchr::memmem::find(&bytes, b"DEMO-PLACEHOLDER-TOKEN").is_none());
+    drop(bytes);
+    let from_golden = sites.join("from-golden.raw");
+    assert_ok(&edgeforge(&[
+        "disk",
+        "embed",
+        golden_raw.to_str().unwrap(),
+        "--user-data",
+        site.to_str().unwrap(),
+        "-o",
+        from_golden.to_str().unwrap(),
+    ]));
+    assert!(
+        fs::read(&from_golden).unwrap() == site_raw,
+        "golden and built disks give the same per-site disk"
+    );
+    fs::remove_dir_all(&golden_dir).unwrap();
     assert_boots(&written[1], "qcow2", user_data, &["usb"]);
     fs::remove_dir_all(&sites).unwrap();
 }
@@ -577,7 +648,8 @@ fn a_per_site_disk_from_a_golden_one_boots_with_its_user_data() {
 /// Refused in seconds, before a root file system is made: a `boot: uki`
 /// definition (the disk boots GRUB), and user-data larger than COS_OEM's
 /// fixed area, for `disk`, for `build` (whose ISO area is large enough)
-/// and for `disk embed` (before the golden disk is read).
+/// and for `disk embed` (before the golden disk is read); a disk name too
+/// long for an OVA.
 #[test]
 fn disks_refuse_uki_definitions_and_user_data_larger_than_the_oem_area() {
     let t = tempfile::tempdir().unwrap();
@@ -631,4 +703,21 @@ fn disks_refuse_uki_definitions_and_user_data_larger_than_the_oem_area() {
     ]);
     assert_fails(&o, 3, &fixed);
     assert!(!t.path().join("site.raw").exists());
+
+    // An OVA's members must fit ustar's 100-byte names (the OVF first).
+    let long = write_definition(
+        t.path(),
+        "long",
+        &base,
+        &format!("disk:\n  name: {}\n  formats: [ova]\n", "n".repeat(96)),
+    );
+    let o = edgeforge(&[
+        "disk",
+        long.to_str().unwrap(),
+        "--user-data",
+        USER_DATA,
+        "--out",
+        out,
+    ]);
+    assert_fails(&o, 3, &["disk.name", "100 bytes", "shorten disk.name"]);
 }

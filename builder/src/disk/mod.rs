@@ -74,9 +74,14 @@ pub fn stem(l: &LoadedDefinition, variant: &Variant) -> String {
 }
 
 /// What a disk build refuses, checked before the minutes a provider image
-/// or root file system takes: another arch than amd64, `boot: uki`, and
-/// user-data larger than COS_OEM's area.
-pub fn check_inputs(l: &LoadedDefinition, user_data: Option<&UserData>) -> anyhow::Result<()> {
+/// or root file system takes: another arch than amd64, `boot: uki`,
+/// user-data larger than COS_OEM's area, and OVA member names too long for
+/// a ustar header.
+pub fn check_inputs(
+    l: &LoadedDefinition,
+    user_data: Option<&UserData>,
+    formats: &[Format],
+) -> anyhow::Result<()> {
     if l.def.arch.as_str() != "amd64" {
         return Err(l.field_error(
             "arch",
@@ -94,6 +99,17 @@ pub fn check_inputs(l: &LoadedDefinition, user_data: Option<&UserData>) -> anyho
     if let Some(u) = user_data {
         oem_area(u.bytes())?;
     }
+    if formats.contains(&Format::Ova) {
+        for v in l.variants() {
+            let member = format!("{}.vmdk", stem(l, &v));
+            if member.len() > ova::MAX_NAME {
+                return Err(l.field_error(
+                    "disk.name",
+                    format!("the OVA's member {member} is longer than the {} bytes a ustar header names (a longer name would need an extension header before the OVF, which VMware and VirtualBox require first): shorten disk.name", ova::MAX_NAME),
+                ));
+            }
+        }
+    }
     Ok(())
 }
 
@@ -108,7 +124,7 @@ pub fn build(
     s: &BuildSettings,
     set: &mut OutputSet,
 ) -> anyhow::Result<Vec<DiskArtifact>> {
-    check_inputs(l, user_data)?;
+    check_inputs(l, user_data, formats)?;
     host_tools::require(&host_tools::BUILD)?;
     host_tools::require(&host_tools::DISK)?;
     if formats.iter().any(|f| f.needs_qemu_img()) {
