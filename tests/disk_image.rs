@@ -468,7 +468,7 @@ fn a_per_site_disk_from_a_golden_one_boots_with_its_user_data() {
     let sites = f.dir.join("sites");
     fs::create_dir_all(&sites).unwrap();
     let mut written = Vec::new();
-    for format in ["raw", "qcow2", "raw.zst", "ova"] {
+    for format in ["raw", "qcow2", "raw.zst", "ova", "vmdk"] {
         let out = sites.join(format!("site-7.{format}"));
         let o = edgeforge(&[
             "--output",
@@ -504,22 +504,25 @@ fn a_per_site_disk_from_a_golden_one_boots_with_its_user_data() {
         changed.last().unwrap() - changed[0] < 64 * 1024,
         "only the reserved area changes"
     );
-    let from_qcow2 = f.dir.join("site-from-qcow2.raw");
-    run(
-        "qemu-img",
-        &[
-            "convert",
-            "-O",
-            "raw",
-            written[1].to_str().unwrap(),
-            from_qcow2.to_str().unwrap(),
-        ],
-    );
-    assert!(
-        fs::read(&from_qcow2).unwrap() == site_raw,
-        "qcow2 and raw per-site disks agree"
-    );
-    fs::remove_file(&from_qcow2).unwrap();
+    for i in [1, 4] {
+        let back = f.dir.join("site-back.raw");
+        run(
+            "qemu-img",
+            &[
+                "convert",
+                "-O",
+                "raw",
+                written[i].to_str().unwrap(),
+                back.to_str().unwrap(),
+            ],
+        );
+        assert!(
+            fs::read(&back).unwrap() == site_raw,
+            "{} and raw per-site disks agree",
+            written[i].display()
+        );
+        fs::remove_file(&back).unwrap();
+    }
     let mut from_zst = Vec::new();
     use std::io::Read;
     zstd::Decoder::new(fs::File::open(&written[2]).unwrap())
