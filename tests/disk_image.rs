@@ -337,6 +337,16 @@ fn every_format_is_listed_readable_and_reproducible() {
         .output()
         .unwrap();
     assert_ok(&o);
+    for text in [
+        stdout(&o),
+        stderr(&o),
+        fs::read_to_string(f.out.join("manifest.json")).unwrap(),
+    ] {
+        assert!(
+            !text.contains("DEMO-PLACEHOLDER-TOKEN"),
+            "the token leaked: {text}"
+        );
+    }
     let doc: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(doc["schema"], "edgeforge.disk/v1");
     assert_eq!(doc["outputs"].as_array().unwrap().len(), FORMATS.len());
@@ -458,7 +468,7 @@ fn a_per_site_disk_from_a_golden_one_boots_with_its_user_data() {
     let sites = f.dir.join("sites");
     fs::create_dir_all(&sites).unwrap();
     let mut written = Vec::new();
-    for format in ["raw", "qcow2", "raw.zst", "ova"] {
+    for format in ["raw", "qcow2", "raw.zst", "ova", "vmdk"] {
         let out = sites.join(format!("site-7.{format}"));
         let o = edgeforge(&[
             "--output",
@@ -494,22 +504,25 @@ fn a_per_site_disk_from_a_golden_one_boots_with_its_user_data() {
         changed.last().unwrap() - changed[0] < 64 * 1024,
         "only the reserved area changes"
     );
-    let from_qcow2 = f.dir.join("site-from-qcow2.raw");
-    run(
-        "qemu-img",
-        &[
-            "convert",
-            "-O",
-            "raw",
-            written[1].to_str().unwrap(),
-            from_qcow2.to_str().unwrap(),
-        ],
-    );
-    assert!(
-        fs::read(&from_qcow2).unwrap() == site_raw,
-        "qcow2 and raw per-site disks agree"
-    );
-    fs::remove_file(&from_qcow2).unwrap();
+    for i in [1, 4] {
+        let back = f.dir.join("site-back.raw");
+        run(
+            "qemu-img",
+            &[
+                "convert",
+                "-O",
+                "raw",
+                written[i].to_str().unwrap(),
+                back.to_str().unwrap(),
+            ],
+        );
+        assert!(
+            fs::read(&back).unwrap() == site_raw,
+            "{} and raw per-site disks agree",
+            written[i].display()
+        );
+        fs::remove_file(&back).unwrap();
+    }
     let mut from_zst = Vec::new();
     use std::io::Read;
     zstd::Decoder::new(fs::File::open(&written[2]).unwrap())
@@ -570,6 +583,144 @@ fn a_per_site_disk_from_a_golden_one_boots_with_its_user_data() {
         sites.join("bad.raw").to_str().unwrap(),
     ]);
     assert_fails(&o, 3, &["is not an edgeforge appliance disk"]);
+    // A raw golden disk keeps its format: a per-site one named .qcow2 is refused.
+    let o = edgeforge(&[
+        "disk",
+        "embed",
+        disk(f, "raw").to_str().unwrap(),
+        "--user-data",
+        site.to_str().unwrap(),
+        "-o",
+        sites.join("raw-bytes.qcow2").to_str().unwrap(),
+    ]);
+    assert_fails(&o, 2, &["name it *.raw"]);
+    assert!(!sites.join("raw-bytes.qcow2").exists());
+
+    // A golden disk (--golden, no user-data): readable by all, its area the
+    // empty document, and the site's disk from it is the same bytes as the
+    // one from the disk built with user-data.
+    let golden_dir = f.dir.join("golden");
+    let o = edgeforge(&[
+        "disk",
+        f.definition.to_str().unwrap(),
+        "--provider-image",
+        f.out
+            .join("debian-k3s-1.30.5-v4.5.0-test.oci.tar")
+            .to_str()
+            .unwrap(),
+        "--golden",
+        "--format",
+        "raw",
+        "--out",
+        golden_dir.to_str().unwrap(),
+    ]);
+    assert_ok(&o);
+    let golden_raw = golden_dir.join(format!("{DISK}.raw"));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        fs::metadata(&golden_raw).unwrap().permissions().mode() & 0o777,
+        0o644
+    );
+    let bytes = fs::read(&golden_raw).unwrap();
+    let empty = b"#cloud-config\n# edgeforge:reserved-area user-data-bytes=14 size=65536\n";
+    assert!(
+        memchr::memmem::find(&bytes, empty).is_some(),
+        "an empty OEM area"
+    );
+    assert!(memchr::memmem::find(&bytes, b"DEMO-PLACEHOLDER-TOKEN").is_none());
+    drop(bytes);
+    let from_golden = sites.join("from-golden.raw");
+    assert_ok(&edgeforge(&[
+        "disk",
+        "embed",
+        golden_raw.to_str().unwrap(),
+        "--user-data",
+        site.to_str().unwrap(),
+        "-o",
+        from_golden.to_str().unwrap(),
+    ]));
+    assert!(
+        fs::read(&from_golden).unwrap() == site_raw,
+        "golden and built disks give the same per-site disk"
+    );
+    fs::remove_dir_all(&golden_dir).unwrap();
     assert_boots(&written[1], "qcow2", user_data, &["usb"]);
     fs::remove_dir_all(&sites).unwrap();
+}
+
+/// Refused in seconds, before a root file system is made: a `boot: uki`
+/// definition (the disk boots GRUB), and user-data larger than COS_OEM's
+/// fixed area, for `disk`, for `build` (whose ISO area is large enough)
+/// and for `disk embed` (before the golden disk is read); a disk name too
+/// long for an OVA.
+#[test]
+fn disks_refuse_uki_definitions_and_user_data_larger_than_the_oem_area() {
+    let t = tempfile::tempdir().unwrap();
+    let base = t.path().join("base");
+    let out = t.path().join("out");
+    let out = out.to_str().unwrap();
+    let big = t.path().join("big.yaml");
+    let text = format!(
+        "#cloud-config\n{}",
+        format!("# {}\n", "x".repeat(68)).repeat(1000)
+    );
+    fs::write(&big, &text).unwrap();
+    let big = big.to_str().unwrap();
+
+    let uki = write_definition(t.path(), "uki", &base, "boot: uki\n");
+    let o = edgeforge(&[
+        "disk",
+        uki.to_str().unwrap(),
+        "--user-data",
+        USER_DATA,
+        "--out",
+        out,
+    ]);
+    assert_fails(
+        &o,
+        3,
+        &["boot", "appliance disks boot GRUB", "--set boot=grub"],
+    );
+
+    let def = write_definition(
+        t.path(),
+        "appliance",
+        &base,
+        "iso:\n  reserved_area: 1MiB\ndisk:\n  formats: [raw]\n",
+    );
+    let def = def.to_str().unwrap();
+    let size = format!("{} bytes", text.len());
+    let fixed = [size.as_str(), "fixed at 64 KiB", "iso.reserved_area"];
+    let o = edgeforge(&["disk", def, "--user-data", big, "--out", out]);
+    assert_fails(&o, 3, &fixed);
+    let o = edgeforge(&["build", def, "--user-data", big, "--out", out]);
+    assert_fails(&o, 3, &fixed);
+    let o = edgeforge(&[
+        "disk",
+        "embed",
+        repo_root().join(USER_DATA).to_str().unwrap(),
+        "--user-data",
+        big,
+        "-o",
+        t.path().join("site.raw").to_str().unwrap(),
+    ]);
+    assert_fails(&o, 3, &fixed);
+    assert!(!t.path().join("site.raw").exists());
+
+    // An OVA's members must fit ustar's 100-byte names (the OVF first).
+    let long = write_definition(
+        t.path(),
+        "long",
+        &base,
+        &format!("disk:\n  name: {}\n  formats: [ova]\n", "n".repeat(96)),
+    );
+    let o = edgeforge(&[
+        "disk",
+        long.to_str().unwrap(),
+        "--user-data",
+        USER_DATA,
+        "--out",
+        out,
+    ]);
+    assert_fails(&o, 3, &["disk.name", "100 bytes", "shorten disk.name"]);
 }

@@ -74,6 +74,9 @@ pub fn run(
     }
     // Checked before the provider image so a bad document fails in seconds.
     let user_data = user_data_source::for_iso(&a.user_data, &l, epoch, a.golden)?;
+    if !l.def.disk.formats.is_empty() {
+        crate::disk::check_inputs(&l, user_data.as_ref(), &disk_formats)?;
+    }
     let config = iso::Config::new(user_data.as_ref(), a.golden);
     // Known before the layers are built, so none may carry them.
     let secrets = match &user_data {

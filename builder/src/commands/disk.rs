@@ -81,6 +81,7 @@ pub fn run(
     let l = LoadedDefinition::load(definition, &a.sets)?;
     let user_data = user_data_source::for_iso(&a.user_data, &l, epoch, a.golden)?;
     let formats = formats(&a.formats, &l.def.disk.formats);
+    disk::check_inputs(&l, user_data.as_ref(), &formats)?;
     let variants = l.variants();
     if variants.len() > 1 && (a.provider_image.is_some() || a.rootfs.is_some()) {
         return Err(fail(

@@ -31,8 +31,10 @@ const PART_END: usize = 0x1fe;
 const KERNEL_SEGMENT: u16 = 0x820;
 /// One block list entry: start (u64), sectors (u16), segment (u16).
 const BLOCKLIST: usize = 12;
-/// The largest core.img diskboot.img can load below 0x78000 (setup.c's limit).
-const MAX_CORE: u64 = 0x78000 - 0x8200;
+/// The largest core.img grub-bios-setup embeds: what fits between
+/// GRUB_KERNEL_I386_PC_LINK_ADDR (0x9000) and 0x78000 (setup.c's `maxsec`),
+/// 888 sectors.
+const MAX_CORE: u64 = 0x78000 - 0x9000;
 
 /// GRUB's core.img for a BIOS boot partition (diskboot.img first), with
 /// `early` embedded: it finds COS_RECOVERY and loads the menu from there.
@@ -119,6 +121,9 @@ mod tests {
         assert_eq!(&img[510..512], &[0x20, 0x08]);
         assert!(img[488..500].iter().all(|b| *b == 0));
         assert!(place_core(&core, 2048, 2048).is_err());
+        // setup.c's bound: 888 sectors embed, 889 do not, whatever the room.
+        assert!(place_core(&vec![1u8; 888 * 512], 2048, 1 << 20).is_ok());
+        assert!(place_core(&vec![1u8; 888 * 512 + 1], 2048, 1 << 20).is_err());
 
         let boot = vec![0x11u8; 512];
         let mut pmbr = [0u8; 512];

@@ -20,6 +20,9 @@ use crate::iso::embed::Golden;
 use crate::iso::reader::Extent;
 use crate::iso::reserved;
 
+/// The largest OEM partition read (edgeforge makes them 64 MiB).
+const MAX_OEM: u64 = 1 << 30;
+
 /// What a golden disk file is, from its first bytes.
 pub fn detect(path: &Path) -> anyhow::Result<Format> {
     let mut head = [0u8; 512];
@@ -62,6 +65,16 @@ pub fn find_area(raw: &Path) -> anyhow::Result<Extent> {
     let part = gpt::find(&head, OEM_PARTITION)
         .map_err(|e| not_golden(&e.to_string()))?
         .ok_or_else(|| not_golden("no partition named `oem`"))?;
+    // Bounded before it is read into memory: a damaged or foreign table may
+    // claim any size.
+    let image_len = f.metadata()?.len();
+    if part.len() > MAX_OEM || part.offset().saturating_add(part.len()) > image_len {
+        return Err(not_golden(&format!(
+            "its `oem` partition ({} bytes at byte {}) is not within the image's {image_len} bytes or is larger than {MAX_OEM}",
+            part.len(),
+            part.offset()
+        )));
+    }
     let mut oem = vec![0u8; part.len() as usize];
     f.seek(SeekFrom::Start(part.offset()))?;
     f.read_exact(&mut oem)
@@ -97,7 +110,10 @@ pub fn write(
     out: &Path,
     mode: u32,
 ) -> anyhow::Result<Sha256Digest> {
+    // The same refusal, before a golden disk is unpacked, whatever its format.
+    super::oem_area(user_data)?;
     let format = detect(golden)?;
+    let name = output_stem(out, format)?;
     if format == Format::Raw {
         let area = find_area(golden)?;
         return Golden::at(golden, area).write(user_data, out, mode);
@@ -113,22 +129,6 @@ pub fn write(
         .with_context(|| format!("creating a work folder in {}", dir.display()))?;
     let sh = host_tools::shell()?;
     let raw = work.path().join("disk.raw");
-    let name = out
-        .file_name()
-        .and_then(|n| n.to_str())
-        .and_then(|n| n.strip_suffix(&format!(".{}", format.extension())))
-        .ok_or_else(|| {
-            fail(
-                Category::Usage,
-                format!(
-                    "{}: a {} disk's output name must end in .{}",
-                    out.display(),
-                    format.extension(),
-                    format.extension()
-                ),
-            )
-        })?
-        .to_string();
     // The golden OVA's members, to write back around the new VMDK.
     let mut ova_parts = None;
     match format {
@@ -149,7 +149,7 @@ pub fn write(
         Format::Raw => unreachable!("handled above"),
     }
     let area = find_area(&raw)?;
-    let bytes = reserved::fill(user_data, area.len as usize)?;
+    let bytes = super::oem_area(user_data)?;
     {
         let mut f = File::options().write(true).open(&raw)?;
         f.seek(SeekFrom::Start(area.offset))?;
@@ -183,6 +183,32 @@ pub fn write(
     Ok(sha)
 }
 
+/// The stem of `out`, which names `format` by its extension (a raw disk's
+/// may be another, `.img`, but not another format's): the output keeps the
+/// golden disk's format, and a name saying otherwise would mislead.
+fn output_stem(out: &Path, format: Format) -> anyhow::Result<String> {
+    let name = out.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let named = Format::ALL
+        .into_iter()
+        .find(|f| name.ends_with(&format!(".{}", f.extension())));
+    let stem = match named {
+        Some(f) if f == format => name.strip_suffix(&format!(".{f}")),
+        None if format == Format::Raw => name.rsplit_once('.').map(|(s, _)| s).or(Some(name)),
+        _ => None,
+    };
+    stem.filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .ok_or_else(|| {
+            fail(
+                Category::Usage,
+                format!(
+                    "{}: the golden disk is {format}, so is the per-site one: name it *.{format}",
+                    out.display()
+                ),
+            )
+        })
+}
+
 /// The VMDK content ID a build gives this raw image (from its digest).
 fn raw_cid(raw: &Path) -> anyhow::Result<u32> {
     let (sha, _) = file_sha256(raw).with_context(|| format!("reading {}", raw.display()))?;
@@ -199,4 +225,66 @@ fn decompress(from: &Path, format: Format, to: &PathBuf) -> anyhow::Result<()> {
         _ => std::io::copy(&mut flate2::read::GzDecoder::new(src), &mut out).with_context(ctx)?,
     };
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A disk of `sectors` whose GPT names an `oem` partition at 2048 of `oem_sectors`.
+    fn disk(dir: &Path, sectors: u64, oem_sectors: u64) -> PathBuf {
+        let parts = [gpt::Partition {
+            name: OEM_PARTITION.into(),
+            type_guid: gpt::LINUX_DATA,
+            first_lba: 2048,
+            sectors: oem_sectors,
+        }];
+        let t = gpt::table(sectors, &parts, "seed");
+        let mut bytes = gpt::protective_mbr(sectors, "seed").to_vec();
+        bytes.extend_from_slice(&t.head);
+        let p = dir.join(format!("{oem_sectors}.raw"));
+        let f = File::create(&p).unwrap();
+        (&f).write_all(&bytes).unwrap();
+        f.set_len(sectors * gpt::SECTOR).unwrap();
+        p
+    }
+
+    #[test]
+    fn a_per_site_disk_is_named_in_its_golden_disk_s_format() {
+        let stem = |out: &str, f| output_stem(Path::new(out), f).ok();
+        assert_eq!(
+            stem("out/site.qcow2", Format::Qcow2).as_deref(),
+            Some("site")
+        );
+        assert_eq!(
+            stem("site.raw.zst", Format::RawZst).as_deref(),
+            Some("site")
+        );
+        assert_eq!(stem("site.img", Format::Raw).as_deref(), Some("site"));
+        assert_eq!(stem("site.raw", Format::Raw).as_deref(), Some("site"));
+        assert_eq!(
+            stem("site.qcow2", Format::Raw),
+            None,
+            "a raw disk named qcow2"
+        );
+        assert_eq!(stem("site.raw", Format::RawZst), None);
+        assert_eq!(stem("site.raw.gz", Format::Raw), None);
+        assert_eq!(stem(".vmdk", Format::Vmdk), None);
+    }
+
+    #[test]
+    fn an_oem_partition_beyond_the_image_is_refused_not_read() {
+        let t = tempfile::tempdir().unwrap();
+        // Claims 1 TiB in a 4 MiB file: an error, not a 1 TiB allocation.
+        let err = find_area(&disk(t.path(), 8192, 1 << 31)).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("is not within the image"),
+            "{err:#}"
+        );
+        let err = find_area(&disk(t.path(), 8192, 4096)).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("holds no reserved user-data area"),
+            "{err:#}"
+        );
+    }
 }

@@ -13,6 +13,7 @@ use anyhow::Context;
 use sha2::{Digest as _, Sha256};
 
 use super::gpt::{self, Partition, SECTOR};
+use crate::error::{fail, Category};
 use crate::io::Sha256Digest;
 
 /// What a partition holds: an image file (shorter than or as long as the partition).
@@ -38,7 +39,7 @@ pub fn write(
     w.bytes(&table.head)?;
     for p in parts {
         w.zeros_to(p.gpt.offset())?;
-        let len = w.file_content(&p.content)?;
+        let len = w.file_content(&p.content, p.gpt.len())?;
         debug_assert!(len <= p.gpt.len());
     }
     let tail_at = (total_sectors - gpt::TAIL_SECTORS) * SECTOR;
@@ -81,10 +82,23 @@ impl Sparse<'_> {
         Ok(())
     }
 
-    /// Copies a partition image, leaving its all-zero blocks as holes.
-    fn file_content(&mut self, path: &Path) -> anyhow::Result<u64> {
+    /// Copies a partition image of at most `room` bytes, leaving its
+    /// all-zero blocks as holes.
+    fn file_content(&mut self, path: &Path, room: u64) -> anyhow::Result<u64> {
         let ctx = || format!("copying {} into the disk image", path.display());
-        let mut src = io::BufReader::with_capacity(1 << 20, File::open(path).with_context(ctx)?);
+        let file = File::open(path).with_context(ctx)?;
+        // Checked before writing: a longer image would overwrite the next partition.
+        let len = file.metadata().with_context(ctx)?.len();
+        if len > room {
+            return Err(fail(
+                Category::Build,
+                format!(
+                    "{} is {len} bytes, more than its partition's {room}",
+                    path.display()
+                ),
+            ));
+        }
+        let mut src = io::BufReader::with_capacity(1 << 20, file);
         let mut block = vec![0u8; 1 << 16];
         let mut total = 0u64;
         loop {
@@ -112,4 +126,48 @@ fn read_full(r: &mut impl io::Read, buf: &mut [u8]) -> io::Result<usize> {
         }
     }
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_partition_image_longer_than_its_partition_is_refused() {
+        let t = tempfile::tempdir().unwrap();
+        let content = t.path().join("part.img");
+        std::fs::write(&content, vec![7u8; 4096 + 1]).unwrap();
+        let part = |sectors| Part {
+            gpt: Partition {
+                name: "p".into(),
+                type_guid: gpt::LINUX_DATA,
+                first_lba: 2048,
+                sectors,
+            },
+            content: content.clone(),
+        };
+        let total = 2048 + 16 + gpt::TAIL_SECTORS;
+        let write_with = |sectors| {
+            let parts = [part(sectors)];
+            let table = gpt::table(total, &[parts[0].gpt.clone()], "seed");
+            let out = t.path().join(format!("{sectors}.raw"));
+            write(
+                &mut File::create(&out).unwrap(),
+                total,
+                &[0; 512],
+                &table,
+                &parts,
+            )
+            .map(|_| std::fs::read(&out).unwrap())
+        };
+        let err = write_with(8).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("more than its partition's 4096"),
+            "{err:#}"
+        );
+        let disk = write_with(16).unwrap();
+        assert_eq!(disk.len() as u64, total * SECTOR);
+        assert_eq!(disk[2048 * 512 + 4096], 7);
+        assert_eq!(disk[2048 * 512 + 4097], 0);
+    }
 }

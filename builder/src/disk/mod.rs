@@ -33,7 +33,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 
-use crate::definition::{LoadedDefinition, Variant};
+use crate::definition::{BootMode, LoadedDefinition, Variant};
 use crate::error::{fail, Category};
 use crate::host_tools;
 use crate::io::{file_sha256, AtomicFile, HashingWriter, Sha256Digest};
@@ -73,6 +73,46 @@ pub fn stem(l: &LoadedDefinition, variant: &Variant) -> String {
     }
 }
 
+/// What a disk build refuses, checked before the minutes a provider image
+/// or root file system takes: another arch than amd64, `boot: uki`,
+/// user-data larger than COS_OEM's area, and OVA member names too long for
+/// a ustar header.
+pub fn check_inputs(
+    l: &LoadedDefinition,
+    user_data: Option<&UserData>,
+    formats: &[Format],
+) -> anyhow::Result<()> {
+    if l.def.arch.as_str() != "amd64" {
+        return Err(l.field_error(
+            "arch",
+            "appliance disks are built for amd64 only (BIOS + UEFI x86_64 GRUB)",
+        ));
+    }
+    // A UKI definition asks for its own keys' signatures on everything that
+    // boots; the disk's GRUB would quietly drop that.
+    if l.def.boot == BootMode::Uki {
+        return Err(l.field_error(
+            "boot",
+            "appliance disks boot GRUB (BIOS + UEFI, the image's shim and signed GRUB), not UKIs: leave disk.formats empty for a `boot: uki` definition, or build the disk with `--set boot=grub`",
+        ));
+    }
+    if let Some(u) = user_data {
+        oem_area(u.bytes())?;
+    }
+    if formats.contains(&Format::Ova) {
+        for v in l.variants() {
+            let member = format!("{}.vmdk", stem(l, &v));
+            if member.len() > ova::MAX_NAME {
+                return Err(l.field_error(
+                    "disk.name",
+                    format!("the OVA's member {member} is longer than the {} bytes a ustar header names (a longer name would need an extension header before the OVF, which VMware and VirtualBox require first): shorten disk.name", ova::MAX_NAME),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Writes `variant`'s disk in `formats` and stages them in `set`. Without
 /// user-data the OEM area holds the empty document (a golden disk for `disk embed`).
 pub fn build(
@@ -84,12 +124,7 @@ pub fn build(
     s: &BuildSettings,
     set: &mut OutputSet,
 ) -> anyhow::Result<Vec<DiskArtifact>> {
-    if l.def.arch.as_str() != "amd64" {
-        return Err(l.field_error(
-            "arch",
-            "appliance disks are built for amd64 only (BIOS + UEFI x86_64 GRUB)",
-        ));
-    }
+    check_inputs(l, user_data, formats)?;
     host_tools::require(&host_tools::BUILD)?;
     host_tools::require(&host_tools::DISK)?;
     if formats.iter().any(|f| f.needs_qemu_img()) {
@@ -139,10 +174,7 @@ pub fn build(
     // COS_OEM: the user-data's reserved area and grubenv.
     let oem_dir = work.join("oem");
     fs::create_dir(&oem_dir)?;
-    let area = reserved::fill(
-        user_data.map_or(reserved::EMPTY, |u| u.bytes()),
-        reserved::SIZE,
-    )?;
+    let area = oem_area(user_data.map_or(reserved::EMPTY, |u| u.bytes()))?;
     iso::write_private(&oem_dir.join(OEM_FILE), &area)?;
     fs::write(oem_dir.join("grubenv"), grub::grubenv())?;
     let oem = work.join("oem.img");
@@ -311,6 +343,24 @@ fn artifact(path: &Path, format: Format, sha256: Sha256Digest, size: u64) -> Dis
         sha256,
         size,
     }
+}
+
+/// COS_OEM's `90_custom.yaml` holding `user_data`. The area has one size
+/// for every disk (`iso.reserved_area` is the ISO's): any golden disk takes
+/// any site's user-data that fits, and `disk embed` finds it without a definition.
+pub fn oem_area(user_data: &[u8]) -> anyhow::Result<Vec<u8>> {
+    let most = reserved::capacity(reserved::SIZE);
+    if user_data.len() > most {
+        return Err(fail(
+            Category::InvalidInput,
+            format!(
+                "the user-data is {} bytes; an appliance disk's user-data area on COS_OEM is fixed at {} KiB and holds at most {most} bytes: shorten it (iso.reserved_area sizes the ISO's area, not the disk's)",
+                user_data.len(),
+                reserved::SIZE / 1024,
+            ),
+        ));
+    }
+    reserved::fill(user_data, reserved::SIZE)
 }
 
 /// The appliance's name in menus and the OVF.

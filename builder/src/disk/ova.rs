@@ -30,6 +30,9 @@ pub struct Appliance<'a> {
     pub capacity: u64,
 }
 
+/// The longest member name a ustar header holds without a `/` to split at.
+pub const MAX_NAME: usize = 100;
+
 fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")

@@ -57,7 +57,7 @@ pub fn fill(user_data: &[u8], size: usize) -> anyhow::Result<Vec<u8>> {
 }
 
 /// The largest user-data that fits (the marker's digits vary a little).
-fn capacity(size: usize) -> usize {
+pub fn capacity(size: usize) -> usize {
     size - format!("\n{MARKER} user-data-bytes={size} size={size}\n").len()
 }
 
