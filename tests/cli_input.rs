@@ -757,3 +757,46 @@ fn arm64_definitions_are_refused_by_iso_with_why() {
     );
     assert!(!out.exists());
 }
+
+/// `iso` and `disk` take each variant's root filesystem from the same
+/// places, and refuse the same way: one `--rootfs`/`--provider-image` for a
+/// definition of several versions, or a provider image not built yet.
+#[test]
+fn iso_and_disk_name_a_missing_or_ambiguous_root_filesystem() {
+    let t = tempfile::tempdir().unwrap();
+    let rootfs = t.path().join("rootfs");
+    fs::create_dir(&rootfs).unwrap();
+    let out = t.path().join("out");
+    let ud = repo_root().join("images/user-data/demo.yaml");
+    for command in ["iso", "disk"] {
+        let o = edgeforge(&[
+            command,
+            "images/ubuntu-22.04-k3s.yaml",
+            "--user-data",
+            ud.to_str().unwrap(),
+            "--rootfs",
+            rootfs.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert_fails(
+            &o,
+            2,
+            &["builds 3 variants; --provider-image and --rootfs take one"],
+        );
+        let o = edgeforge(&[
+            command,
+            "images/demo-busybox.yaml",
+            "--user-data",
+            ud.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert_fails(
+            &o,
+            3,
+            &["ubuntu-k3s-1.30.5-v4.5.0-demo.oci.tar does not exist: run `edgeforge provider-image` first"],
+        );
+        assert!(!out.exists(), "{command} wrote {}", out.display());
+    }
+}

@@ -52,12 +52,6 @@ pub fn run(
     let user_data = user_data_source::for_iso(&a.user_data, &l, epoch, a.golden)?;
     let config = iso::Config::new(user_data.as_ref(), a.golden);
     let variants = l.variants();
-    if variants.len() > 1 && (a.provider_image.is_some() || a.rootfs.is_some()) {
-        return Err(fail(
-            Category::Usage,
-            format!("{} builds {} variants; --provider-image and --rootfs take one: pick a version with --set kubernetes.version=...", l.path.display(), variants.len()),
-        ));
-    }
     let settings = BuildSettings {
         out_dir: a.out.clone(),
         epoch,
@@ -65,24 +59,13 @@ pub fn run(
         // No layers are built here.
         secrets: Vec::new(),
     };
-    let mut sources = Vec::new();
-    for variant in &variants {
-        let source = match (&a.rootfs, &a.provider_image) {
-            (Some(dir), _) => RootfsSource::Folder(dir.clone()),
-            (None, Some(archive)) => RootfsSource::ProviderImage(archive.clone()),
-            (None, None) => {
-                RootfsSource::ProviderImage(a.out.join(format!("{}.oci.tar", variant.name)))
-            }
-        };
-        let (RootfsSource::ProviderImage(p) | RootfsSource::Folder(p)) = &source;
-        if !p.exists() {
-            return Err(fail(
-                Category::InvalidInput,
-                format!("{} does not exist: run `edgeforge provider-image` first, or `edgeforge build` for both", p.display()),
-            ));
-        }
-        sources.push((variant, source));
-    }
+    let sources = super::rootfs_sources::for_variants(
+        &l,
+        &variants,
+        a.rootfs.as_ref(),
+        a.provider_image.as_ref(),
+        &a.out,
+    )?;
     preflight::check(&preflight::Needs {
         tools: &host_tools::BUILD,
         out_dir: &a.out,

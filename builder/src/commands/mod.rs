@@ -15,6 +15,7 @@ mod provider_image;
 mod push;
 mod render;
 mod report;
+mod rootfs_sources;
 #[cfg(test)]
 mod schemas;
 mod sign;
