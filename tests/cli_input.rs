@@ -685,6 +685,30 @@ fn a_missing_host_tool_stops_a_run_before_its_first_write() {
         assert_fails(&o, 4, &["xorriso (Debian package xorriso)"]);
         assert!(!out.exists(), "{}: wrote {:?}", args[0], entries(&out));
     }
+    // A definition asking for disks needs qemu-img for qcow2, also before
+    // the provider image is built.
+    let disks = t.path().join("disks.yaml");
+    fs::write(
+        &disks,
+        format!(
+            "{}disk:\n  formats: [raw, qcow2]\n",
+            fs::read_to_string(&b.definition).unwrap()
+        ),
+    )
+    .unwrap();
+    let no_qemu_img = path_without("qemu-img", &t.path().join("no-qemu-img"));
+    let o = edgeforge_env(
+        &[
+            "build",
+            disks.to_str().unwrap(),
+            "--golden",
+            "-o",
+            out.to_str().unwrap(),
+        ],
+        &[("PATH", &no_qemu_img)],
+    );
+    assert_fails(&o, 4, &["qemu-img (Debian package qemu-utils)"]);
+    assert!(!out.exists(), "build wrote {:?}", entries(&out));
     // An output "folder" that is a file fails the same way, before anything.
     let file = write(t.path(), "file", "");
     let o = edgeforge(&[

@@ -64,14 +64,7 @@ pub fn run(
         .map(|k| crate::release::sign::Signer::open(&k))
         .transpose()?;
     iso::check_inputs(&l)?;
-    // The disk stage's tools, before the provider image takes minutes.
     let disk_formats = super::disk::formats(&[], &l.def.disk.formats);
-    if !l.def.disk.formats.is_empty() {
-        host_tools::require(&host_tools::DISK)?;
-        if disk_formats.iter().any(|f| f.needs_qemu_img()) {
-            host_tools::require(&[&host_tools::QEMU_IMG])?;
-        }
-    }
     // Checked before the provider image so a bad document fails in seconds.
     let user_data = user_data_source::for_iso(&a.user_data, &l, epoch, a.golden)?;
     if !l.def.disk.formats.is_empty() {
@@ -104,13 +97,24 @@ pub fn run(
             ));
         }
     }
-    // The ISO stage's tools, the folder and the space, before the provider
-    // image takes minutes: an archive plus an ISO from it per variant.
+    // The ISO and disk stages' tools, the folder and the space, before the
+    // provider image takes minutes: an archive, an ISO and the disks from
+    // it per variant.
+    let mut tools = host_tools::BUILD.to_vec();
+    let mut disk_bytes = 0;
+    if !l.def.disk.formats.is_empty() {
+        tools.extend(host_tools::DISK);
+        if disk_formats.iter().any(|f| f.needs_qemu_img()) {
+            tools.push(&host_tools::QEMU_IMG);
+        }
+        // The raw disk, then each format (at most its size).
+        disk_bytes = 1 + disk_formats.len() as u64;
+    }
     let image = provider::estimate(&l, 1);
     preflight::check(&preflight::Needs {
-        tools: &host_tools::BUILD,
+        tools: &tools,
         out_dir: &a.out,
-        bytes: variants.len() as u64 * (image + iso::estimate(&l, image)),
+        bytes: variants.len() as u64 * (image + iso::estimate(&l, image) + disk_bytes * image),
     })?;
     // Outputs get their final names together, once every stage succeeded.
     let mut set = OutputSet::open(&a.out)?;
