@@ -233,6 +233,57 @@ pub fn run_to_file(cmd: Cmd<'_>, out: std::fs::File) -> anyhow::Result<()> {
     finished(&shown, &done, full)
 }
 
+/// Runs `cmd` with what `feed` writes as its standard input (through a
+/// 1 MiB buffer); a failure carries its stderr. When the tool stops
+/// reading, its own failure is the one reported; when feeding fails first,
+/// that is (the tool then saw a cut input).
+pub fn run_fed(
+    cmd: Cmd<'_>,
+    feed: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
+) -> anyhow::Result<()> {
+    use std::io::{Read, Write};
+    verbose!("$ {cmd}");
+    let shown = cmd.to_string();
+    let mut command: std::process::Command = cmd.into();
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("running {shown}"))?;
+    let stdin = child.stdin.take().expect("piped");
+    let mut stderr = child.stderr.take().expect("piped");
+    let (fed, err) = std::thread::scope(|s| {
+        let reader = s.spawn(move || {
+            let mut err = Vec::new();
+            let _ = stderr.read_to_end(&mut err);
+            err
+        });
+        let mut input = std::io::BufWriter::with_capacity(1 << 20, stdin);
+        let fed = feed(&mut input).and_then(|()| input.flush());
+        // Closing stdin tells the tool the input is complete.
+        drop(input);
+        (fed, reader.join().unwrap_or_default())
+    });
+    let status = child
+        .wait()
+        .with_context(|| format!("waiting for {shown}"))?;
+    let fed = fed.with_context(|| format!("feeding {shown}"));
+    if fed.as_ref().is_err_and(|e| {
+        e.downcast_ref::<std::io::Error>()
+            .is_none_or(|e| e.kind() != std::io::ErrorKind::BrokenPipe)
+    }) {
+        return fed;
+    }
+    let out = std::process::Output {
+        status,
+        stdout: Vec::new(),
+        stderr: err,
+    };
+    succeeded(&shown, &out)?;
+    fed
+}
+
 /// A failure names the command and ends with the last lines of its stderr.
 fn succeeded(shown: &str, out: &std::process::Output) -> anyhow::Result<()> {
     finished(shown, out, false)

@@ -13,13 +13,13 @@ use xshell::{cmd, Shell};
 use super::grub;
 use crate::host_tools;
 
-const SHIMS: [&str; 4] = [
+pub const SHIMS: [&str; 4] = [
     "usr/share/efi/x86_64/shim.efi",
     "usr/lib/shim/shimx64.efi.signed.latest",
     "usr/lib/shim/shimx64.efi.signed",
     "usr/lib/shim/shimx64.efi",
 ];
-const SIGNED_GRUBS: [&str; 2] = [
+pub const SIGNED_GRUBS: [&str; 2] = [
     "usr/lib/grub/x86_64-efi-signed/gcdx64.efi.signed",
     "usr/share/efi/x86_64/grub.efi",
 ];

@@ -1,31 +1,32 @@
-//! The root filesystem of a provider image for mksquashfs, without
+//! The root filesystem of a provider image as a model (`MemTree`), without
 //! flattening the whole image on every build: the lower layers (base and
-//! components, all but the last) are flattened once into a cached tree keyed
-//! by their digests, hard-linked into the work folder, and only the last
-//! layer (the rendered overlays, what a rebuild usually changes) is applied
-//! on top. Applying a layer only unlinks or replaces files, so the cached
-//! tree is never written through a link; mksquashfs counts hard links within
-//! its source only, so the squashfs equals one from a clean flatten. The
-//! cache checks the whole tree (`tree_digest`) before it is linked: a
-//! damaged tree is flattened and stored anew.
+//! components, all but the last) are flattened once and cached, keyed by
+//! their digests, as their file data (`data`, the spool as written) and an
+//! index (`index.tar`: the tree as a tar whose files say where their bytes
+//! are in `data`). A build loads the index and applies only the last layer
+//! (the rendered overlays, what a rebuild usually changes) on top; new file
+//! data goes to a spool in the work folder, so the cached files are only
+//! ever read. The cache checks both files' digests on every lookup, so a
+//! damaged entry is flattened and stored anew, never used.
 
-use std::fs;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 use crate::entry_cache::{self, EntryCache};
-use crate::fs_meta;
 use crate::log::info;
 use crate::oci::flatten::{self, Stats};
+use crate::oci::mem_tree::MemTree;
 use crate::oci::source::SourceImage;
+use crate::oci::tree_tar::{self, Content};
 
-/// Bump when flattening writes a different tree for the same layers.
-const FORMAT: &str = "edgeforge-tree/v3";
+/// Bump when flattening gives a different model for the same layers, or
+/// the index format changes.
+const FORMAT: &str = "edgeforge-tree/v4";
 const KIND: &str = "trees";
-const TREE: &str = "rootfs";
+const INDEX: &str = "index.tar";
+const DATA: &str = "data";
 
 #[derive(Serialize, Deserialize)]
 struct Meta {
@@ -33,40 +34,57 @@ struct Meta {
     entries: u64,
 }
 
-/// Writes the root filesystem of `image` into `dest`, using and filling the
-/// tree cache under `cache` when there is one on the same filesystem.
-pub fn flatten_into(
+/// The root filesystem of `image`, using and filling the tree cache under
+/// `cache` when there is one; file data not in the cache is spooled into
+/// `work`.
+pub fn flatten(
     image: &SourceImage,
     cache: Option<&Path>,
-    dest: &Path,
+    work: &Path,
     epoch: u64,
-) -> anyhow::Result<Stats> {
+) -> anyhow::Result<(MemTree, Stats)> {
+    let spool = work.join("rootfs.spool");
+    let creating = || format!("creating {}", spool.display());
     let last = image.layers.len().saturating_sub(1);
     let cache = match cache {
-        Some(c) if last > 0 && same_filesystem(c, dest) => EntryCache::new(c, KIND),
-        _ => return flatten::flatten(image, dest, epoch),
+        Some(c) if last > 0 => EntryCache::new(c, KIND),
+        _ => {
+            let mut tree = MemTree::new(&spool, epoch).with_context(creating)?;
+            let stats = flatten::apply_layers(image, 0..image.layers.len(), &mut tree, epoch)?;
+            return Ok((tree, stats));
+        }
     };
-    let owner = fs_meta::is_root();
-    let mut parts = vec![
-        FORMAT.to_string(),
-        format!("owner={owner}"),
-        format!("epoch={epoch}"),
-    ];
+    let mut parts = vec![FORMAT.to_string(), format!("epoch={epoch}")];
     parts.extend(image.layers[..last].iter().map(|l| l.digest.to_string()));
     let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
     let key = entry_cache::key(&parts);
-    let entry = match cache.lookup::<Meta>(&key, &[TREE])? {
+    let (mut tree, meta) = match cache.lookup::<Meta>(&key, &[INDEX, DATA])? {
         Some(entry) => {
             info!(
                 "lower {} layers of {} (cached tree, {} entries)",
                 entry.meta.layers, image.origin, entry.meta.entries
             );
-            entry
+            let tree = tree_tar::load(&entry.dir.join(INDEX), &entry.dir.join(DATA), &spool)?;
+            (tree, entry.meta)
         }
         None => {
-            let entry = cache.store_with(&key, &[TREE], |dir| {
-                let tree = dir.join(TREE);
-                let lower = flatten::flatten_layers(image, 0..last, &tree, epoch)?;
+            let mut flattened = None;
+            let entry = cache.store_with(&key, &[INDEX, DATA], |dir| {
+                let mut tree = MemTree::new(&dir.join(DATA), epoch)
+                    .with_context(|| format!("creating {}", dir.join(DATA).display()))?;
+                let lower = flatten::apply_layers(image, 0..last, &mut tree, epoch)?;
+                tree.flush()?;
+                let index = dir.join(INDEX);
+                let file = std::fs::File::create(&index)
+                    .with_context(|| format!("creating {}", index.display()))?;
+                let opts = tree_tar::Options {
+                    root: true,
+                    content: Content::Referenced,
+                    only: None,
+                };
+                tree_tar::write(&tree, std::io::BufWriter::new(file), &opts)
+                    .with_context(|| format!("writing {}", index.display()))?;
+                flattened = Some(tree);
                 Ok(Meta {
                     layers: lower.layers,
                     entries: lower.entries,
@@ -76,73 +94,21 @@ pub fn flatten_into(
                 "lower {} layers of {} flattened ({} entries, cached)",
                 entry.meta.layers, image.origin, entry.meta.entries
             );
-            entry
+            let mut tree = flattened.expect("store_with ran the fill");
+            // The cached spool is only read from now on.
+            tree.spool_to(&spool).with_context(creating)?;
+            (tree, entry.meta)
         }
     };
-    link_tree(&entry.dir.join(TREE), dest, owner)?;
-    let top = flatten::flatten_layers(image, last..last + 1, dest, epoch)?;
-    Ok(Stats {
-        layers: entry.meta.layers + top.layers,
-        entries: entry.meta.entries + top.entries,
-        ..top
-    })
-}
-
-/// Hard links would fail across filesystems (and cost a copy instead).
-fn same_filesystem(cache: &Path, dest: &Path) -> bool {
-    let _ = fs::create_dir_all(cache);
-    let dest_dir = dest.parent().unwrap_or(dest);
-    match (fs::metadata(cache), fs::metadata(dest_dir)) {
-        (Ok(a), Ok(b)) => a.dev() == b.dev(),
-        _ => false,
-    }
-}
-
-/// Recreates the folders of `from` in `to` (mode, extended attributes,
-/// mtime and, as root, owner) and hard-links everything else (files,
-/// symlinks, special files: their metadata is the inode's).
-fn link_tree(from: &Path, to: &Path, owner: bool) -> anyhow::Result<()> {
-    let mut dirs = Vec::new();
-    for e in walkdir::WalkDir::new(from) {
-        let e = e.with_context(|| format!("reading the cached tree {}", from.display()))?;
-        let rel = e
-            .path()
-            .strip_prefix(from)
-            .expect("walkdir stays under its root");
-        let target = to.join(rel);
-        if e.file_type().is_dir() {
-            let md = e.metadata()?;
-            let created = if rel.as_os_str().is_empty() {
-                fs::create_dir_all(&target)
-            } else {
-                fs::create_dir(&target)
-            };
-            created.with_context(|| format!("creating {}", target.display()))?;
-            copy_dir_meta(e.path(), &target, &md, owner)
-                .with_context(|| format!("copying the metadata of {}", e.path().display()))?;
-            dirs.push((target, md.mtime()));
-        } else {
-            fs::hard_link(e.path(), &target)
-                .with_context(|| format!("linking {}", target.display()))?;
-        }
-    }
-    // Linking into a folder changed its mtime: set them all once done.
-    for (dir, mtime) in dirs {
-        fs_meta::set_mtime(&dir, mtime)
-            .with_context(|| format!("setting the mtime of {}", dir.display()))?;
-    }
-    Ok(())
-}
-
-fn copy_dir_meta(from: &Path, to: &Path, md: &fs::Metadata, owner: bool) -> anyhow::Result<()> {
-    if owner {
-        std::os::unix::fs::lchown(to, Some(md.uid()), Some(md.gid()))?;
-    }
-    fs::set_permissions(to, fs::Permissions::from_mode(md.mode() & 0o7777))?;
-    for (name, value) in fs_meta::xattrs(from)? {
-        fs_meta::set_xattr(to, &name, &value)?;
-    }
-    Ok(())
+    let top = flatten::apply_layers(image, last..last + 1, &mut tree, epoch)?;
+    Ok((
+        tree,
+        Stats {
+            layers: meta.layers + top.layers,
+            entries: meta.entries + top.entries,
+            ..top
+        },
+    ))
 }
 
 /// Removes cached trees not used for `older_than`. Returns the entries removed;

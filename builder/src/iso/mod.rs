@@ -4,6 +4,7 @@
 //! by xorriso in the layout strict UEFI firmware and USB sticks boot.
 
 pub mod boot;
+mod boot_files;
 pub mod cidata;
 pub mod content;
 mod cpio;
@@ -18,6 +19,7 @@ pub mod reader;
 pub mod reserved;
 pub mod rootfs;
 mod squashfs;
+mod squashfs_root;
 mod uki_esp;
 mod xorriso;
 

@@ -15,10 +15,13 @@ pub struct Package {
     pub purl: String,
 }
 
+/// dpkg's status file, apk's database.
+pub const DATABASES: [&str; 2] = ["var/lib/dpkg/status", "lib/apk/db/installed"];
+
 pub fn find(rootfs: &Path, distribution: &str) -> Vec<Package> {
-    let mut packages = match fs::read_to_string(rootfs.join("var/lib/dpkg/status")) {
+    let mut packages = match fs::read_to_string(rootfs.join(DATABASES[0])) {
         Ok(text) => dpkg(&text, distribution),
-        Err(_) => fs::read_to_string(rootfs.join("lib/apk/db/installed"))
+        Err(_) => fs::read_to_string(rootfs.join(DATABASES[1]))
             .map(|t| apk(&t))
             .unwrap_or_default(),
     };

@@ -11,12 +11,17 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use xshell::Shell;
 
+use anyhow::Context;
+
+use super::boot_files::{self, FONTS, OS_RELEASES, SYSTEMD_BOOT, UKI_STUB};
 use super::packages::{self, Package};
 use super::{cpio, efi, kernel, lower_tree, squashfs, Compression, RootfsSource};
 use crate::entry_cache::{self, EntryCache};
 use crate::io::Sha256Digest;
 use crate::log::info;
+use crate::oci::mem_tree::MemTree;
 use crate::oci::source::SourceImage;
+use crate::oci::tree_tar;
 use crate::progress::Progress;
 
 /// Bump when the squashfs, the selection of boot files or `entry.json` changes.
@@ -107,15 +112,17 @@ impl Prepare<'_> {
                         ..parts
                     });
                 }
-                let dir = self.work.join("rootfs");
-                let stats = lower_tree::flatten_into(&image, self.cache, &dir, self.epoch)?;
+                let (mut tree, stats) =
+                    lower_tree::flatten(&image, self.cache, self.work, self.epoch)?;
+                tree.flush()
+                    .context("writing the root filesystem's spool")?;
                 info!(
                     "flattened {} ({} layers, {} entries)",
                     archive.display(),
                     stats.layers,
                     stats.entries
                 );
-                let parts = self.squash_folder(&dir)?;
+                let parts = self.squash_tree(&tree)?;
                 let parts = match cache {
                     Some(c) => store(&c, &key, &parts)?,
                     None => parts,
@@ -129,7 +136,6 @@ impl Prepare<'_> {
     }
 
     fn squash_folder(&self, rootfs: &Path) -> anyhow::Result<RootfsParts> {
-        let boot = kernel::find(rootfs)?;
         let progress = Progress::spinner(self.image.to_string());
         let root = match self.image {
             RootImage::Squashfs(compression) => {
@@ -144,6 +150,36 @@ impl Prepare<'_> {
             }
         };
         progress.finish();
+        self.parts(rootfs, root)
+    }
+
+    /// As `squash_folder`, for a provider image's root filesystem: a
+    /// squashfs is streamed from the model, and only the files the ISO
+    /// takes from the image are written out (a UKI's initrd takes them all).
+    fn squash_tree(&self, tree: &MemTree) -> anyhow::Result<RootfsParts> {
+        let files = self.work.join("rootfs");
+        let progress = Progress::spinner(self.image.to_string());
+        let root = match self.image {
+            RootImage::Squashfs(compression) => {
+                let out = self.work.join("rootfs.squashfs");
+                squashfs::from_tree(self.sh, tree, &out, compression, self.epoch)?;
+                boot_files::extract(tree, &files, self.epoch)?;
+                out
+            }
+            RootImage::Cpio => {
+                let out = self.work.join("rootfs.cpio.zst");
+                tree_tar::extract(tree, &files, None, self.epoch)?;
+                cpio::write(&files, &out)?;
+                out
+            }
+        };
+        progress.finish();
+        self.parts(&files, root)
+    }
+
+    /// What the ISO takes from the root filesystem in `rootfs` besides `root`.
+    fn parts(&self, rootfs: &Path, root: PathBuf) -> anyhow::Result<RootfsParts> {
+        let boot = kernel::find(rootfs)?;
         let first = |list: &[&str]| list.iter().map(|p| rootfs.join(p)).find(|p| p.is_file());
         // Symlinks resolved inside the root (os-release is one in Debian).
         let inside = |list: &[&str]| {
@@ -167,14 +203,6 @@ impl Prepare<'_> {
         })
     }
 }
-
-/// Where images carry GRUB's font: Debian, Ubuntu and RHEL's grub packages, SUSE's.
-const FONTS: [&str; 2] = ["usr/share/grub/unicode.pf2", "usr/share/grub2/unicode.pf2"];
-
-/// systemd-boot-efi's files, as Debian installs them.
-pub const SYSTEMD_BOOT: &str = "usr/lib/systemd/boot/efi/systemd-bootx64.efi";
-pub const UKI_STUB: &str = "usr/lib/systemd/boot/efi/linuxx64.efi.stub";
-const OS_RELEASES: [&str; 2] = ["etc/os-release", "usr/lib/os-release"];
 
 const KIND: &str = "rootfs";
 const FILES: [&str; 9] = [

@@ -8,17 +8,16 @@
 //! layers put into them.
 
 use std::collections::{BTreeMap, HashSet};
-use std::fs;
-use std::io::{self, Read};
-use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
+use super::disk_tree::DiskTree;
 use super::layer_stream::{self, EntryLimit, LayerStream};
 use super::source::SourceImage;
+use super::tree::{Kind, Tree};
 use crate::error::{fail, Category};
-use crate::fs_meta;
 use crate::log::verbose;
 use crate::safe_path;
 
@@ -37,60 +36,47 @@ pub struct Stats {
     pub skipped_xattrs: u64,
 }
 
-/// Flattens every layer of `image` into `dest` (created if missing).
-/// Folders no layer describes (the root, missing parents) get `epoch`.
+/// Flattens every layer of `image` into the folder `dest` (created if
+/// missing). Folders no layer describes (the root, missing parents) get `epoch`.
 pub fn flatten(image: &SourceImage, dest: &Path, epoch: u64) -> anyhow::Result<Stats> {
-    flatten_layers(image, 0..image.layers.len(), dest, epoch)
-}
-
-/// Applies the layers `range` of `image`, in order, onto `dest` (created if
-/// missing). What is already in `dest` is only ever unlinked or replaced by
-/// new files, never written into, so `dest` may hold hard links to files
-/// that must not change.
-pub fn flatten_layers(
-    image: &SourceImage,
-    range: std::ops::Range<usize>,
-    dest: &Path,
-    epoch: u64,
-) -> anyhow::Result<Stats> {
-    let mut a = Applier {
-        dest,
-        owner: fs_meta::is_root(),
-        epoch: epoch as i64,
-        stats: Stats::default(),
-        dir_times: BTreeMap::new(),
-    };
-    if !dest.exists() {
-        fs::create_dir_all(dest).with_context(|| format!("creating {}", dest.display()))?;
-        fs::set_permissions(dest, fs::Permissions::from_mode(0o755))?;
+    let (mut tree, created) =
+        DiskTree::open(dest).with_context(|| format!("creating {}", dest.display()))?;
+    let mut a = Applier::new(&mut tree, epoch);
+    if created {
         a.dir_times.insert(PathBuf::new(), a.epoch);
     }
-    for (i, desc) in image
-        .layers
-        .iter()
-        .enumerate()
-        .take(range.end)
-        .skip(range.start)
-    {
-        let mut blob = image.open_layer(i)?;
-        let what = format!("layer {} of {}", desc.digest, image.origin);
-        let ctx = || format!("applying {what}");
-        let applied =
-            LayerStream::open(&mut blob, &desc.media_type).and_then(|reader| a.apply_layer(reader));
-        // A corrupt blob usually fails decompression first; the digest check
-        // says what is really wrong, so it takes precedence.
-        blob.finish().with_context(ctx)?;
-        applied
-            .map_err(|e| layer_stream::corrupt_unless_io(e, "applying", &what, &desc.media_type))?;
-        a.stats.layers += 1;
-    }
-    a.set_dir_times()?;
-    Ok(a.stats)
+    a.apply_image(image, 0..image.layers.len())?;
+    a.finish()
 }
 
-struct Applier<'a> {
-    dest: &'a Path,
-    owner: bool,
+/// Applies the layers `range` of `image`, in order, onto `tree`. What is
+/// already in `tree` is only ever unlinked or replaced, never written into.
+pub fn apply_layers(
+    image: &SourceImage,
+    range: std::ops::Range<usize>,
+    tree: &mut impl Tree,
+    epoch: u64,
+) -> anyhow::Result<Stats> {
+    let mut a = Applier::new(tree, epoch);
+    a.apply_image(image, range)?;
+    a.finish()
+}
+
+/// Applies one plain tar archive (no whiteouts expected, though they work)
+/// onto the folder `dest` (created if missing).
+pub fn apply_tar(tar: impl Read, dest: &Path, epoch: u64) -> anyhow::Result<Stats> {
+    let (mut tree, created) =
+        DiskTree::open(dest).with_context(|| format!("creating {}", dest.display()))?;
+    let mut a = Applier::new(&mut tree, epoch);
+    if created {
+        a.dir_times.insert(PathBuf::new(), a.epoch);
+    }
+    a.apply_layer(tar)?;
+    a.finish()
+}
+
+struct Applier<'t, T: Tree> {
+    tree: &'t mut T,
     epoch: i64,
     stats: Stats,
     /// The mtime each folder gets once the layers are applied: what its last
@@ -121,8 +107,56 @@ impl Written {
     }
 }
 
-impl Applier<'_> {
-    fn apply_layer(&mut self, reader: LayerStream<'_>) -> anyhow::Result<()> {
+impl<'t, T: Tree> Applier<'t, T> {
+    fn new(tree: &'t mut T, epoch: u64) -> Self {
+        Applier {
+            tree,
+            epoch: epoch as i64,
+            stats: Stats::default(),
+            dir_times: BTreeMap::new(),
+        }
+    }
+
+    fn apply_image(
+        &mut self,
+        image: &SourceImage,
+        range: std::ops::Range<usize>,
+    ) -> anyhow::Result<()> {
+        for (i, desc) in image
+            .layers
+            .iter()
+            .enumerate()
+            .take(range.end)
+            .skip(range.start)
+        {
+            let mut blob = image.open_layer(i)?;
+            let what = format!("layer {} of {}", desc.digest, image.origin);
+            let ctx = || format!("applying {what}");
+            let applied = LayerStream::open(&mut blob, &desc.media_type)
+                .and_then(|reader| self.apply_layer(reader));
+            // A corrupt blob usually fails decompression first; the digest check
+            // says what is really wrong, so it takes precedence.
+            blob.finish().with_context(ctx)?;
+            applied.map_err(|e| {
+                layer_stream::corrupt_unless_io(e, "applying", &what, &desc.media_type)
+            })?;
+            self.stats.layers += 1;
+        }
+        Ok(())
+    }
+
+    /// Gives folders their mtimes; returns what was done.
+    fn finish(self) -> anyhow::Result<Stats> {
+        for (rel, mtime) in &self.dir_times {
+            let shown = self.tree.show(rel);
+            self.tree
+                .set_mtime(rel, *mtime)
+                .with_context(|| format!("setting the mtime of {}", shown.display()))?;
+        }
+        Ok(self.stats)
+    }
+
+    fn apply_layer(&mut self, reader: impl Read) -> anyhow::Result<()> {
         let mut archive = tar::Archive::new(reader);
         let mut written = Written::default();
         let mut limit = EntryLimit::new()?;
@@ -173,14 +207,22 @@ impl Applier<'_> {
                 written.insert(&rel);
             }
         }
-        archive.into_inner().drain()?;
+        // Reads what the tar reader left (its end-of-archive padding), so a
+        // compressed stream's own end and checksum are checked too.
+        std::io::copy(&mut archive.into_inner(), &mut std::io::sink())?;
         Ok(())
     }
 
     /// `rel` resolved inside the root through the symlinks already there.
     fn resolve(&self, rel: &Path, follow_last: bool) -> anyhow::Result<PathBuf> {
-        safe_path::resolve(rel, follow_last, |p| fs::read_link(self.dest.join(p)).ok())
+        safe_path::resolve(rel, follow_last, |p| self.tree.read_link(p))
             .map_err(|e| fail(Category::BadImage, format!("layer entry {e}")))
+    }
+
+    fn kind(&self, rel: &Path) -> anyhow::Result<Option<Kind>> {
+        self.tree
+            .kind(rel)
+            .with_context(|| format!("reading {}", self.tree.show(rel).display()))
     }
 
     /// Writes one entry at `rel` (its parent exists); false when it was skipped.
@@ -190,42 +232,33 @@ impl Applier<'_> {
         raw: &Path,
         rel: &Path,
     ) -> anyhow::Result<bool> {
-        let target = self.dest.join(rel);
         let kind = entry.header().entry_type();
         let mode = entry.header().mode()? & 0o7777;
+        let shown = self.tree.show(rel);
+        let ctx = || format!("creating {}", shown.display());
         match kind {
             tar::EntryType::Directory => {
-                match fs::symlink_metadata(&target) {
-                    Ok(md) if md.is_dir() => {}
+                match self.kind(rel)? {
+                    Some(Kind::Dir) => {}
                     // A symlink to a folder stays, as consumers keep it.
-                    Ok(md)
-                        if md.is_symlink() && fs::metadata(&target).is_ok_and(|m| m.is_dir()) =>
-                    {
-                        return Ok(true)
-                    }
-                    Ok(_) => {
+                    Some(Kind::Symlink) if self.is_dir_through_links(rel) => return Ok(true),
+                    Some(_) => {
                         self.remove(rel)?;
-                        fs::create_dir(&target)?;
+                        self.tree.create_dir(rel).with_context(ctx)?;
                     }
-                    Err(_) => fs::create_dir(&target)?,
+                    None => self.tree.create_dir(rel).with_context(ctx)?,
                 }
                 self.set_meta(entry, rel)?;
             }
             tar::EntryType::Regular | tar::EntryType::Continuous => {
                 self.remove(rel)?;
-                let mut f = fs::File::options()
-                    .write(true)
-                    .create_new(true)
-                    .open(&target)
-                    .with_context(|| format!("creating {}", target.display()))?;
-                io::copy(entry, &mut f)?;
-                drop(f);
+                self.tree.create_file(rel, entry).with_context(ctx)?;
                 self.set_meta(entry, rel)?;
             }
             tar::EntryType::Symlink => {
                 let link = entry.link_name()?.unwrap_or_default().into_owned();
                 self.remove(rel)?;
-                symlink(&link, &target)?;
+                self.tree.symlink(rel, &link).with_context(ctx)?;
                 self.set_meta(entry, rel)?;
             }
             tar::EntryType::Link => {
@@ -243,8 +276,8 @@ impl Applier<'_> {
                             format!("hard link `{}` points at the root", raw.display()),
                         )
                     })?;
-                let source = self.dest.join(self.resolve(&link_rel, false)?);
-                if fs::symlink_metadata(&source).is_ok_and(|m| m.file_type().is_symlink()) {
+                let source = self.resolve(&link_rel, false)?;
+                if self.kind(&source)? == Some(Kind::Symlink) {
                     return Err(fail(
                         Category::BadImage,
                         format!("hard link `{}` points at a symlink", raw.display()),
@@ -252,12 +285,13 @@ impl Applier<'_> {
                 }
                 self.remove(rel)?;
                 // The link shares its inode's metadata: nothing to set.
-                fs::hard_link(&source, &target).with_context(|| {
-                    format!("linking {} to {}", target.display(), source.display())
-                })?;
+                let (from, to) = (self.tree.show(rel), self.tree.show(&source));
+                self.tree
+                    .hard_link(&source, rel)
+                    .with_context(|| format!("linking {} to {}", from.display(), to.display()))?;
             }
             tar::EntryType::Fifo | tar::EntryType::Char | tar::EntryType::Block => {
-                if kind != tar::EntryType::Fifo && !self.owner {
+                if kind != tar::EntryType::Fifo && !self.tree.records_everything() {
                     self.stats.skipped_devices += 1;
                     verbose!("skipping device node {} (needs root)", raw.display());
                     return Ok(false);
@@ -268,8 +302,7 @@ impl Applier<'_> {
                     h.device_minor()?.unwrap_or(0),
                 );
                 self.remove(rel)?;
-                fs_meta::mknod(&target, kind, mode, dev)
-                    .with_context(|| format!("creating {}", target.display()))?;
+                self.tree.mknod(rel, kind, mode, dev).with_context(ctx)?;
                 self.set_meta(entry, rel)?;
             }
             _ => {
@@ -280,11 +313,16 @@ impl Applier<'_> {
         Ok(true)
     }
 
+    /// Whether the symlink at `rel` leads, inside the root, to a folder.
+    fn is_dir_through_links(&self, rel: &Path) -> bool {
+        self.resolve(rel, true)
+            .is_ok_and(|target| matches!(self.tree.kind(&target), Ok(Some(Kind::Dir))))
+    }
+
     /// Owner, then mode (a chown clears setuid/setgid bits and file
     /// capabilities), then extended attributes, then the mtime (folders'
     /// once all layers are applied).
     fn set_meta(&mut self, entry: &mut tar::Entry<impl Read>, rel: &Path) -> anyhow::Result<()> {
-        let target = self.dest.join(rel);
         let h = entry.header();
         let (kind, uid, gid, mode, mtime) = (
             h.entry_type(),
@@ -293,20 +331,15 @@ impl Applier<'_> {
             h.mode()?,
             h.mtime()? as i64,
         );
-        let ctx = || format!("setting the metadata of {}", target.display());
-        if self.owner {
-            std::os::unix::fs::lchown(&target, Some(uid as u32), Some(gid as u32))
-                .with_context(ctx)?;
-        }
+        let shown = self.tree.show(rel);
+        let ctx = || format!("setting the metadata of {}", shown.display());
+        self.tree.set_owner(rel, uid, gid).with_context(ctx)?;
         if kind != tar::EntryType::Symlink {
-            fs::set_permissions(&target, fs::Permissions::from_mode(mode & 0o7777))
-                .with_context(ctx)?;
+            self.tree.set_mode(rel, mode & 0o7777).with_context(ctx)?;
         }
         if kind == tar::EntryType::Directory {
             // A folder entry over an existing folder carries the whole set.
-            for (name, _) in fs_meta::xattrs(&target).unwrap_or_default() {
-                let _ = fs_meta::remove_xattr(&target, &name);
-            }
+            self.tree.clear_xattrs(rel).with_context(ctx)?;
         }
         if let Some(extensions) = entry.pax_extensions()? {
             for ext in extensions {
@@ -314,15 +347,17 @@ impl Applier<'_> {
                 let Some(name) = ext.key_bytes().strip_prefix(XATTR_PREFIX.as_bytes()) else {
                     continue;
                 };
-                match fs_meta::set_xattr(&target, name, ext.value_bytes()) {
+                match self.tree.set_xattr(rel, name, ext.value_bytes()) {
                     Ok(()) => {}
                     // Unprivileged, only `user.*` can be set, and never on a symlink.
-                    Err(e) if !self.owner || kind == tar::EntryType::Symlink => {
+                    Err(e)
+                        if !self.tree.records_everything() || kind == tar::EntryType::Symlink =>
+                    {
                         self.stats.skipped_xattrs += 1;
                         verbose!(
                             "skipping xattr {} of {} ({e})",
                             String::from_utf8_lossy(name),
-                            target.display()
+                            shown.display()
                         );
                     }
                     Err(e) => return Err(e).with_context(ctx),
@@ -332,7 +367,7 @@ impl Applier<'_> {
         if kind == tar::EntryType::Directory {
             self.dir_times.insert(rel.to_path_buf(), mtime);
         } else {
-            fs_meta::set_mtime(&target, mtime).with_context(ctx)?;
+            self.tree.set_mtime(rel, mtime).with_context(ctx)?;
         }
         Ok(())
     }
@@ -341,9 +376,11 @@ impl Applier<'_> {
     fn touch_parent(&mut self, rel: &Path) -> anyhow::Result<()> {
         let parent = rel.parent().unwrap_or(Path::new(""));
         if !self.dir_times.contains_key(parent) {
-            let md = fs::symlink_metadata(self.dest.join(parent))
-                .with_context(|| format!("reading {}", self.dest.join(parent).display()))?;
-            self.dir_times.insert(parent.to_path_buf(), md.mtime());
+            let mtime = self
+                .tree
+                .mtime(parent)
+                .with_context(|| format!("reading {}", self.tree.show(parent).display()))?;
+            self.dir_times.insert(parent.to_path_buf(), mtime);
         }
         Ok(())
     }
@@ -353,14 +390,15 @@ impl Applier<'_> {
         let mut p = PathBuf::new();
         for c in rel.components() {
             p.push(c);
-            let full = self.dest.join(&p);
-            match fs::symlink_metadata(&full) {
-                Ok(md) if md.is_dir() => continue,
-                Ok(_) => self.remove(&p)?,
-                Err(_) => self.touch_parent(&p)?,
+            match self.kind(&p)? {
+                Some(Kind::Dir) => continue,
+                Some(_) => self.remove(&p)?,
+                None => self.touch_parent(&p)?,
             }
-            fs::create_dir(&full).with_context(|| format!("creating {}", full.display()))?;
-            fs::set_permissions(&full, fs::Permissions::from_mode(0o755))?;
+            let shown = self.tree.show(&p);
+            self.tree
+                .create_dir(&p)
+                .with_context(|| format!("creating {}", shown.display()))?;
             self.dir_times.insert(p.clone(), self.epoch);
         }
         Ok(())
@@ -369,15 +407,14 @@ impl Applier<'_> {
     /// Removes what lower layers put in folder `rel`, keeping what this
     /// layer wrote (also deeper down).
     fn clear_lower(&mut self, rel: &Path, written: &Written) -> anyhow::Result<()> {
-        let dir = self.dest.join(rel);
-        let mut children: Vec<_> = fs::read_dir(&dir)
-            .with_context(|| format!("reading {}", dir.display()))?
-            .map(|e| e.map(|e| e.file_name()))
-            .collect::<Result<_, _>>()?;
+        let mut children = self
+            .tree
+            .children(rel)
+            .with_context(|| format!("reading {}", self.tree.show(rel).display()))?;
         children.sort();
         for name in children {
             let child = rel.join(name);
-            let is_dir = fs::symlink_metadata(self.dest.join(&child)).is_ok_and(|m| m.is_dir());
+            let is_dir = self.kind(&child)? == Some(Kind::Dir);
             if is_dir && written.ancestors.contains(&child) {
                 self.clear_lower(&child, written)?;
             } else if !written.paths.contains(&child) {
@@ -389,9 +426,9 @@ impl Applier<'_> {
 
     /// Removes whatever is at `rel`, if anything.
     fn remove(&mut self, rel: &Path) -> anyhow::Result<()> {
-        let p = self.dest.join(rel);
-        let removed = match fs::symlink_metadata(&p) {
-            Ok(md) if md.is_dir() => {
+        match self.kind(rel)? {
+            None => return Ok(()),
+            Some(Kind::Dir) => {
                 let gone: Vec<PathBuf> = self
                     .dir_times
                     .range(rel.to_path_buf()..)
@@ -402,25 +439,13 @@ impl Applier<'_> {
                 for k in gone {
                     self.dir_times.remove(&k);
                 }
-                self.touch_parent(rel)?;
-                fs::remove_dir_all(&p)
             }
-            Ok(_) => {
-                self.touch_parent(rel)?;
-                fs::remove_file(&p)
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(e),
-        };
-        removed.with_context(|| format!("removing {}", p.display()))
-    }
-
-    fn set_dir_times(&self) -> anyhow::Result<()> {
-        for (rel, mtime) in &self.dir_times {
-            let p = self.dest.join(rel);
-            fs_meta::set_mtime(&p, *mtime)
-                .with_context(|| format!("setting the mtime of {}", p.display()))?;
+            Some(_) => {}
         }
-        Ok(())
+        self.touch_parent(rel)?;
+        let shown = self.tree.show(rel);
+        self.tree
+            .remove(rel)
+            .with_context(|| format!("removing {}", shown.display()))
     }
 }
