@@ -183,7 +183,7 @@ pub fn embed(a: &EmbedArgs, epoch: u64, output_format: OutputFormat) -> anyhow::
         isos,
     };
     let mut golden = Golden::open(&a.golden)?;
-    let template = || user_data_source::site_renderer(a.definition.as_deref(), epoch);
+    let template = || user_data_source::site_renderer(a.templates.definition.as_deref(), epoch);
     if let Some(sites_path) = &a.sites {
         let out_dir = a
             .out_dir
@@ -243,7 +243,7 @@ fn embed_sites(
         .unwrap_or_default()
         .to_string_lossy()
         .into_owned();
-    let mut renderer = user_data_source::site_renderer(a.definition.as_deref(), epoch)?;
+    let mut renderer = user_data_source::site_renderer(a.templates.definition.as_deref(), epoch)?;
     let mut planned = Vec::new();
     for (i, site) in sites.iter().enumerate() {
         let ud = user_data_source::render_site(site, &a.user_data, &mut renderer)

@@ -57,7 +57,7 @@ pub fn run(a: &SiteMediaArgs, epoch: u64, output: OutputFormat) -> anyhow::Resul
     if a.user_data.token.is_some() {
         return Err(fail(Category::SecretRefused, REFUSED));
     }
-    let template = || user_data_source::site_renderer(a.definition.as_deref(), epoch);
+    let template = || user_data_source::site_renderer(a.templates.definition.as_deref(), epoch);
     let media = if let Some(sites_path) = &a.sites {
         let out_dir = a
             .out_dir
