@@ -17,7 +17,7 @@ use crate::iso::reserved;
 use crate::mask;
 use crate::output_set::OutputSet;
 use crate::progress::Progress;
-use crate::user_data::UserData;
+use crate::user_data::{refuse_command_line_token, UserData};
 
 /// What `iso show` reports: `edgeforge.iso-show/v1`.
 #[derive(serde::Serialize)]
@@ -175,9 +175,7 @@ impl Report for Embedded {
 
 pub fn embed(a: &EmbedArgs, epoch: u64, output_format: OutputFormat) -> anyhow::Result<()> {
     // `--sites` never reads `--token`: refuse it up front for every form.
-    if a.user_data.token.is_some() {
-        return Err(fail(Category::SecretRefused, crate::user_data::REFUSED));
-    }
+    refuse_command_line_token(a.user_data.token.as_deref())?;
     let report = |isos| Embedded {
         golden: a.golden.display().to_string(),
         isos,
