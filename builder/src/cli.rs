@@ -235,6 +235,16 @@ pub struct UserDataArgs {
     pub token: Option<String>,
 }
 
+/// Whose templates render a site outside a build (`iso embed`, `disk
+/// embed`, `site-media`); flattened beside [`UserDataArgs`], whose
+/// `--user-data` needs no rendering.
+#[derive(Args)]
+pub struct SiteTemplateArgs {
+    /// Render site user-data with this definition's templates: folder and variables (as `user-data render` does) [default: templates/ of the current folder].
+    #[arg(long, value_name = "IMAGE_YAML", conflicts_with = "user_data")]
+    pub definition: Option<PathBuf>,
+}
+
 #[derive(Subcommand)]
 pub enum UserDataCommand {
     /// Check a user-data document as the Palette edge installer reads it: header, YAML, field types and formats.
@@ -372,7 +382,9 @@ pub struct EmbedArgs {
     #[arg(long, value_name = "FILE", conflicts_with_all = ["user_data", "site", "site_values", "remove", "out"], requires = "out_dir")]
     pub sites: Option<PathBuf>,
     /// Empty the reserved area again (the golden state).
-    #[arg(long, conflicts_with_all = ["user_data", "site", "site_values"])]
+    // The conflict with --definition is declared here: its shared
+    // declaration cannot name an argument only `iso embed` has.
+    #[arg(long, conflicts_with_all = ["user_data", "site", "site_values", "definition"])]
     pub remove: bool,
     /// The ISO to write (one site, or --remove).
     #[arg(short = 'o', long = "out", value_name = "FILE")]
@@ -380,9 +392,8 @@ pub struct EmbedArgs {
     /// The folder for per-site ISOs (with --sites).
     #[arg(long, value_name = "DIR")]
     pub out_dir: Option<PathBuf>,
-    /// Render sites with this definition's templates: folder and variables (as `user-data render` does) [default: templates/ of the current folder].
-    #[arg(long, value_name = "IMAGE_YAML", conflicts_with_all = ["user_data", "remove"])]
-    pub definition: Option<PathBuf>,
+    #[command(flatten)]
+    pub templates: SiteTemplateArgs,
 }
 
 #[derive(Args)]
@@ -401,9 +412,8 @@ pub struct SiteMediaArgs {
     /// Also write each medium as a FAT image labelled CIDATA for USB sticks (<medium>.img, beside the ISO).
     #[arg(long)]
     pub fat: bool,
-    /// Render sites with this definition's templates: folder and variables (as `user-data render` does) [default: templates/ of the current folder].
-    #[arg(long, value_name = "IMAGE_YAML", conflicts_with = "user_data")]
-    pub definition: Option<PathBuf>,
+    #[command(flatten)]
+    pub templates: SiteTemplateArgs,
 }
 
 #[derive(Args)]
@@ -457,9 +467,8 @@ pub struct DiskEmbedArgs {
     /// The disk to write (created 0600), in the golden disk's format and with its extension.
     #[arg(short = 'o', long = "out", value_name = "FILE")]
     pub out: PathBuf,
-    /// Render a site with this definition's templates: folder and variables (as `user-data render` does) [default: templates/ of the current folder].
-    #[arg(long, value_name = "IMAGE_YAML", conflicts_with = "user_data")]
-    pub definition: Option<PathBuf>,
+    #[command(flatten)]
+    pub templates: SiteTemplateArgs,
 }
 
 #[derive(Args)]

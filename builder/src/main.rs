@@ -85,7 +85,7 @@ fn usage_error(e: clap::Error) -> ! {
             || (a == "--token" && args.get(i + 1).is_some_and(|v| !v.starts_with('-')))
     });
     if token_given && !informational {
-        let err = error::fail(error::Category::SecretRefused, user_data::REFUSED);
+        let err = user_data::command_line_token_refused();
         if json {
             eprintln!("{}", error::to_json(&err));
         } else {

@@ -161,7 +161,7 @@ pub fn formats(flags: &[Format], defined: &[Format]) -> Vec<Format> {
 
 pub fn embed(a: &DiskEmbedArgs, epoch: u64, output: OutputFormat) -> anyhow::Result<()> {
     let ud = user_data_source::require(&a.user_data, || {
-        user_data_source::site_renderer(a.definition.as_deref(), epoch)
+        user_data_source::site_renderer(a.templates.definition.as_deref(), epoch)
     })?;
     let folder = match a.out.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,

@@ -17,7 +17,7 @@ use crate::iso::reserved;
 use crate::mask;
 use crate::output_set::OutputSet;
 use crate::progress::Progress;
-use crate::user_data::UserData;
+use crate::user_data::{refuse_command_line_token, UserData};
 
 /// What `iso show` reports: `edgeforge.iso-show/v1`.
 #[derive(serde::Serialize)]
@@ -175,15 +175,13 @@ impl Report for Embedded {
 
 pub fn embed(a: &EmbedArgs, epoch: u64, output_format: OutputFormat) -> anyhow::Result<()> {
     // `--sites` never reads `--token`: refuse it up front for every form.
-    if a.user_data.token.is_some() {
-        return Err(fail(Category::SecretRefused, crate::user_data::REFUSED));
-    }
+    refuse_command_line_token(a.user_data.token.as_deref())?;
     let report = |isos| Embedded {
         golden: a.golden.display().to_string(),
         isos,
     };
     let mut golden = Golden::open(&a.golden)?;
-    let template = || user_data_source::site_renderer(a.definition.as_deref(), epoch);
+    let template = || user_data_source::site_renderer(a.templates.definition.as_deref(), epoch);
     if let Some(sites_path) = &a.sites {
         let out_dir = a
             .out_dir
@@ -243,7 +241,7 @@ fn embed_sites(
         .unwrap_or_default()
         .to_string_lossy()
         .into_owned();
-    let mut renderer = user_data_source::site_renderer(a.definition.as_deref(), epoch)?;
+    let mut renderer = user_data_source::site_renderer(a.templates.definition.as_deref(), epoch)?;
     let mut planned = Vec::new();
     for (i, site) in sites.iter().enumerate() {
         let ud = user_data_source::render_site(site, &a.user_data, &mut renderer)

@@ -17,7 +17,7 @@ use crate::io::{AtomicFile, Sha256Digest};
 use crate::iso::cidata;
 use crate::output_set::OutputSet;
 use crate::user_data::validate::Mode;
-use crate::user_data::{check_site_name, Site, UserData, REFUSED};
+use crate::user_data::{check_site_name, refuse_command_line_token, Site, UserData};
 
 /// `edgeforge.site-media/v1`
 #[derive(serde::Serialize)]
@@ -54,10 +54,8 @@ struct Medium {
 }
 
 pub fn run(a: &SiteMediaArgs, epoch: u64, output: OutputFormat) -> anyhow::Result<()> {
-    if a.user_data.token.is_some() {
-        return Err(fail(Category::SecretRefused, REFUSED));
-    }
-    let template = || user_data_source::site_renderer(a.definition.as_deref(), epoch);
+    refuse_command_line_token(a.user_data.token.as_deref())?;
+    let template = || user_data_source::site_renderer(a.templates.definition.as_deref(), epoch);
     let media = if let Some(sites_path) = &a.sites {
         let out_dir = a
             .out_dir

@@ -10,7 +10,7 @@ use crate::log::info;
 use crate::provider::renderer_for;
 use crate::render::Renderer;
 use crate::user_data::validate::Mode;
-use crate::user_data::{self, Secret, Site, UserData, REFUSED};
+use crate::user_data::{self, Secret, Site, UserData};
 
 /// The user-data the arguments name, or `None` when they name none.
 /// `renderer` gives the template's context (the definition's variables).
@@ -18,9 +18,7 @@ pub fn resolve(
     a: &UserDataArgs,
     renderer: impl FnOnce() -> anyhow::Result<Renderer>,
 ) -> anyhow::Result<Option<UserData>> {
-    if a.token.is_some() {
-        return Err(fail(Category::SecretRefused, REFUSED));
-    }
+    user_data::refuse_command_line_token(a.token.as_deref())?;
     let ud = match &a.user_data {
         Some(file) => UserData::load(file)?,
         None if a.site.is_some() || !a.site_values.is_empty() => {
@@ -101,9 +99,7 @@ pub fn render_site_as(
     mode: Mode,
 ) -> anyhow::Result<UserData> {
     // `--sites` runs come here without `resolve`.
-    if a.token.is_some() {
-        return Err(fail(Category::SecretRefused, REFUSED));
-    }
+    user_data::refuse_command_line_token(a.token.as_deref())?;
     let token = token_for(a, site)?;
     let text = user_data::render(renderer, site, token.as_ref())?;
     UserData::from_bytes_as(

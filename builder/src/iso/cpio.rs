@@ -67,11 +67,28 @@ fn archive(root: &Path, out: &Path) -> anyhow::Result<Vec<String>> {
     }
     if !has_console {
         if !root.join("dev").is_dir() {
-            w.header("dev", 0o040755, 0, 0, 2, 0, 0, 0)?;
+            let dev = Header {
+                mode: 0o040755,
+                nlink: 2,
+                ..Header::default()
+            };
+            w.header_new_inode("dev", dev)?;
         }
-        w.header("dev/console", 0o020600, 0, 0, 1, 0, 0, (5 << 8) | 1)?;
+        let console = Header {
+            mode: 0o020600,
+            nlink: 1,
+            rdevmajor: 5,
+            rdevminor: 1,
+            ..Header::default()
+        };
+        w.header_new_inode("dev/console", console)?;
     }
-    w.header("TRAILER!!!", 0, 0, 0, 1, 0, 0, 0)?;
+    // The end marker: inode 0, one link, nothing else.
+    let trailer = Header {
+        nlink: 1,
+        ..Header::default()
+    };
+    w.header("TRAILER!!!", &trailer)?;
     enc.finish()?
         .into_inner()
         .map_err(|e| e.into_error())?
@@ -106,6 +123,27 @@ fn warn_lost_xattrs(lost: &[String]) {
     );
 }
 
+/// The fields of a newc entry header that vary, named as the format's
+/// `c_*` fields; the others are constant: `c_magic` 070701, `c_devmajor`,
+/// `c_devminor` and `c_check` 0 (one device for every entry, so the kernel
+/// pairs hard links by inode number; newc has no checksum) and
+/// `c_namesize` from the name.
+#[derive(Default)]
+struct Header {
+    ino: u32,
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    nlink: u32,
+    /// Seconds since 1970; newc keeps the low 32 bits.
+    mtime: u64,
+    /// Checked against newc's 4 GiB limit when written.
+    filesize: u64,
+    /// A device node's device number.
+    rdevmajor: u32,
+    rdevminor: u32,
+}
+
 struct Writer<'a, W: Write> {
     out: &'a mut W,
     next_ino: u32,
@@ -126,33 +164,58 @@ impl<W: Write> Writer<'_, W> {
         } else {
             (md.uid(), md.gid())
         };
-        let mtime = md.mtime().max(0) as u64;
-        let mode = md.mode();
+        let h = Header {
+            mode: md.mode(),
+            uid,
+            gid,
+            nlink: 1,
+            mtime: md.mtime().max(0) as u64,
+            ..Header::default()
+        };
         let key = (md.dev(), md.ino());
         let nlink = self.names.get(&key).copied().unwrap_or(1);
         if ft.is_file() && nlink > 1 {
             if let Some(&ino) = self.links.get(&key) {
                 // Linked to the first: no data, the kernel links the name.
-                return self.header_ino(name, ino, mode, uid, gid, nlink, mtime, 0, 0);
+                return self.header(name, &Header { ino, nlink, ..h });
             }
             let ino = self.take_ino();
             self.links.insert(key, ino);
-            self.header_ino(name, ino, mode, uid, gid, nlink, mtime, md.len(), 0)?;
+            let first = Header {
+                ino,
+                nlink,
+                filesize: md.len(),
+                ..h
+            };
+            self.header(name, &first)?;
             return self.data_file(path, md.len());
         }
         if ft.is_file() {
-            self.header(name, mode, uid, gid, 1, mtime, md.len(), 0)?;
+            let file = Header {
+                filesize: md.len(),
+                ..h
+            };
+            self.header_new_inode(name, file)?;
             self.data_file(path, md.len())
         } else if ft.is_symlink() {
             let target = fs::read_link(path)?;
             let bytes = target.as_os_str().as_encoded_bytes();
-            self.header(name, mode, uid, gid, 1, mtime, bytes.len() as u64, 0)?;
+            let link = Header {
+                filesize: bytes.len() as u64,
+                ..h
+            };
+            self.header_new_inode(name, link)?;
             self.out.write_all(bytes)?;
             self.pad(bytes.len() as u64)
         } else if ft.is_dir() {
-            self.header(name, mode, uid, gid, 2, mtime, 0, 0)
+            self.header_new_inode(name, Header { nlink: 2, ..h })
         } else if ft.is_char_device() || ft.is_block_device() || ft.is_fifo() {
-            self.header(name, mode, uid, gid, 1, mtime, 0, md.rdev())
+            let node = Header {
+                rdevmajor: libc::major(md.rdev()),
+                rdevminor: libc::minor(md.rdev()),
+                ..h
+            };
+            self.header_new_inode(name, node)
         } else {
             // Sockets: nothing to carry (flattening never makes them).
             Ok(())
@@ -165,55 +228,36 @@ impl<W: Write> Writer<'_, W> {
         i
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn header(
-        &mut self,
-        name: &str,
-        mode: u32,
-        uid: u32,
-        gid: u32,
-        nlink: u32,
-        mtime: u64,
-        size: u64,
-        rdev: u64,
-    ) -> anyhow::Result<()> {
-        let ino = if name == "TRAILER!!!" {
-            0
-        } else {
-            self.take_ino()
-        };
-        self.header_ino(name, ino, mode, uid, gid, nlink, mtime, size, rdev)
+    /// Writes `h` under the next inode number.
+    fn header_new_inode(&mut self, name: &str, h: Header) -> anyhow::Result<()> {
+        let ino = self.take_ino();
+        self.header(name, &Header { ino, ..h })
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn header_ino(
-        &mut self,
-        name: &str,
-        ino: u32,
-        mode: u32,
-        uid: u32,
-        gid: u32,
-        nlink: u32,
-        mtime: u64,
-        size: u64,
-        rdev: u64,
-    ) -> anyhow::Result<()> {
+    /// Writes an entry's header and name, padded to 4 bytes.
+    fn header(&mut self, name: &str, h: &Header) -> anyhow::Result<()> {
+        let size = h.filesize;
         if size > u32::MAX as u64 {
             anyhow::bail!("{name} is {size} bytes; a newc cpio entry holds at most 4 GiB");
         }
-        let (major, minor) = (libc::major(rdev), libc::minor(rdev));
-        let h = format!(
-            "070701{ino:08x}{mode:08x}{uid:08x}{gid:08x}{nlink:08x}{:08x}{size:08x}{:08x}{:08x}{major:08x}{minor:08x}{:08x}{:08x}",
-            mtime as u32,
-            0,
-            0,
+        let (devmajor, devminor, check) = (0, 0, 0);
+        let text = format!(
+            "070701{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{devmajor:08x}{devminor:08x}{:08x}{:08x}{:08x}{check:08x}",
+            h.ino,
+            h.mode,
+            h.uid,
+            h.gid,
+            h.nlink,
+            h.mtime as u32,
+            size,
+            h.rdevmajor,
+            h.rdevminor,
             name.len() + 1,
-            0
         );
-        self.out.write_all(h.as_bytes())?;
+        self.out.write_all(text.as_bytes())?;
         self.out.write_all(name.as_bytes())?;
         self.out.write_all(&[0])?;
-        self.pad((h.len() + name.len() + 1) as u64)?;
+        self.pad((text.len() + name.len() + 1) as u64)?;
         Ok(())
     }
 

@@ -20,7 +20,7 @@ use crate::yaml;
 pub use render::render;
 pub use secrets::SecretField;
 pub use site::{check_site_name, load_sites, Site};
-pub use token::{Secret, REFUSED};
+pub use token::{command_line_token_refused, refuse_command_line_token, Secret};
 use validate::{Finding, Mode, Severity};
 
 /// The Palette agent reads user-data files of up to 1 MB.

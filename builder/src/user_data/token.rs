@@ -61,5 +61,35 @@ impl Secret {
     }
 }
 
-/// Why `--token VALUE` is refused.
-pub const REFUSED: &str = "--token is refused: a token on the command line is kept in shell history and shown to every user in process listings; put it in an environment variable (--token-env VAR) or a 0600 file (--token-file FILE)";
+/// Refuses `--token VALUE` (exit 8): a token on the command line is in the
+/// shell history and every user's process listing before edgeforge runs.
+pub fn refuse_command_line_token(value: Option<&str>) -> anyhow::Result<()> {
+    match value {
+        Some(_) => Err(command_line_token_refused()),
+        None => Ok(()),
+    }
+}
+
+/// The error for a token on the command line, also for a command line clap
+/// refused that holds one.
+pub fn command_line_token_refused() -> anyhow::Error {
+    fail(Category::SecretRefused, REFUSED)
+}
+
+/// Why, and what to do instead; never the value.
+const REFUSED: &str = "--token is refused: a token on the command line is kept in shell history and shown to every user in process listings; put it in an environment variable (--token-env VAR) or a 0600 file (--token-file FILE)";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_command_line_token_is_refused_without_its_value() {
+        assert!(refuse_command_line_token(None).is_ok());
+        let err = refuse_command_line_token(Some("tok-1234")).unwrap_err();
+        assert_eq!(crate::error::category_of(&err).exit_code(), 8);
+        let text = format!("{err:#}");
+        assert!(text.starts_with("--token is refused") && text.contains("--token-env VAR"));
+        assert!(!text.contains("tok-1234"), "{text}");
+    }
+}
