@@ -645,7 +645,7 @@ fn the_manifest_lists_the_packages_installed_in_the_rootfs() {
 }
 
 #[test]
-fn an_iso_rebuilt_after_an_overlay_change_links_the_cached_lower_tree_and_matches_a_clean_build() {
+fn an_iso_rebuilt_after_an_overlay_change_reuses_the_cached_lower_tree_and_matches_a_clean_build() {
     let t = tempfile::tempdir().unwrap();
     let cache = t.path().join("cache");
     let (def, ov) = with_component_and_overlay(
@@ -696,28 +696,33 @@ fn an_iso_rebuilt_after_an_overlay_change_links_the_cached_lower_tree_and_matche
     );
     assert_eq!(file_in(&rebuilt, "etc/motd"), "overlay 2\n");
 
-    // The overlay replaced the component's file in the work tree only.
+    // The overlay's file went to the build's own spool: the cached tree's
+    // data holds the component's file and nothing of the overlay.
     let trees: Vec<_> = fs::read_dir(cache.join("trees"))
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
         .collect();
     assert_eq!(trees.len(), 1);
-    assert_eq!(
-        fs::read_to_string(trees[0].join("rootfs/etc/motd")).unwrap(),
-        "from the component\n"
-    );
+    let data = fs::read(trees[0].join("data")).unwrap();
+    let holds = |needle: &[u8]| data.windows(needle.len()).any(|w| w == needle);
+    assert!(holds(b"from the component\n") && !holds(b"overlay 2"));
 
     let (_, clean) = build("three", &["--no-cache"]);
     assert!(
         fs::read(&rebuilt).unwrap() == fs::read(&clean).unwrap(),
-        "an ISO from the linked tree equals one built from a clean flatten"
+        "an ISO from the cached tree equals one built from a clean flatten"
     );
 
     // A cached tree whose file lost its data (as after a crash) is not used.
-    let issue = trees[0].join("rootfs/etc/issue");
-    fs::remove_file(&issue).unwrap();
-    fs::write(&issue, "").unwrap();
+    let data_file = trees[0].join("data");
+    let at = data
+        .windows(b"component issue".len())
+        .position(|w| w == b"component issue")
+        .unwrap();
+    let mut damaged = data.clone();
+    damaged[at..at + 9].copy_from_slice(b"\0\0\0\0\0\0\0\0\0");
+    fs::write(&data_file, damaged).unwrap();
     fs::write(ov.join("motd"), "overlay 3\n").unwrap();
     let (fourth, repaired) = build("four", &[]);
     assert!(fourth.contains("is damaged"), "{fourth}");
@@ -812,13 +817,13 @@ fn a_damaged_cache_entry_of_any_kind_is_rebuilt_with_a_warning_and_never_used() 
             layers[1].clone(),
             rootfs.join("root"),
             boot.join("eltorito.img"),
-            tree.join("rootfs/etc/issue"),
+            tree.join("data"),
             view.join("entry.json"),
         ],
         vec![
             rootfs.join("kernel"),
             boot.join("uefi.img"),
-            tree.join("rootfs/opt/blob"),
+            tree.join("index.tar"),
         ],
         vec![rootfs.join("initrd"), rootfs.join("entry.json")],
     ];

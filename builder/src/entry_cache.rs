@@ -7,9 +7,8 @@
 //! A cache must never change an artifact's bytes, yet its files live for
 //! weeks on a disk that may lose writes in a crash (cached files are not
 //! flushed: that would cost a build its time), rot, or be edited by hand. So
-//! `entry.json` records the size and SHA-256 of every stored file, and the
-//! digest of every stored folder (`tree_digest`), and carries its own
-//! checksum; every lookup re-hashes them all, and an entry that does not
+//! `entry.json` records the size and SHA-256 of every stored file and
+//! carries its own checksum; every lookup re-hashes them all, and an entry that does not
 //! match is discarded with a warning and built anew, never used.
 
 use std::collections::BTreeMap;
@@ -24,7 +23,6 @@ use sha2::{Digest as _, Sha256};
 use crate::freed::Freed;
 use crate::io::{file_sha256, sealed, AtomicFile, Sha256Digest};
 use crate::log::warning;
-use crate::tree_digest;
 
 const META: &str = "entry.json";
 const ABANDONED: Duration = Duration::from_secs(86_400);
@@ -58,46 +56,36 @@ struct Stored<T> {
     meta: T,
 }
 
+/// A file: its size (checked first, it costs nothing) and SHA-256.
 #[derive(Serialize, Deserialize, PartialEq)]
-enum Hashed {
-    /// A file: its size (checked first, it costs nothing) and SHA-256.
-    File { size: u64, sha256: String },
-    /// A folder: its `tree_digest`.
-    Tree { sha256: String },
+struct Hashed {
+    size: u64,
+    sha256: String,
 }
 
 impl Hashed {
     fn of(path: &Path) -> anyhow::Result<Option<Hashed>> {
-        let Ok(md) = fs::symlink_metadata(path) else {
+        if fs::symlink_metadata(path).is_err() {
             return Ok(None);
-        };
-        let hashed = if md.is_dir() {
-            Hashed::Tree {
-                sha256: tree_digest::of(path)?.to_string(),
-            }
-        } else {
-            let (sha, size) =
-                file_sha256(path).with_context(|| format!("reading {}", path.display()))?;
-            Hashed::File {
-                size,
-                sha256: sha.to_string(),
-            }
-        };
-        Ok(Some(hashed))
+        }
+        let (sha, size) =
+            file_sha256(path).with_context(|| format!("reading {}", path.display()))?;
+        Ok(Some(Hashed {
+            size,
+            sha256: sha.to_string(),
+        }))
     }
 
     /// Why `path` does not hold what was stored, if it does not.
     fn mismatch(&self, path: &Path) -> Option<String> {
-        if let Hashed::File { size, .. } = self {
-            match fs::metadata(path) {
-                Ok(md) if md.len() == *size => {}
-                Ok(md) => return Some(format!("{} bytes, not {size}", md.len())),
-                Err(e) => return Some(e.to_string()),
-            }
+        match fs::metadata(path) {
+            Ok(md) if md.len() == self.size => {}
+            Ok(md) => return Some(format!("{} bytes, not {}", md.len(), self.size)),
+            Err(e) => return Some(e.to_string()),
         }
         match Hashed::of(path) {
             Ok(Some(found)) if found == *self => None,
-            Ok(Some(Hashed::File { sha256, .. } | Hashed::Tree { sha256 })) => {
+            Ok(Some(Hashed { sha256, .. })) => {
                 Some(format!("sha256 {sha256} is not the one stored"))
             }
             Ok(None) => Some("missing".into()),
@@ -114,8 +102,8 @@ impl EntryCache {
     }
 
     /// The entry for `key`, when there is one and it holds exactly what was
-    /// stored: readable metadata, every one of `required` (files or
-    /// folders), every stored file and folder hashing as recorded. A damaged
+    /// stored: readable metadata, every one of the files `required`, every
+    /// stored file hashing as recorded. A damaged
     /// entry is discarded with a warning, so the caller builds it anew.
     pub fn lookup<T: DeserializeOwned>(
         &self,
@@ -187,7 +175,7 @@ impl EntryCache {
     }
 
     /// Stores what `fill` writes into the new entry's folder (`names` are
-    /// its files or folders) under `key`, with the metadata `fill` returns.
+    /// its files) under `key`, with the metadata `fill` returns.
     /// Everything is hashed here, as it is stored.
     pub fn store_with<T: Serialize + DeserializeOwned>(
         &self,
@@ -329,12 +317,12 @@ mod tests {
         let found = cache.lookup::<Vec<u8>>(&k, &["a"]).unwrap().unwrap();
         assert_eq!(found.meta, vec![1u8]);
 
-        // One flipped bit anywhere (a file, a file in a stored folder, the
-        // metadata) or a file that lost its data voids the entry.
+        // One flipped bit anywhere (either file, the metadata) or a file
+        // that lost its data voids the entry.
         type Damage = fn(&Path);
         let damages: [(&str, Damage); 4] = [
             ("a file", |dir| flip(&dir.join("a"), 2)),
-            ("a file in a folder", |dir| flip(&dir.join("tree/sub/f"), 0)),
+            ("another file", |dir| flip(&dir.join("b"), 0)),
             ("the metadata", |dir| {
                 let text = fs::read_to_string(dir.join(META)).unwrap();
                 fs::write(dir.join(META), text.replace("[7]", "[6]")).unwrap()
@@ -348,10 +336,9 @@ mod tests {
             let k = key(&[what]);
             let store = || {
                 cache
-                    .store_with(&k, &["a", "tree"], |dir| {
+                    .store_with(&k, &["a", "b"], |dir| {
                         fs::write(dir.join("a"), "bytes").unwrap();
-                        fs::create_dir_all(dir.join("tree/sub")).unwrap();
-                        fs::write(dir.join("tree/sub/f"), "in a tree").unwrap();
+                        fs::write(dir.join("b"), "more bytes").unwrap();
                         Ok(vec![7u8])
                     })
                     .unwrap()
@@ -365,7 +352,7 @@ mod tests {
             );
             assert!(!entry.dir.exists(), "{what}: discarded");
             store();
-            let again = cache.lookup::<Vec<u8>>(&k, &["a", "tree"]).unwrap();
+            let again = cache.lookup::<Vec<u8>>(&k, &["a", "b"]).unwrap();
             assert_eq!(again.unwrap().meta, vec![7u8], "{what}: stored anew");
         }
 

@@ -30,7 +30,6 @@ mod release;
 mod render;
 mod safe_path;
 mod source_files;
-mod tree_digest;
 mod trusted_boot;
 mod user_data;
 mod yaml;

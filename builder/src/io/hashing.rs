@@ -36,12 +36,7 @@ impl Sha256Digest {
 /// The SHA-256 and size of a file's content, read in large blocks (cached
 /// files are checked before every use, and they can be gigabytes).
 pub fn file_sha256(path: &Path) -> io::Result<(Sha256Digest, u64)> {
-    file_sha256_with(path, &mut vec![0u8; 1 << 20])
-}
-
-/// [`file_sha256`] reading through `buf`, for callers hashing many files
-/// (a fresh megabyte per small file costs more than the file).
-pub fn file_sha256_with(path: &Path, buf: &mut [u8]) -> io::Result<(Sha256Digest, u64)> {
+    let buf = &mut vec![0u8; 1 << 20];
     let mut f = File::open(path)?;
     let mut h = Sha256::new();
     let mut size = 0;

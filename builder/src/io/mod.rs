@@ -7,5 +7,5 @@ mod parallel_gzip;
 pub mod sealed;
 
 pub use atomic::AtomicFile;
-pub use hashing::{file_sha256, file_sha256_with, HashingReader, HashingWriter, Sha256Digest};
+pub use hashing::{file_sha256, HashingReader, HashingWriter, Sha256Digest};
 pub use parallel_gzip::ParallelGzEncoder;

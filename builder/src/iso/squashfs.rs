@@ -81,8 +81,16 @@ pub fn from_tree(
     }
     let mode = format!("{:o}", root.mode & 0o7777);
     let epoch = epoch.to_string();
+    // In tar mode mksquashfs gives the root folder the runner's ids, which
+    // then sit in the id table whatever the root gets afterwards: run as
+    // root in a user namespace, so the bytes do not depend on who builds.
+    let (program, as_root): (&str, &[&str]) = if fs_meta::is_root() || !user_namespaces(sh) {
+        ("mksquashfs", &[])
+    } else {
+        ("unshare", &["--map-root-user", "--user", "mksquashfs"])
+    };
     // mksquashfs refuses SOURCE_DATE_EPOCH (even empty) together with an explicit time.
-    let cmd = cmd!(sh, "mksquashfs - {out} -tar -noappend -b 1M {comp...} -noI -mkfs-time {epoch} -xattrs -root-mode {mode} -no-progress -quiet")
+    let cmd = cmd!(sh, "{program} {as_root...} - {out} -tar -noappend -b 1M {comp...} -noI -mkfs-time {epoch} -xattrs -root-mode {mode} -no-progress -quiet")
         .env_remove("SOURCE_DATE_EPOCH");
     let opts = tree_tar::Options {
         root: false,
@@ -93,6 +101,20 @@ pub fn from_tree(
     let id = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
     let mtime = u32::try_from(root.mtime.max(0)).unwrap_or(u32::MAX);
     squashfs_root::set_root(out, mtime, id(root.uid), id(root.gid))
+}
+
+/// Whether this unprivileged user may map itself to root in a new user
+/// namespace (some kernels and containers forbid it).
+fn user_namespaces(sh: &Shell) -> bool {
+    let ok = cmd!(sh, "unshare --map-root-user --user true")
+        .quiet()
+        .ignore_stderr()
+        .run()
+        .is_ok();
+    if !ok {
+        warning!("unprivileged and without user namespaces: rootfs.squashfs's id table also lists your own user and group, so its bytes depend on who builds");
+    }
+    ok
 }
 
 /// `rootfs.squashfs` of a folder (`--rootfs DIR`).

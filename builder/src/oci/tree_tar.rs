@@ -338,3 +338,112 @@ fn parse_data(value: &[u8]) -> io::Result<Data> {
         len: len.parse().map_err(|_| bad())?,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oci::tree::Tree;
+
+    /// A model with every kind of entry, a long path, a large owner and
+    /// extended attributes, its data in `dir/spool`.
+    fn model(dir: &Path) -> MemTree {
+        let mut t = MemTree::new(&dir.join("spool"), 1_700_000_000).unwrap();
+        let long = PathBuf::from("d/".to_string() + &"n".repeat(150));
+        t.create_dir(Path::new("d")).unwrap();
+        t.create_file(&long, &mut &b"long-named bytes"[..]).unwrap();
+        t.set_owner(&long, 3_000_000, 7).unwrap();
+        t.set_mode(&long, 0o4755).unwrap();
+        t.set_xattr(&long, b"security.capability", b"\x01\x02")
+            .unwrap();
+        t.set_mtime(&long, 1_600_000_000).unwrap();
+        t.hard_link(&long, Path::new("d/zz")).unwrap();
+        t.symlink(Path::new("lib"), Path::new("usr/lib")).unwrap();
+        t.mknod(Path::new("fifo"), tar::EntryType::Fifo, 0o600, (0, 0))
+            .unwrap();
+        t.mknod(Path::new("null"), tar::EntryType::Char, 0o666, (1, 3))
+            .unwrap();
+        t.set_mode(Path::new(""), 0o750).unwrap();
+        t.flush().unwrap();
+        t
+    }
+
+    /// Each path with everything recorded about it, and its bytes.
+    fn listing(t: &MemTree) -> Vec<String> {
+        let counts = t.link_counts();
+        let mut v = vec![format!("{:?}", t.root())];
+        for (p, ino, inode) in t.entries() {
+            let mut bytes = Vec::new();
+            if let NodeKind::File(d) = inode.kind {
+                t.open(d).read_to_end(&mut bytes).unwrap();
+            }
+            let meta = (inode.mode, inode.uid, inode.gid, inode.mtime, &inode.xattrs);
+            let kind = match &inode.kind {
+                NodeKind::File(_) => "file".to_string(),
+                k => format!("{k:?}"),
+            };
+            v.push(format!(
+                "{} {kind} {meta:?} links={} {bytes:?}",
+                p.display(),
+                counts[ino]
+            ));
+        }
+        v
+    }
+
+    #[test]
+    fn a_cached_index_loads_back_as_the_same_model() {
+        let d = tempfile::tempdir().unwrap();
+        let t = model(d.path());
+        let index = d.path().join("index.tar");
+        let opts = Options {
+            root: true,
+            content: Content::Referenced,
+            only: None,
+        };
+        write(&t, File::create(&index).unwrap(), &opts).unwrap();
+        let back = load(&index, &d.path().join("spool"), &d.path().join("new")).unwrap();
+        assert_eq!(listing(&back), listing(&t));
+    }
+
+    #[test]
+    fn the_inline_stream_carries_names_owners_xattrs_and_links_as_tar_readers_see_them() {
+        let d = tempfile::tempdir().unwrap();
+        let t = model(d.path());
+        let mut out = Vec::new();
+        let opts = Options {
+            root: false,
+            content: Content::Inline,
+            only: None,
+        };
+        write(&t, &mut out, &opts).unwrap();
+        let mut archive = tar::Archive::new(&out[..]);
+        let mut seen = Vec::new();
+        for e in archive.entries().unwrap() {
+            let mut e = e.unwrap();
+            let path = e.path().unwrap().display().to_string();
+            let link = e.link_name().unwrap().map(|l| l.display().to_string());
+            let xattrs: Vec<String> = e
+                .pax_extensions()
+                .unwrap()
+                .into_iter()
+                .flatten()
+                .map(|x| x.unwrap().key().unwrap().to_string())
+                .filter(|k| k.starts_with(XATTR_PREFIX))
+                .collect();
+            let kind = e.header().entry_type();
+            let mut body = Vec::new();
+            e.read_to_end(&mut body).unwrap();
+            seen.push((path, kind, link, xattrs, body));
+        }
+        let long = format!("d/{}", "n".repeat(150));
+        let names: Vec<&str> = seen.iter().map(|s| s.0.as_str()).collect();
+        assert_eq!(names, ["d", long.as_str(), "d/zz", "fifo", "lib", "null"]);
+        assert_eq!(seen[1].1, tar::EntryType::Regular);
+        assert_eq!(seen[1].4, b"long-named bytes");
+        assert_eq!(seen[1].3, ["SCHILY.xattr.security.capability"]);
+        // The second name of the inode is a hard link to the first.
+        assert_eq!(seen[2].1, tar::EntryType::Link);
+        assert_eq!(seen[2].2.as_deref(), Some(long.as_str()));
+        assert_eq!(seen[4].2.as_deref(), Some("usr/lib"));
+    }
+}
