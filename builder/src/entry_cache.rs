@@ -56,11 +56,12 @@ struct Stored<T> {
     meta: T,
 }
 
-/// A file: its size (checked first, it costs nothing) and SHA-256.
+/// A file: its size (checked first, it costs nothing) and SHA-256. An enum
+/// of one variant because that is how entries already on disk encode it
+/// (folders had their own variant once; no entry holds one any more).
 #[derive(Serialize, Deserialize, PartialEq)]
-struct Hashed {
-    size: u64,
-    sha256: String,
+enum Hashed {
+    File { size: u64, sha256: String },
 }
 
 impl Hashed {
@@ -70,7 +71,7 @@ impl Hashed {
         }
         let (sha, size) =
             file_sha256(path).with_context(|| format!("reading {}", path.display()))?;
-        Ok(Some(Hashed {
+        Ok(Some(Hashed::File {
             size,
             sha256: sha.to_string(),
         }))
@@ -78,14 +79,15 @@ impl Hashed {
 
     /// Why `path` does not hold what was stored, if it does not.
     fn mismatch(&self, path: &Path) -> Option<String> {
+        let Hashed::File { size, .. } = self;
         match fs::metadata(path) {
-            Ok(md) if md.len() == self.size => {}
-            Ok(md) => return Some(format!("{} bytes, not {}", md.len(), self.size)),
+            Ok(md) if md.len() == *size => {}
+            Ok(md) => return Some(format!("{} bytes, not {size}", md.len())),
             Err(e) => return Some(e.to_string()),
         }
         match Hashed::of(path) {
             Ok(Some(found)) if found == *self => None,
-            Ok(Some(Hashed { sha256, .. })) => {
+            Ok(Some(Hashed::File { sha256, .. })) => {
                 Some(format!("sha256 {sha256} is not the one stored"))
             }
             Ok(None) => Some("missing".into()),
