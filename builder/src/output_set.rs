@@ -50,6 +50,23 @@ impl OutputSet {
         })
     }
 
+    /// The set of one file a command names (`-o FILE`): its folder (`.`
+    /// for a bare name) opened as [`OutputSet::open`] does, and the path to
+    /// stage the file at, in that folder.
+    pub fn for_file(file: &Path) -> anyhow::Result<(OutputSet, PathBuf)> {
+        let name = file.file_name().ok_or_else(|| {
+            fail(
+                Category::Usage,
+                format!("{}: not a file name", file.display()),
+            )
+        })?;
+        let dir = match file.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        Ok((OutputSet::open(dir)?, dir.join(name)))
+    }
+
     /// Adds a complete artifact, written to a temporary file beside its
     /// final name in this folder. Returns where it can be read until the
     /// commit.
@@ -112,15 +129,31 @@ impl OutputSet {
             .collect();
         let sums = staged_bytes(&dir.join(checksums::SUMS), sums_text.as_bytes())?;
 
+        // Every name this commit replaces or removes, checked before the
+        // first change: a commit failing halfway would leave part of a set.
+        let old_signatures: Vec<PathBuf> = crate::release::sign::signatures(dir)
+            .into_iter()
+            .filter(|s| fs::symlink_metadata(s).is_ok())
+            .collect();
+        let mut free: Vec<&Path> = renames.iter().map(|f| f.target()).collect();
+        free.push(sums.target());
+        free.extend(old_signatures.iter().map(PathBuf::as_path));
+        let stale_paths: Vec<PathBuf> = stale_extras
+            .iter()
+            .flat_map(|n| [dir.join(n), checksums::sidecar_path(&dir.join(n))])
+            .collect();
+        if stale_manifest {
+            free.push(&manifest_path);
+            free.extend(stale_paths.iter().map(PathBuf::as_path));
+        }
+        check_free(&free)?;
         // Signatures of the old set would not match the new one.
-        for sig in crate::release::sign::signatures(dir) {
-            if sig.exists() {
-                fs::remove_file(&sig).with_context(|| format!("removing {}", sig.display()))?;
-                info!(
-                    "removed {}: it signed the set this run replaces",
-                    sig.display()
-                );
-            }
+        for sig in &old_signatures {
+            fs::remove_file(sig).with_context(|| format!("removing {}", sig.display()))?;
+            info!(
+                "removed {}: it signed the set this run replaces",
+                sig.display()
+            );
         }
         let count = renames.len();
         for (i, file) in renames.into_iter().enumerate() {
@@ -137,20 +170,61 @@ impl OutputSet {
         }
         test_pause(&format!("commit-{count}"));
         sums.rename()?;
-        for name in &stale_extras {
-            for path in [dir.join(name), checksums::sidecar_path(&dir.join(name))] {
-                if path.exists() {
-                    fs::remove_file(&path)
-                        .with_context(|| format!("removing {}", path.display()))?;
-                }
+        for path in &stale_paths {
+            if path.exists() {
+                fs::remove_file(path).with_context(|| format!("removing {}", path.display()))?;
             }
+        }
+        for name in &stale_extras {
             info!("removed {name}: it described files this run replaced");
         }
         test_pause(&format!("commit-{}", count + 1));
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .with_context(|| format!("flushing {}", dir.display()))
+        sync_folder(dir)
     }
+
+    /// Gives the signatures `(path in this folder, bytes)` of the set the
+    /// folder holds (`sign`) their names together, or none of them; nothing
+    /// else in the folder changes.
+    pub fn commit_signatures(self, signatures: &[(PathBuf, Vec<u8>)]) -> anyhow::Result<()> {
+        let staged = signatures
+            .iter()
+            .map(|(path, bytes)| {
+                debug_assert_eq!(path.parent(), Some(self.dir.as_path()));
+                staged_bytes(path, bytes)
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        check_free(&staged.iter().map(|f| f.target()).collect::<Vec<_>>())?;
+        for (i, file) in staged.into_iter().enumerate() {
+            test_pause(&format!("commit-{i}"));
+            file.rename()?;
+        }
+        sync_folder(&self.dir)
+    }
+}
+
+/// Makes the renames in `dir` durable.
+fn sync_folder(dir: &Path) -> anyhow::Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .with_context(|| format!("flushing {}", dir.display()))
+}
+
+/// Refuses a final name a file cannot be renamed onto (a folder), before
+/// anything is renamed: the set then stays as it was, and no temporary file
+/// is left (they are removed as the set is dropped).
+fn check_free(targets: &[&Path]) -> anyhow::Result<()> {
+    for t in targets {
+        if fs::symlink_metadata(t).is_ok_and(|m| m.is_dir()) {
+            return Err(fail(
+                Category::Io,
+                format!(
+                    "{} is a folder, so the outputs cannot be given their names; nothing was replaced: remove it or write elsewhere",
+                    t.display()
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// A temporary file beside `target` holding `bytes`, flushed, to be renamed.

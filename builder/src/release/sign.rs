@@ -19,7 +19,6 @@ use anyhow::Context;
 use crate::checksums;
 use crate::error::{fail, Category};
 use crate::host_tools;
-use crate::io::AtomicFile;
 use crate::log::{info, verbose};
 use crate::manifest;
 use crate::release::provenance;
@@ -295,9 +294,11 @@ pub fn signed_files(dir: &Path) -> Vec<PathBuf> {
 
 /// Signs `SHA256SUMS` and `manifest.json` of the output folder `dir`
 /// (holding its lock, so no run changes them meanwhile), writing
-/// `SHA256SUMS.gpg` and `manifest.json.gpg`. Returns the signatures.
+/// `SHA256SUMS.gpg` and `manifest.json.gpg` (and the provenance's DSSE
+/// envelope), all named together once every signature is made. Returns the
+/// signatures.
 pub fn sign_folder(dir: &Path, signer: &Signer) -> anyhow::Result<Vec<PathBuf>> {
-    let _lock = crate::output_set::lock_folder(dir)?;
+    let set = crate::output_set::OutputSet::open(dir)?;
     let sums = dir.join(checksums::SUMS);
     if !sums.is_file() {
         return Err(fail(
@@ -309,33 +310,29 @@ pub fn sign_folder(dir: &Path, signer: &Signer) -> anyhow::Result<Vec<PathBuf>> 
             ),
         ));
     }
-    let mut written = Vec::new();
+    let mut signatures = Vec::new();
     for file in signed_files(dir) {
         let data = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
-        let sig = sig_path(&file);
-        AtomicFile::write(&sig, &signer.sign(&data)?, 0o644)?;
+        signatures.push((sig_path(&file), signer.sign(&data)?));
         info!("signed {} with {}", file.display(), signer.fingerprint());
-        written.push(sig);
     }
     let statement = dir.join(provenance::FILE);
     if statement.is_file() {
         let payload = std::fs::read(&statement)
             .with_context(|| format!("reading {}", statement.display()))?;
         let sig = signer.sign(&provenance::pae(provenance::PAYLOAD_TYPE, &payload))?;
-        let path = dir.join(provenance::ENVELOPE);
-        AtomicFile::write(
-            &path,
-            &provenance::envelope(&payload, signer.fingerprint(), &sig)?,
-            0o644,
-        )?;
+        signatures.push((
+            dir.join(provenance::ENVELOPE),
+            provenance::envelope(&payload, signer.fingerprint(), &sig)?,
+        ));
         info!(
             "signed {} with {}",
             statement.display(),
             signer.fingerprint()
         );
-        written.push(path);
     }
-    Ok(written)
+    set.commit_signatures(&signatures)?;
+    Ok(signatures.into_iter().map(|(path, _)| path).collect())
 }
 
 /// The files a signing writes into an output folder (present or not).

@@ -1,0 +1,403 @@
+//! Sets of outputs committed together or not at all: every command writing
+//! more than one file (`iso embed -o`, `iso embed --remove`, `disk embed`,
+//! `bundle`, `site-media --fat`, `sign`) is run with a folder where one of
+//! its later files goes, and must fail leaving the output folder exactly as
+//! it was (no new bytes under any final name, no temporary file); run again
+//! without it, its outputs verify with `sha256sum -c` and `verify DIR`; a
+//! re-run over them replaces the whole set, or (blocked again) none of it.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use support::*;
+
+const ISO: &str = "palette-edge-installer.iso";
+const DISK: &str = "palette-edge-appliance.raw";
+
+/// A golden build of the demo (golden ISO and raw disk, manifest,
+/// provenance), made once for this file.
+fn golden() -> &'static Path {
+    static DIR: OnceLock<FixtureDir> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = FixtureDir::new("output-sets");
+        let def = write_definition(
+            dir.path(),
+            "golden",
+            &demo_base(),
+            "iso:\n  timeout: 0\ndisk:\n  formats: [raw]\n",
+        );
+        let out = dir.path().join("build");
+        assert_ok(&edgeforge(&[
+            "build",
+            def.to_str().unwrap(),
+            "--golden",
+            "--out",
+            out.to_str().unwrap(),
+        ]));
+        dir
+    })
+    .path()
+}
+
+fn build_dir() -> PathBuf {
+    golden().join("build")
+}
+
+/// Every entry of `dir`: a file's bytes, or `None` for a folder.
+fn snapshot(dir: &Path) -> BTreeMap<String, Option<Vec<u8>>> {
+    entries(dir)
+        .into_iter()
+        .map(|name| {
+            let p = dir.join(&name);
+            let bytes = if p.is_dir() {
+                None
+            } else {
+                Some(fs::read(&p).unwrap())
+            };
+            (name, bytes)
+        })
+        .collect()
+}
+
+/// Runs `run` with a folder at `dir/blocked` (standing in for the file
+/// there, put back afterwards): the command fails as I/O naming it, and
+/// `dir` is left byte for byte as it was, without temporary files.
+#[track_caller]
+fn assert_nothing_committed(dir: &Path, blocked: &str, run: impl FnOnce() -> Output) {
+    fs::create_dir_all(dir).unwrap();
+    let at = dir.join(blocked);
+    let old = fs::read(&at).ok();
+    let _ = fs::remove_file(&at);
+    fs::create_dir(&at).unwrap();
+    let before = snapshot(dir);
+    let o = run();
+    assert_fails(&o, 5, &[&at.display().to_string(), "is a folder"]);
+    let after = snapshot(dir);
+    let changed: Vec<&String> = after
+        .keys()
+        .filter(|k| before.get(*k) != after.get(*k))
+        .chain(before.keys().filter(|k| !after.contains_key(*k)))
+        .collect();
+    assert!(
+        changed.is_empty(),
+        "blocked at {blocked}, these changed: {changed:?}"
+    );
+    fs::remove_dir(&at).unwrap();
+    if let Some(bytes) = old {
+        fs::write(&at, bytes).unwrap();
+    }
+}
+
+/// `sha256sum -c` of every `.sha256` in `dir` and of its `SHA256SUMS`,
+/// and `verify DIR`.
+#[track_caller]
+fn assert_verifies(dir: &Path) {
+    let mut sums = vec!["SHA256SUMS".to_string()];
+    sums.extend(entries(dir).into_iter().filter(|e| e.ends_with(".sha256")));
+    for s in &sums {
+        run_tool("sha256sum", &["-c", "--strict", s], dir);
+    }
+    assert_ok(&edgeforge(&["verify", dir.to_str().unwrap()]));
+}
+
+fn user_data(dir: &Path, site: &str) -> PathBuf {
+    let p = dir.join(format!("{site}.yaml"));
+    fs::write(
+        &p,
+        format!("#cloud-config\nstylus:\n  site:\n    name: {site}\n"),
+    )
+    .unwrap();
+    p
+}
+
+/// A command writing one artifact (`name` in `dir`) with its checksums:
+/// blocked at its `.sha256` nothing appears; unblocked it verifies; run
+/// again with other input while `SHA256SUMS` is blocked the first set stays;
+/// unblocked, the second run replaces artifact, `.sha256` and `SHA256SUMS`.
+#[track_caller]
+fn assert_one_artifact_set(dir: &Path, name: &str, run: impl Fn(u32) -> Output) {
+    assert_nothing_committed(dir, &format!("{name}.sha256"), || run(1));
+    assert_eq!(entries(dir), Vec::<String>::new(), "nothing committed");
+    assert_ok(&run(1));
+    assert_eq!(
+        entries(dir),
+        ["SHA256SUMS", name, &format!("{name}.sha256")]
+    );
+    assert_verifies(dir);
+    let first = fs::read(dir.join(name)).unwrap();
+
+    assert_nothing_committed(dir, "SHA256SUMS", || run(2));
+    assert_eq!(
+        fs::read(dir.join(name)).unwrap(),
+        first,
+        "the old set stays"
+    );
+    assert_verifies(dir);
+    assert_ok(&run(2));
+    let second = fs::read(dir.join(name)).unwrap();
+    assert_ne!(second, first, "the second run's input differs");
+    assert_verifies(dir);
+    assert_eq!(
+        fs::read_to_string(dir.join(format!("{name}.sha256"))).unwrap(),
+        format!("{}  {name}\n", sha256_hex(&second))
+    );
+}
+
+#[test]
+fn iso_embed_commits_the_iso_with_its_checksums_or_nothing() {
+    let t = tempfile::tempdir().unwrap();
+    let golden = build_dir().join(ISO);
+    let out = t.path().join("sites");
+    let run = |n: u32| {
+        let ud = user_data(t.path(), &format!("site-{n}"));
+        edgeforge(&[
+            "iso",
+            "embed",
+            golden.to_str().unwrap(),
+            "--user-data",
+            ud.to_str().unwrap(),
+            "-o",
+            out.join("site.iso").to_str().unwrap(),
+        ])
+    };
+    assert_one_artifact_set(&out, "site.iso", run);
+
+    // --remove: the golden ISO back, with its checksums, or nothing.
+    let restored = t.path().join("restored");
+    let remove = || {
+        edgeforge(&[
+            "iso",
+            "embed",
+            out.join("site.iso").to_str().unwrap(),
+            "--remove",
+            "-o",
+            restored.join("golden.iso").to_str().unwrap(),
+        ])
+    };
+    assert_nothing_committed(&restored, "golden.iso.sha256", remove);
+    assert_eq!(entries(&restored), Vec::<String>::new());
+    assert_ok(&remove());
+    assert_verifies(&restored);
+    assert!(fs::read(restored.join("golden.iso")).unwrap() == fs::read(&golden).unwrap());
+}
+
+#[test]
+fn an_iso_embed_killed_between_the_iso_and_its_checksum_is_caught() {
+    let t = tempfile::tempdir().unwrap();
+    let golden = build_dir().join(ISO);
+    let out = t.path().join("sites");
+    let embed = |site: &str| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_edgeforge"));
+        c.args(["iso", "embed", golden.to_str().unwrap(), "--user-data"])
+            .arg(user_data(t.path(), site))
+            .arg("-o")
+            .arg(out.join("site.iso"))
+            .env("SOURCE_DATE_EPOCH", EPOCH);
+        c
+    };
+    assert_ok(&embed("old").output().unwrap());
+    // Over the old set, stopped before its second rename: the new ISO
+    // named, its .sha256 and SHA256SUMS still the old ones.
+    let mut child = embed("new")
+        .env("EDGEFORGE_TEST_PAUSE_AT", "commit-1")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("test pause at commit-1") {
+        line.clear();
+        let n = std::io::BufRead::read_line(&mut stderr, &mut line).unwrap();
+        assert!(n > 0, "edgeforge ended before its commit");
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let o = Command::new("sha256sum")
+        .args(["-c", "site.iso.sha256"])
+        .current_dir(&out)
+        .output()
+        .unwrap();
+    assert!(
+        !o.status.success(),
+        "the old checksum does not vouch for the new ISO"
+    );
+    let v = edgeforge(&["verify", out.to_str().unwrap()]);
+    assert_fails(&v, 7, &["1 of 1 artifacts"]);
+    assert!(stdout(&v).contains("site.iso: FAILED"), "{}", stdout(&v));
+    // The next run into the folder removes what the killed one left.
+    assert_ok(&embed("new").output().unwrap());
+    assert!(entries(&out).iter().all(|e| !e.starts_with('.')));
+    assert_verifies(&out);
+}
+
+#[test]
+fn disk_embed_commits_the_disk_with_its_checksums_or_nothing() {
+    let t = tempfile::tempdir().unwrap();
+    let golden = build_dir().join(DISK);
+    let out = t.path().join("sites");
+    let run = |n: u32| {
+        let ud = user_data(t.path(), &format!("site-{n}"));
+        edgeforge(&[
+            "disk",
+            "embed",
+            golden.to_str().unwrap(),
+            "--user-data",
+            ud.to_str().unwrap(),
+            "-o",
+            out.join("site.raw").to_str().unwrap(),
+        ])
+    };
+    assert_one_artifact_set(&out, "site.raw", run);
+}
+
+#[test]
+fn bundle_commits_the_bundle_with_its_checksums_or_nothing() {
+    let t = tempfile::tempdir().unwrap();
+    let image = build_dir().join("ubuntu-k3s-1.30.5-v4.5.0-test.oci.tar");
+    let out = t.path().join("bundles");
+    let run = |n: u32| {
+        let mut args = vec![
+            "bundle".to_string(),
+            format!("provider=oci-archive:{}", image.display()),
+        ];
+        if n == 2 {
+            args.push(format!("base={}", demo_base().display()));
+        }
+        args.extend([
+            "-o".into(),
+            out.join("content.tar.zst").display().to_string(),
+        ]);
+        edgeforge(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    assert_one_artifact_set(&out, "content.tar.zst", run);
+    assert_ok(&edgeforge(&[
+        "bundle",
+        "verify",
+        out.join("content.tar.zst").to_str().unwrap(),
+    ]));
+}
+
+#[test]
+fn site_media_commits_the_iso_and_fat_image_together_or_neither() {
+    let t = tempfile::tempdir().unwrap();
+    let out = t.path().join("media");
+    let ud = user_data(t.path(), "usb");
+    let run = || {
+        edgeforge(&[
+            "site-media",
+            "--user-data",
+            ud.to_str().unwrap(),
+            "--fat",
+            "-o",
+            out.join("usb.iso").to_str().unwrap(),
+        ])
+    };
+    // The FAT image's checksum is the set's fourth file.
+    assert_nothing_committed(&out, "usb.img.sha256", run);
+    assert_eq!(entries(&out), Vec::<String>::new());
+    assert_ok(&run());
+    assert_verifies(&out);
+    assert_eq!(entries(&out).len(), 5, "{:?}", entries(&out));
+}
+
+/// A GnuPG home with a fresh ed25519 key; returns the exported secret key.
+fn make_key(dir: &Path, name: &str) -> PathBuf {
+    let home = dir.join(format!("{name}-gnupg"));
+    fs::create_dir_all(&home).unwrap();
+    fs::set_permissions(&home, fs::Permissions::from_mode(0o700)).unwrap();
+    let gpg = |args: &[&str]| {
+        let o = Command::new("gpg")
+            .arg("--homedir")
+            .arg(&home)
+            .args(["--batch", "--no-tty"])
+            .args(args)
+            .output()
+            .expect("running gpg (Debian package gnupg)");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        o.stdout
+    };
+    let uid = format!("{name} <{name}@example.com>");
+    gpg(&[
+        "--passphrase",
+        "",
+        "--quick-gen-key",
+        &uid,
+        "ed25519",
+        "sign",
+        "never",
+    ]);
+    let secret = dir.join(format!("{name}.sec.asc"));
+    fs::write(&secret, gpg(&["--armor", "--export-secret-keys", &uid])).unwrap();
+    fs::write(
+        dir.join(format!("{name}.pub.asc")),
+        gpg(&["--armor", "--export", &uid]),
+    )
+    .unwrap();
+    let _ = Command::new("gpgconf")
+        .arg("--homedir")
+        .arg(&home)
+        .args(["--kill", "all"])
+        .output();
+    secret
+}
+
+#[test]
+fn sign_names_all_its_signatures_together_or_none() {
+    let t = tempfile::tempdir().unwrap();
+    // The golden build's folder, its artifacts hard-linked.
+    let dir = t.path().join("release");
+    fs::create_dir(&dir).unwrap();
+    for name in entries(&build_dir()) {
+        fs::hard_link(build_dir().join(&name), dir.join(&name)).unwrap();
+    }
+    let first = make_key(t.path(), "first");
+    let second = make_key(t.path(), "second");
+    let sign = |key: &Path| {
+        edgeforge(&[
+            "sign",
+            dir.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+        ])
+    };
+    let sigs = [
+        "SHA256SUMS.gpg",
+        "manifest.json.gpg",
+        "provenance.intoto.dsse.json",
+    ];
+    // The manifest's signature is the second made, the envelope the third.
+    assert_nothing_committed(&dir, sigs[1], || sign(&first));
+    assert_nothing_committed(&dir, sigs[2], || sign(&first));
+    assert!(sigs.iter().all(|s| !dir.join(s).exists()));
+    assert_ok(&sign(&first));
+    let public = t.path().join("first.pub.asc");
+    assert_ok(&edgeforge(&[
+        "verify",
+        dir.to_str().unwrap(),
+        "--key",
+        public.to_str().unwrap(),
+    ]));
+
+    // Re-signed with another key while blocked: the first key's set stays.
+    assert_nothing_committed(&dir, sigs[2], || sign(&second));
+    assert_ok(&edgeforge(&[
+        "verify",
+        dir.to_str().unwrap(),
+        "--key",
+        public.to_str().unwrap(),
+    ]));
+    assert_ok(&sign(&second));
+    let public = t.path().join("second.pub.asc");
+    assert_ok(&edgeforge(&[
+        "verify",
+        dir.to_str().unwrap(),
+        "--key",
+        public.to_str().unwrap(),
+    ]));
+}
