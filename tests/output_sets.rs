@@ -401,3 +401,118 @@ fn sign_names_all_its_signatures_together_or_none() {
         public.to_str().unwrap(),
     ]));
 }
+
+#[test]
+fn build_names_its_signatures_with_the_set_or_nothing() {
+    let t = tempfile::tempdir().unwrap();
+    let key = make_key(t.path(), "builder");
+    let public = t.path().join("builder.pub.asc");
+    let def = write_definition(t.path(), "signed", &demo_base(), "");
+    let out = t.path().join("build");
+    let build = |timeout: &str| {
+        edgeforge(&[
+            "build",
+            def.to_str().unwrap(),
+            "--golden",
+            "--set",
+            &format!("iso.timeout={timeout}"),
+            "--sign-key",
+            key.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+    };
+    let verify = || {
+        assert_verifies(&out);
+        assert_ok(&edgeforge(&[
+            "verify",
+            out.to_str().unwrap(),
+            "--key",
+            public.to_str().unwrap(),
+        ]));
+    };
+    // The manifest's signature is made after SHA256SUMS's: no ISO, no sums.
+    assert_nothing_committed(&out, "manifest.json.gpg", || build("0"));
+    assert_eq!(entries(&out), Vec::<String>::new());
+    assert_ok(&build("0"));
+    verify();
+    let first = fs::read(out.join(ISO)).unwrap();
+    // Over the signed set, blocked at the provenance's envelope: it stays.
+    assert_nothing_committed(&out, "provenance.intoto.dsse.json", || build("7"));
+    assert_eq!(fs::read(out.join(ISO)).unwrap(), first);
+    verify();
+    assert_ok(&build("7"));
+    assert_ne!(fs::read(out.join(ISO)).unwrap(), first);
+    verify();
+}
+
+#[test]
+fn render_names_every_variant_together_or_none() {
+    let t = tempfile::tempdir().unwrap();
+    let def = write_definition(t.path(), "render", &demo_base(), "");
+    let out = t.path().join("rendered");
+    let render = |registry: &str| {
+        edgeforge(&[
+            "render",
+            def.to_str().unwrap(),
+            "--set",
+            "kubernetes.version=[1.29.9, 1.30.5]",
+            "--set",
+            &format!("registry={registry}"),
+            "-o",
+            out.to_str().unwrap(),
+        ])
+    };
+    let variants = [
+        "ubuntu-k3s-1.29.9-v4.5.0-test",
+        "ubuntu-k3s-1.30.5-v4.5.0-test",
+    ];
+    let registry_of = |v: &str| {
+        let ctx: serde_json::Value =
+            serde_json::from_slice(&fs::read(out.join(v).join("context.json")).unwrap()).unwrap();
+        ctx.to_string()
+    };
+    assert_ok(&render("old.example.com"));
+    assert_eq!(entries(&out), variants);
+    // A file where the second variant's folder goes: the first keeps the
+    // old rendering, and no work folder is left.
+    let blocked = out.join(variants[1]);
+    fs::remove_dir_all(&blocked).unwrap();
+    fs::write(&blocked, "in the way").unwrap();
+    let o = render("new.example.com");
+    assert_fails(&o, 5, &[&blocked.display().to_string(), "is not a folder"]);
+    assert_eq!(entries(&out), variants, "no work folder left");
+    assert!(registry_of(variants[0]).contains("old.example.com"));
+    assert_eq!(fs::read_to_string(&blocked).unwrap(), "in the way");
+    fs::remove_file(&blocked).unwrap();
+    assert_ok(&render("new.example.com"));
+    assert_eq!(entries(&out), variants);
+    for v in variants {
+        let ctx = registry_of(v);
+        assert!(ctx.contains("new.example.com") && !ctx.contains("old.example.com"));
+    }
+}
+
+#[test]
+fn man_names_every_page_together_or_none() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("man");
+    let man = || edgeforge(&["man", "--out", dir.to_str().unwrap()]);
+    // edgeforge.1 is made first, edgeforge-iso.1 later.
+    assert_nothing_committed(&dir, "edgeforge-iso.1", man);
+    assert_eq!(entries(&dir), Vec::<String>::new());
+    assert_ok(&man());
+    let pages = entries(&dir);
+    assert!(
+        pages.len() > 20 && pages.iter().all(|p| p.ends_with(".1")),
+        "{pages:?}"
+    );
+    let main = fs::read(dir.join("edgeforge.1")).unwrap();
+    // Over older pages: blocked, not one is replaced; then all are.
+    fs::write(dir.join("edgeforge.1"), "older page\n").unwrap();
+    assert_nothing_committed(&dir, "edgeforge-iso.1", man);
+    assert_eq!(fs::read(dir.join("edgeforge.1")).unwrap(), b"older page\n");
+    assert_ok(&man());
+    assert_eq!(fs::read(dir.join("edgeforge.1")).unwrap(), main);
+    assert_eq!(entries(&dir), pages);
+}

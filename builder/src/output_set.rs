@@ -28,6 +28,8 @@ use crate::io::{AtomicFile, Sha256Digest};
 use crate::leftovers;
 use crate::log::info;
 use crate::manifest;
+use crate::release::provenance;
+use crate::release::sign::{self, Signer};
 
 pub const LOCK: &str = ".edgeforge.lock";
 
@@ -82,6 +84,18 @@ impl OutputSet {
     /// describes a file this run replaced) and `SHA256SUMS` merged under
     /// the lock. See the module's comment for the order.
     pub fn commit(self, manifest: Option<&[u8]>) -> anyhow::Result<()> {
+        self.commit_signed(manifest, None).map(drop)
+    }
+
+    /// [`OutputSet::commit`], with the set's signatures by `signer`: made
+    /// over `SHA256SUMS`, `manifest.json` and the provenance statement as
+    /// this commit names them, before anything is renamed, and named right
+    /// after them, so a failing signature leaves the old set. Returns them.
+    pub fn commit_signed(
+        self,
+        manifest: Option<&[u8]>,
+        signer: Option<&Signer>,
+    ) -> anyhow::Result<Vec<PathBuf>> {
         let dir = &self.dir;
         let mut names = Vec::new();
         let mut renames = Vec::new();
@@ -116,7 +130,7 @@ impl OutputSet {
             names
                 .iter()
                 .map(|(n, _)| format!("{n}{}", crate::release::sbom::SUFFIX))
-                .chain([crate::release::provenance::FILE.to_string()])
+                .chain([provenance::FILE.to_string()])
                 .filter(|n| dir.join(n).exists())
                 .collect()
         } else {
@@ -128,15 +142,40 @@ impl OutputSet {
             .map(|l| format!("{l}\n"))
             .collect();
         let sums = staged_bytes(&dir.join(checksums::SUMS), sums_text.as_bytes())?;
+        let signatures = match signer {
+            Some(signer) => {
+                let statement = dir.join(provenance::FILE);
+                let statement = renames
+                    .iter()
+                    .find(|f| f.target() == statement)
+                    .map(|f| {
+                        fs::read(f.temp_path())
+                            .with_context(|| format!("reading {}", f.temp_path().display()))
+                    })
+                    .transpose()?;
+                sign::sign_set(
+                    dir,
+                    signer,
+                    sums_text.as_bytes(),
+                    manifest,
+                    statement.as_deref(),
+                )?
+                .iter()
+                .map(|(path, bytes)| staged_bytes(path, bytes))
+                .collect::<anyhow::Result<Vec<_>>>()?
+            }
+            None => Vec::new(),
+        };
 
         // Every name this commit replaces or removes, checked before the
         // first change: a commit failing halfway would leave part of a set.
-        let old_signatures: Vec<PathBuf> = crate::release::sign::signatures(dir)
+        let old_signatures: Vec<PathBuf> = sign::signatures(dir)
             .into_iter()
             .filter(|s| fs::symlink_metadata(s).is_ok())
             .collect();
         let mut free: Vec<&Path> = renames.iter().map(|f| f.target()).collect();
         free.push(sums.target());
+        free.extend(signatures.iter().map(|f| f.target()));
         free.extend(old_signatures.iter().map(PathBuf::as_path));
         let stale_paths: Vec<PathBuf> = stale_extras
             .iter()
@@ -178,15 +217,49 @@ impl OutputSet {
         for name in &stale_extras {
             info!("removed {name}: it described files this run replaced");
         }
+        let signed: Vec<PathBuf> = signatures
+            .iter()
+            .map(|f| f.target().to_path_buf())
+            .collect();
+        for file in signatures {
+            file.rename()?;
+        }
         test_pause(&format!("commit-{}", count + 1));
-        sync_folder(dir)
+        sync_folder(dir)?;
+        Ok(signed)
     }
 
-    /// Gives the signatures `(path in this folder, bytes)` of the set the
-    /// folder holds (`sign`) their names together, or none of them; nothing
-    /// else in the folder changes.
-    pub fn commit_signatures(self, signatures: &[(PathBuf, Vec<u8>)]) -> anyhow::Result<()> {
-        let staged = signatures
+    /// Gives folders made in a work folder of this one (`render`'s trees,
+    /// `(made, final path)`) their final names together, or none of them
+    /// when a final name is taken by something other than a folder. An
+    /// existing folder is swapped out whole into the work folder, which the
+    /// caller removes (or, killed, the next run: `.edgeforge-work-*`).
+    pub fn commit_folders(self, trees: &[(PathBuf, PathBuf)]) -> anyhow::Result<()> {
+        for (_, target) in trees {
+            if fs::symlink_metadata(target).is_ok_and(|m| !m.is_dir()) {
+                return Err(fail(
+                    Category::Io,
+                    format!(
+                        "{} is not a folder, so the rendered trees cannot be given their names; nothing was replaced: remove it or write elsewhere",
+                        target.display()
+                    ),
+                ));
+            }
+        }
+        for (i, (made, target)) in trees.iter().enumerate() {
+            test_pause(&format!("commit-{i}"));
+            crate::io::replace_folder(made, target)
+                .with_context(|| format!("renaming into {}", target.display()))?;
+        }
+        sync_folder(&self.dir)
+    }
+
+    /// Gives files without checksums of their own `(path in this folder,
+    /// bytes)`, such as the signatures of the set the folder holds (`sign`)
+    /// or man pages, their names together, or none of them; nothing else in
+    /// the folder changes.
+    pub fn commit_files(self, files: &[(PathBuf, Vec<u8>)]) -> anyhow::Result<()> {
+        let staged = files
             .iter()
             .map(|(path, bytes)| {
                 debug_assert_eq!(path.parent(), Some(self.dir.as_path()));

@@ -102,6 +102,34 @@ impl Write for AtomicFile {
 /// RENAME_NOREPLACE get a plain rename, which still never replaces a
 /// non-empty folder.
 pub fn rename_noreplace(from: &Path, to: &Path) -> std::io::Result<()> {
+    match renameat2(from, to, libc::RENAME_NOREPLACE) {
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOSYS)) => {
+            std::fs::rename(from, to)
+        }
+        r => r,
+    }
+}
+
+/// Puts the folder `from` at `to` in one step: an existing folder `to` is
+/// swapped with it (RENAME_EXCHANGE), so it ends at `from`, for the caller
+/// to remove; `to` never goes missing. Filesystems without the exchange
+/// get two renames (`to` aside to `from`'s name with `.old`, then `from`).
+pub fn replace_folder(from: &Path, to: &Path) -> std::io::Result<()> {
+    if std::fs::symlink_metadata(to).is_err() {
+        return rename_noreplace(from, to);
+    }
+    match renameat2(from, to, libc::RENAME_EXCHANGE) {
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOSYS)) => {
+            let mut aside = from.as_os_str().to_owned();
+            aside.push(".old");
+            std::fs::rename(to, &aside)?;
+            std::fs::rename(from, to)
+        }
+        r => r,
+    }
+}
+
+fn renameat2(from: &Path, to: &Path, flags: libc::c_uint) -> std::io::Result<()> {
     let c = |p: &Path| {
         CString::new(p.as_os_str().as_bytes())
             .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "NUL in a path"))
@@ -114,15 +142,12 @@ pub fn rename_noreplace(from: &Path, to: &Path) -> std::io::Result<()> {
             f.as_ptr(),
             libc::AT_FDCWD,
             t.as_ptr(),
-            libc::RENAME_NOREPLACE,
+            flags,
         )
     };
     if r == 0 {
-        return Ok(());
-    }
-    let e = std::io::Error::last_os_error();
-    match e.raw_os_error() {
-        Some(libc::EINVAL | libc::ENOSYS) => std::fs::rename(from, to),
-        _ => Err(e),
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
     }
 }
