@@ -20,7 +20,7 @@ use support::*;
 const ISO: &str = "palette-edge-installer.iso";
 const DISK: &str = "palette-edge-appliance.raw";
 
-/// A golden build of the demo (golden ISO and raw disk, manifest,
+/// A golden build of the demo (golden ISO, raw and qcow2 disks, manifest,
 /// provenance), made once for this file.
 fn golden() -> &'static Path {
     static DIR: OnceLock<FixtureDir> = OnceLock::new();
@@ -30,7 +30,7 @@ fn golden() -> &'static Path {
             dir.path(),
             "golden",
             &demo_base(),
-            "iso:\n  timeout: 0\ndisk:\n  formats: [raw]\n",
+            "iso:\n  timeout: 0\ndisk:\n  formats: [raw, qcow2]\n",
         );
         let out = dir.path().join("build");
         assert_ok(&edgeforge(&[
@@ -254,6 +254,32 @@ fn disk_embed_commits_the_disk_with_its_checksums_or_nothing() {
         ])
     };
     assert_one_artifact_set(&out, "site.raw", run);
+
+    // A qcow2 golden disk goes through raw and qemu-img on the way: its
+    // work folder and temporary file go too.
+    let golden = build_dir().join("palette-edge-appliance.qcow2");
+    let qcow2 = t.path().join("qcow2");
+    let ud = user_data(t.path(), "site-3");
+    let embed = || {
+        edgeforge(&[
+            "disk",
+            "embed",
+            golden.to_str().unwrap(),
+            "--user-data",
+            ud.to_str().unwrap(),
+            "-o",
+            qcow2.join("site.qcow2").to_str().unwrap(),
+        ])
+    };
+    assert_nothing_committed(&qcow2, "site.qcow2.sha256", embed);
+    assert_eq!(entries(&qcow2), Vec::<String>::new());
+    assert_ok(&embed());
+    assert_verifies(&qcow2);
+    run_tool(
+        "qemu-img",
+        &["check", qcow2.join("site.qcow2").to_str().unwrap()],
+        t.path(),
+    );
 }
 
 #[test]

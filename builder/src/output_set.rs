@@ -1,6 +1,14 @@
 //! The artifacts one run writes into an output folder, committed together.
 //!
-//! A run (`build`, `iso`, `provider-image`) holds an exclusive lock on
+//! Every command writing more than one file goes through here: `build`,
+//! `iso`, `disk`, `provider-image`, `iso embed`, `disk embed`, `bundle`,
+//! `site-media` (artifacts with checksums), `sign` and `man --out` (files
+//! without: [`OutputSet::commit_files`]), `render` (folders:
+//! [`OutputSet::commit_folders`]). Each commit checks every name it
+//! replaces or removes before its first rename, so a name it cannot take (a
+//! folder where a file goes) fails the run with the old set whole.
+//!
+//! A run holds an exclusive lock on
 //! `<out>/.edgeforge.lock` from start to end (the file is removed when the
 //! lock is released); a second run into the same folder waits for it
 //! (saying so), so runs serialise and `SHA256SUMS`, a read-modify-write,
@@ -381,8 +389,8 @@ impl Drop for FolderLock {
 
 /// Removes, from a folder whose lock is held, the work folders and
 /// temporary files killed runs left (the temporary files may hold
-/// user-data). A temporary file another process is writing (`iso embed`,
-/// `layer`, which do not take the folder's lock) is left alone.
+/// user-data). A temporary file another process is writing (`layer`,
+/// which does not take the folder's lock) is left alone.
 fn remove_leftovers(dir: &Path) -> anyhow::Result<()> {
     let mut removed = 0;
     let rd = fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?;
