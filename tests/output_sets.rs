@@ -1,10 +1,14 @@
 //! Sets of outputs committed together or not at all: every command writing
 //! more than one file (`iso embed -o`, `iso embed --remove`, `disk embed`,
-//! `bundle`, `site-media --fat`, `sign`) is run with a folder where one of
-//! its later files goes, and must fail leaving the output folder exactly as
-//! it was (no new bytes under any final name, no temporary file); run again
-//! without it, its outputs verify with `sha256sum -c` and `verify DIR`; a
-//! re-run over them replaces the whole set, or (blocked again) none of it.
+//! `bundle`, `site-media --fat`, `sign`, `build --sign-key`, `man --out`,
+//! `render`) is run with a folder (or, for `render`, a file) where one of
+//! its later outputs goes, and must fail leaving the output folder exactly
+//! as it was (no new bytes under any final name, no temporary file); run
+//! again without it, its outputs verify (`sha256sum -c`, `verify DIR`,
+//! `verify --key`); a re-run over them replaces the whole set, or (blocked
+//! again) none of it. A run killed between two renames is caught by
+//! `verify`, and `keys generate` never renames over what appeared at its
+//! `--out`.
 
 mod support;
 
@@ -541,4 +545,39 @@ fn man_names_every_page_together_or_none() {
     assert_ok(&man());
     assert_eq!(fs::read(dir.join("edgeforge.1")).unwrap(), main);
     assert_eq!(entries(&dir), pages);
+}
+
+/// `keys generate` names its whole key set with one rename that never
+/// replaces: a folder that appears at `--out` while the keys are made (here
+/// an empty one, which a plain rename would silently replace) is left as it
+/// is, the run fails, and its staging folder with the private keys goes.
+#[test]
+fn keys_generate_never_replaces_what_appeared_at_its_out() {
+    let t = tempfile::tempdir().unwrap();
+    let out = t.path().join("keys");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_edgeforge"))
+        .args(["keys", "generate", "site", "--out"])
+        .arg(&out)
+        .env("SOURCE_DATE_EPOCH", EPOCH)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let staging = || {
+        entries(t.path())
+            .iter()
+            .any(|e| e.starts_with(".edgeforge-keys-"))
+    };
+    let started = std::time::Instant::now();
+    while !staging() {
+        assert!(
+            started.elapsed().as_secs() < 60 && child.try_wait().unwrap().is_none(),
+            "no staging folder appeared"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    fs::create_dir(&out).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_fails(&o, 2, &["already exists; keys are never overwritten"]);
+    assert_eq!(entries(&out), Vec::<String>::new(), "left as it was");
+    assert_eq!(entries(t.path()), ["keys"], "the staging folder is removed");
 }
