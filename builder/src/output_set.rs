@@ -17,7 +17,9 @@
 //! files: `leftovers.rs`), then stages every artifact as a temporary file,
 //! and only when every stage succeeded commits them: all content flushed, then renamed into place, artifacts
 //! (each followed by its `.sha256`), then `manifest.json`, then
-//! `SHA256SUMS` last. Until that last rename the folder holds either the old
+//! `SHA256SUMS` (then the signatures `build --sign-key` made before the
+//! first rename: killed before them, the set is unsigned, which `verify
+//! --key` rejects). Until that last rename the folder holds either the old
 //! set untouched or new artifacts beside the old `SHA256SUMS`, which
 //! `verify DIR` fails (a changed file does not match its entry, a new one is
 //! not listed, `manifest.json` disagrees with `SHA256SUMS`), so a run killed
@@ -254,8 +256,7 @@ impl OutputSet {
                 ));
             }
         }
-        for (i, (made, target)) in trees.iter().enumerate() {
-            test_pause(&format!("commit-{i}"));
+        for (made, target) in trees {
             crate::io::replace_folder(made, target)
                 .with_context(|| format!("renaming into {}", target.display()))?;
         }
@@ -275,8 +276,7 @@ impl OutputSet {
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         check_free(&staged.iter().map(|f| f.target()).collect::<Vec<_>>())?;
-        for (i, file) in staged.into_iter().enumerate() {
-            test_pause(&format!("commit-{i}"));
+        for file in staged {
             file.rename()?;
         }
         sync_folder(&self.dir)

@@ -2,6 +2,9 @@
 //! file in the destination folder, then renamed over the final path. The
 //! temporary file is locked (flock) while its writer lives, so a later run
 //! cleaning up leftovers of killed runs can tell them from files in use.
+//! Folders made whole get their names the same way: renamed without
+//! replacing anything (`rename_noreplace`) or swapped in for the old one
+//! (`replace_folder`).
 
 use std::ffi::CString;
 use std::fs::File;
