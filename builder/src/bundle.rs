@@ -44,13 +44,14 @@ struct BundleImage {
 /// registry reference) into `target`; every source blob is verified on the
 /// way. Each image's reference is the registry one it came from, else its
 /// name when that is a reference, else the one a provider image carries.
-/// Returns the bundle's digest and size.
-pub fn write(
+/// Returns the bundle's temporary file, for the caller to commit with its
+/// checksums (`output_set.rs`), its digest and size.
+pub fn stage(
     images: &[(String, String)],
     arch: &str,
     target: &Path,
     epoch: u64,
-) -> anyhow::Result<(Sha256Digest, u64)> {
+) -> anyhow::Result<(AtomicFile, Sha256Digest, u64)> {
     let file = AtomicFile::create(target, 0o644)?;
     let mut zstd = zstd::Encoder::new(
         HashingWriter::new(BufWriter::with_capacity(1 << 20, file)),
@@ -113,8 +114,7 @@ pub fn write(
     let (digest, size, buffered) = zstd.finish()?.finish();
     let mut file = buffered.into_inner().map_err(|e| e.into_error())?;
     io::Write::flush(&mut file)?;
-    file.commit()?;
-    Ok((digest, size))
+    Ok((file, digest, size))
 }
 
 /// What a verification found: the images and how many blobs were checked.

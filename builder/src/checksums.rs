@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::io::{AtomicFile, Sha256Digest};
+use crate::io::Sha256Digest;
 
 pub const SUMS: &str = "SHA256SUMS";
 
@@ -18,15 +18,6 @@ pub fn sidecar_path(artifact: &Path) -> PathBuf {
     let mut target = artifact.as_os_str().to_owned();
     target.push(".sha256");
     PathBuf::from(target)
-}
-
-/// Writes `<artifact>.sha256`.
-pub fn write_sidecar(artifact: &Path, sha: &Sha256Digest) -> anyhow::Result<()> {
-    let name = artifact
-        .file_name()
-        .expect("artifacts have file names")
-        .to_string_lossy();
-    AtomicFile::write(&sidecar_path(artifact), line(sha, &name).as_bytes(), 0o644)
 }
 
 /// The `(name, hex digest)` entries of a checksum file's text.

@@ -205,11 +205,7 @@ pub fn run(
             )?);
         }
     }
-    set.commit(Some(&manifest.to_bytes()?))?;
-    let signatures = match &signer {
-        Some(s) => crate::release::sign::sign_folder(&a.out, s)?,
-        None => Vec::new(),
-    };
+    let signatures = set.commit_signed(Some(&manifest.to_bytes()?), signer.as_ref())?;
     report::emit(
         output,
         &Built {

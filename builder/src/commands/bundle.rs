@@ -7,6 +7,7 @@ use crate::bundle;
 use crate::cli::{BundleAction, BundleCommand, OutputFormat};
 use crate::error::{fail, Category};
 use crate::log::info;
+use crate::output_set::OutputSet;
 
 /// `edgeforge.bundle/v1`
 #[derive(Serialize)]
@@ -129,9 +130,12 @@ pub fn run(c: BundleCommand, epoch: u64, output: OutputFormat) -> anyhow::Result
             })
             .sum(),
     })?;
-    let (digest, size) = bundle::write(&images, &c.arch, &out, epoch)?;
+    // The bundle with its checksums (`.sha256`, the folder's SHA256SUMS), or nothing.
+    let (mut set, at) = OutputSet::for_file(&out)?;
+    let (file, digest, size) = bundle::stage(&images, &c.arch, &at, epoch)?;
+    set.stage(file, digest);
+    set.commit(None)?;
     info!("bundle of {} images", images.len());
-    crate::checksums::write_sidecar(&out, &digest)?;
     report::emit(
         output,
         &Written {

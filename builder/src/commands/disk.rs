@@ -4,9 +4,6 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::Context;
-
-use crate::checksums;
 use crate::cli::{DiskArgs, DiskEmbedArgs, OutputFormat};
 use crate::definition::LoadedDefinition;
 use crate::disk::{self, Format};
@@ -173,13 +170,15 @@ pub fn embed(a: &DiskEmbedArgs, epoch: u64, output: OutputFormat) -> anyhow::Res
         // A compressed golden disk is unpacked to raw on the way.
         bytes: 4 * preflight::size_of(&a.golden),
     })?;
-    std::fs::create_dir_all(folder).with_context(|| format!("creating {}", folder.display()))?;
+    // The disk with its checksums (`.sha256`, the folder's SHA256SUMS), or nothing.
+    let (mut set, at) = OutputSet::for_file(&a.out)?;
     let started = Instant::now();
     let progress = Progress::spinner(format!("writing {}", a.out.display()));
-    let sha = disk::embed::write(&a.golden, ud.bytes(), &a.out, 0o600)?;
+    let (file, sha) = disk::embed::stage(&a.golden, ud.bytes(), &at, 0o600)?;
     progress.finish();
+    set.stage(file, sha);
+    set.commit(None)?;
     let seconds = started.elapsed().as_secs_f64();
-    checksums::write_sidecar(&a.out, &sha)?;
     report::emit(
         output,
         &Embedded {

@@ -7,7 +7,6 @@ use anyhow::Context;
 
 use super::report::{self, Report};
 use super::user_data_source;
-use crate::checksums;
 use crate::cli::{EmbedArgs, OutputFormat};
 use crate::error::{fail, Category};
 use crate::io::{HashingReader, Sha256Digest};
@@ -207,8 +206,7 @@ pub fn embed(a: &EmbedArgs, epoch: u64, output_format: OutputFormat) -> anyhow::
     };
     if a.remove {
         crate::preflight::check(&preflight)?;
-        let sha = golden.write(reserved::EMPTY, output, 0o644)?;
-        checksums::write_sidecar(output, &sha)?;
+        let sha = commit_one(&mut golden, reserved::EMPTY, output, 0o644)?;
         let emptied = EmbeddedIso {
             file: output.display().to_string(),
             sha256: sha.to_string(),
@@ -276,10 +274,7 @@ fn embed_sites(
 }
 
 fn write_one(golden: &mut Golden, ud: &UserData, target: &Path) -> anyhow::Result<EmbeddedIso> {
-    let progress = Progress::spinner(format!("writing {}", target.display()));
-    let sha = golden.write(ud.bytes(), target, 0o600)?;
-    progress.finish();
-    checksums::write_sidecar(target, &sha)?;
+    let sha = commit_one(golden, ud.bytes(), target, 0o600)?;
     let iso = EmbeddedIso {
         file: target.display().to_string(),
         sha256: sha.to_string(),
@@ -287,4 +282,21 @@ fn write_one(golden: &mut Golden, ud: &UserData, target: &Path) -> anyhow::Resul
         user_data_sha256: Some(ud.sha256.to_string()),
     };
     Ok(iso)
+}
+
+/// Writes `target` from `golden` with `user_data` and commits it with its
+/// checksums (`.sha256`, the folder's `SHA256SUMS`) as one set.
+fn commit_one(
+    golden: &mut Golden,
+    user_data: &[u8],
+    target: &Path,
+    mode: u32,
+) -> anyhow::Result<Sha256Digest> {
+    let (mut set, at) = OutputSet::for_file(target)?;
+    let progress = Progress::spinner(format!("writing {}", target.display()));
+    let (file, sha) = golden.stage(user_data, &at, mode)?;
+    progress.finish();
+    set.stage(file, sha);
+    set.commit(None)?;
+    Ok(sha)
 }

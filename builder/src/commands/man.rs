@@ -3,13 +3,12 @@
 //! `edgeforge-iso-embed.1`, ...), so every `edgeforge-X(1)` the pages
 //! refer to is there.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use anyhow::Context;
 use clap::CommandFactory;
 
 use crate::cli::Cli;
-use crate::io::AtomicFile;
+use crate::output_set::OutputSet;
 
 /// The command tree as the pages show it: `help` is a flag, not a page.
 fn command() -> clap::Command {
@@ -27,30 +26,29 @@ pub fn run(out: Option<&Path>) -> anyhow::Result<()> {
     let Some(dir) = out else {
         return Ok(page(command()).render(&mut std::io::stdout())?);
     };
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let mut written = Vec::new();
-    write_pages(&command(), dir, &mut written)?;
-    for path in written {
+    // Every page named together, or none (the folder's lock held meanwhile).
+    let set = OutputSet::open(dir)?;
+    let mut pages = Vec::new();
+    render_pages(&command(), dir, &mut pages)?;
+    set.commit_files(&pages)?;
+    for (path, _) in pages {
         println!("{}", path.display());
     }
     Ok(())
 }
 
-/// The page of `cmd` and of every subcommand below it, each written whole
-/// (a temporary file renamed into place).
-fn write_pages(
+/// The page of `cmd` and of every subcommand below it: (path in `dir`, roff).
+fn render_pages(
     cmd: &clap::Command,
     dir: &Path,
-    written: &mut Vec<std::path::PathBuf>,
+    pages: &mut Vec<(PathBuf, Vec<u8>)>,
 ) -> anyhow::Result<()> {
     let man = page(cmd.clone());
     let mut page = Vec::new();
     man.render(&mut page)?;
-    let path = dir.join(man.get_filename());
-    AtomicFile::write(&path, &page, 0o644)?;
-    written.push(path);
+    pages.push((dir.join(man.get_filename()), page));
     for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
-        write_pages(sub, dir, written)?;
+        render_pages(sub, dir, pages)?;
     }
     Ok(())
 }

@@ -5,6 +5,7 @@ use anyhow::Context;
 use super::report::{self, Report};
 use crate::cli::{OutputFormat, RenderArgs};
 use crate::definition::LoadedDefinition;
+use crate::output_set::OutputSet;
 use crate::provider::renderer_for;
 use crate::render::context_for;
 
@@ -38,12 +39,18 @@ pub fn run(a: RenderArgs, epoch: u64, output: OutputFormat) -> anyhow::Result<()
         out_dir: &a.out,
         bytes: 0,
     })?;
+    // Every variant rendered into a work folder beside its final one, then
+    // all named together (the folder's lock held meanwhile): a failing
+    // template leaves the earlier rendering whole.
+    let set = OutputSet::open(&a.out)?;
+    let work = tempfile::Builder::new()
+        .prefix(".edgeforge-work-")
+        .tempdir_in(&a.out)
+        .with_context(|| format!("creating a work folder in {}", a.out.display()))?;
     let mut rendered = Vec::new();
+    let mut trees = Vec::new();
     for variant in l.variants() {
-        let dest = a.out.join(&variant.name);
-        if dest.exists() {
-            fs::remove_dir_all(&dest).with_context(|| format!("replacing {}", dest.display()))?;
-        }
+        let dest = work.path().join(&variant.name);
         let mut renderer = renderer_for(&l, &variant, epoch)?;
         for (kind, trees) in [
             ("rootfs", &l.def.overlays.rootfs),
@@ -59,10 +66,13 @@ pub fn run(a: RenderArgs, epoch: u64, output: OutputFormat) -> anyhow::Result<()
         let json = serde_json::to_string_pretty(&ctx)?;
         fs::write(dest.join("context.json"), json + "\n")
             .with_context(|| format!("writing {}/context.json", dest.display()))?;
+        let target = a.out.join(&variant.name);
         rendered.push(RenderedVariant {
             variant: variant.name.clone(),
-            dir: dest.display().to_string(),
+            dir: target.display().to_string(),
         });
+        trees.push((dest, target));
     }
+    set.commit_folders(&trees)?;
     report::emit(output, &Rendered { variants: rendered })
 }

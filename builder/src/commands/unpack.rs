@@ -6,9 +6,7 @@
 //! lives; the next unpack to the same OUT removes those of killed ones (an
 //! unpack killed before it began the tree leaves an empty folder).
 
-use std::ffi::CString;
 use std::fs;
-use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use anyhow::Context;
@@ -16,6 +14,7 @@ use anyhow::Context;
 use super::report::{self, Report};
 use crate::cli::{OutputFormat, UnpackArgs};
 use crate::error::{fail, Category};
+use crate::io::rename_noreplace;
 use crate::leftovers;
 use crate::log::info;
 use crate::oci::{flatten, source::SourceImage};
@@ -119,34 +118,4 @@ fn remove_killed(parent: &Path, prefix: &str) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-/// rename(2) that fails with EEXIST instead of replacing `to` (an empty
-/// folder would be replaced otherwise). Filesystems without
-/// RENAME_NOREPLACE get a plain rename, which still never replaces a
-/// non-empty folder.
-fn rename_noreplace(from: &Path, to: &Path) -> std::io::Result<()> {
-    let c = |p: &Path| {
-        CString::new(p.as_os_str().as_bytes())
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "NUL in a path"))
-    };
-    let (f, t) = (c(from)?, c(to)?);
-    // SAFETY: valid C strings; AT_FDCWD resolves them like rename(2).
-    let r = unsafe {
-        libc::renameat2(
-            libc::AT_FDCWD,
-            f.as_ptr(),
-            libc::AT_FDCWD,
-            t.as_ptr(),
-            libc::RENAME_NOREPLACE,
-        )
-    };
-    if r == 0 {
-        return Ok(());
-    }
-    let e = std::io::Error::last_os_error();
-    match e.raw_os_error() {
-        Some(libc::EINVAL | libc::ENOSYS) => fs::rename(from, to),
-        _ => Err(e),
-    }
 }

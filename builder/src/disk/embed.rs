@@ -102,21 +102,22 @@ pub fn find_area(raw: &Path) -> anyhow::Result<Extent> {
     })
 }
 
-/// Writes `out` (in `golden`'s format): `golden` with `user_data` in its
-/// OEM area. Returns the new file's digest.
-pub fn write(
+/// Writes `out`'s temporary file (in `golden`'s format): `golden` with
+/// `user_data` in its OEM area, for the caller to commit with its checksums
+/// (`output_set.rs`). Returns it and the new file's digest.
+pub fn stage(
     golden: &Path,
     user_data: &[u8],
     out: &Path,
     mode: u32,
-) -> anyhow::Result<Sha256Digest> {
+) -> anyhow::Result<(AtomicFile, Sha256Digest)> {
     // The same refusal, before a golden disk is unpacked, whatever its format.
     super::oem_area(user_data)?;
     let format = detect(golden)?;
     let name = output_stem(out, format)?;
     if format == Format::Raw {
         let area = find_area(golden)?;
-        return Golden::at(golden, area).write(user_data, out, mode);
+        return Golden::at(golden, area).stage(user_data, out, mode);
     }
     host_tools::require(&[&host_tools::QEMU_IMG])?;
     let dir = out
@@ -179,8 +180,7 @@ pub fn write(
         }
         Format::Raw => unreachable!("handled above"),
     };
-    file.commit()?;
-    Ok(sha)
+    Ok((file, sha))
 }
 
 /// The stem of `out`, which names `format` by its extension (a raw disk's

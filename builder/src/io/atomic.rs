@@ -2,9 +2,14 @@
 //! file in the destination folder, then renamed over the final path. The
 //! temporary file is locked (flock) while its writer lives, so a later run
 //! cleaning up leftovers of killed runs can tell them from files in use.
+//! Folders made whole get their names the same way: renamed without
+//! replacing anything (`rename_noreplace`) or swapped in for the old one
+//! (`replace_folder`).
 
+use std::ffi::CString;
 use std::fs::File;
 use std::io::{self, Write};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -92,5 +97,60 @@ impl Write for AtomicFile {
 
     fn flush(&mut self) -> io::Result<()> {
         self.temp.flush()
+    }
+}
+
+/// rename(2) that fails with EEXIST instead of replacing `to` (an empty
+/// folder would be replaced otherwise). Filesystems without
+/// RENAME_NOREPLACE get a plain rename, which still never replaces a
+/// non-empty folder.
+pub fn rename_noreplace(from: &Path, to: &Path) -> std::io::Result<()> {
+    match renameat2(from, to, libc::RENAME_NOREPLACE) {
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOSYS)) => {
+            std::fs::rename(from, to)
+        }
+        r => r,
+    }
+}
+
+/// Puts the folder `from` at `to` in one step: an existing folder `to` is
+/// swapped with it (RENAME_EXCHANGE), so it ends at `from`, for the caller
+/// to remove; `to` never goes missing. Filesystems without the exchange
+/// get two renames (`to` aside to `from`'s name with `.old`, then `from`).
+pub fn replace_folder(from: &Path, to: &Path) -> std::io::Result<()> {
+    if std::fs::symlink_metadata(to).is_err() {
+        return rename_noreplace(from, to);
+    }
+    match renameat2(from, to, libc::RENAME_EXCHANGE) {
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOSYS)) => {
+            let mut aside = from.as_os_str().to_owned();
+            aside.push(".old");
+            std::fs::rename(to, &aside)?;
+            std::fs::rename(from, to)
+        }
+        r => r,
+    }
+}
+
+fn renameat2(from: &Path, to: &Path, flags: libc::c_uint) -> std::io::Result<()> {
+    let c = |p: &Path| {
+        CString::new(p.as_os_str().as_bytes())
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "NUL in a path"))
+    };
+    let (f, t) = (c(from)?, c(to)?);
+    // SAFETY: valid C strings; AT_FDCWD resolves them like rename(2).
+    let r = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            f.as_ptr(),
+            libc::AT_FDCWD,
+            t.as_ptr(),
+            flags,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
     }
 }

@@ -6,6 +6,6 @@ mod hashing;
 mod parallel_gzip;
 pub mod sealed;
 
-pub use atomic::AtomicFile;
+pub use atomic::{rename_noreplace, replace_folder, AtomicFile};
 pub use hashing::{file_sha256, HashingReader, HashingWriter, Sha256Digest};
 pub use parallel_gzip::ParallelGzEncoder;

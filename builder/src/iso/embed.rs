@@ -66,21 +66,9 @@ impl Golden {
         reserved::fill(user_data, self.area.len as usize).map(drop)
     }
 
-    /// Writes `target`: the golden image with `user_data` in its area.
-    /// Returns the new image's digest.
-    pub fn write(
-        &mut self,
-        user_data: &[u8],
-        target: &Path,
-        mode: u32,
-    ) -> anyhow::Result<Sha256Digest> {
-        let (out, digest) = self.stage(user_data, target, mode)?;
-        out.commit()?;
-        Ok(digest)
-    }
-
-    /// Like [`Golden::write`], leaving the new image under its temporary
-    /// name for the caller to commit with others (`output_set.rs`).
+    /// Writes `target`'s temporary file: the golden image with `user_data`
+    /// in its area, for the caller to commit with its checksums
+    /// (`output_set.rs`). Returns it and the new image's digest.
     pub fn stage(
         &mut self,
         user_data: &[u8],

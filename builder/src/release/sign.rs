@@ -19,7 +19,6 @@ use anyhow::Context;
 use crate::checksums;
 use crate::error::{fail, Category};
 use crate::host_tools;
-use crate::io::AtomicFile;
 use crate::log::{info, verbose};
 use crate::manifest;
 use crate::release::provenance;
@@ -284,20 +283,13 @@ impl Verifier {
     }
 }
 
-/// The files of an output folder a release signs, those present.
-pub fn signed_files(dir: &Path) -> Vec<PathBuf> {
-    [checksums::SUMS, manifest::FILE]
-        .iter()
-        .map(|n| dir.join(n))
-        .filter(|p| p.is_file())
-        .collect()
-}
-
 /// Signs `SHA256SUMS` and `manifest.json` of the output folder `dir`
 /// (holding its lock, so no run changes them meanwhile), writing
-/// `SHA256SUMS.gpg` and `manifest.json.gpg`. Returns the signatures.
+/// `SHA256SUMS.gpg` and `manifest.json.gpg` (and the provenance's DSSE
+/// envelope), all named together once every signature is made. Returns the
+/// signatures.
 pub fn sign_folder(dir: &Path, signer: &Signer) -> anyhow::Result<Vec<PathBuf>> {
-    let _lock = crate::output_set::lock_folder(dir)?;
+    let set = crate::output_set::OutputSet::open(dir)?;
     let sums = dir.join(checksums::SUMS);
     if !sums.is_file() {
         return Err(fail(
@@ -309,33 +301,51 @@ pub fn sign_folder(dir: &Path, signer: &Signer) -> anyhow::Result<Vec<PathBuf>> 
             ),
         ));
     }
-    let mut written = Vec::new();
-    for file in signed_files(dir) {
-        let data = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
-        let sig = sig_path(&file);
-        AtomicFile::write(&sig, &signer.sign(&data)?, 0o644)?;
-        info!("signed {} with {}", file.display(), signer.fingerprint());
-        written.push(sig);
+    let read = |name: &str| -> anyhow::Result<Option<Vec<u8>>> {
+        let path = dir.join(name);
+        if !path.is_file() {
+            return Ok(None);
+        }
+        let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        Ok(Some(bytes))
+    };
+    let signatures = sign_set(
+        dir,
+        signer,
+        &read(checksums::SUMS)?.unwrap_or_default(),
+        read(manifest::FILE)?.as_deref(),
+        read(provenance::FILE)?.as_deref(),
+    )?;
+    set.commit_files(&signatures)?;
+    Ok(signatures.into_iter().map(|(path, _)| path).collect())
+}
+
+/// The signatures of an output set in `dir` (paths, bytes): of its
+/// `SHA256SUMS` text, its `manifest.json` and its provenance statement
+/// (each when it has one), to be named together with or after them.
+pub fn sign_set(
+    dir: &Path,
+    signer: &Signer,
+    sums: &[u8],
+    manifest: Option<&[u8]>,
+    statement: Option<&[u8]>,
+) -> anyhow::Result<Vec<(PathBuf, Vec<u8>)>> {
+    let mut signatures = Vec::new();
+    for (name, data) in [(checksums::SUMS, Some(sums)), (manifest::FILE, manifest)] {
+        if let Some(data) = data {
+            signatures.push((sig_path(&dir.join(name)), signer.sign(data)?));
+            info!("signed {name} with {}", signer.fingerprint());
+        }
     }
-    let statement = dir.join(provenance::FILE);
-    if statement.is_file() {
-        let payload = std::fs::read(&statement)
-            .with_context(|| format!("reading {}", statement.display()))?;
-        let sig = signer.sign(&provenance::pae(provenance::PAYLOAD_TYPE, &payload))?;
-        let path = dir.join(provenance::ENVELOPE);
-        AtomicFile::write(
-            &path,
-            &provenance::envelope(&payload, signer.fingerprint(), &sig)?,
-            0o644,
-        )?;
-        info!(
-            "signed {} with {}",
-            statement.display(),
-            signer.fingerprint()
-        );
-        written.push(path);
+    if let Some(payload) = statement {
+        let sig = signer.sign(&provenance::pae(provenance::PAYLOAD_TYPE, payload))?;
+        signatures.push((
+            dir.join(provenance::ENVELOPE),
+            provenance::envelope(payload, signer.fingerprint(), &sig)?,
+        ));
+        info!("signed {} with {}", provenance::FILE, signer.fingerprint());
     }
-    Ok(written)
+    Ok(signatures)
 }
 
 /// The files a signing writes into an output folder (present or not).

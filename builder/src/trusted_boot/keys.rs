@@ -99,8 +99,19 @@ impl Generate<'_> {
         // An interruption wins over the error of the tool it killed.
         interrupts.check()?;
         let meta = made?;
-        fs::rename(&dir, self.out)
-            .with_context(|| format!("renaming the key set into {}", self.out.display()))?;
+        // Never over what appeared at --out meanwhile (an empty folder, a
+        // symlink would be replaced by a plain rename).
+        crate::io::rename_noreplace(&dir, self.out).map_err(|e| match e.raw_os_error() {
+            Some(libc::EEXIST | libc::ENOTEMPTY | libc::ENOTDIR) => fail(
+                Category::Usage,
+                format!(
+                    "{} already exists; keys are never overwritten: choose a new --out",
+                    self.out.display()
+                ),
+            ),
+            _ => anyhow::Error::new(e)
+                .context(format!("renaming the key set into {}", self.out.display())),
+        })?;
         Ok(meta)
     }
 
