@@ -432,7 +432,7 @@ fn iso_rootfs_matches_umoci() {
     );
     spot("usr/bin/wall", "-rwxr-sr-x", "0/42", "");
     // mksquashfs -tar gives the root the time of the build; edgeforge sets it.
-    spot("", "drwxr-xr-x", "0/0", &utc_minutes(mtime_of(".")));
+    spot(".", "drwxr-xr-x", "0/0", &utc_minutes(mtime_of(".")));
     spot("lib", "lrwxrwxrwx", "0/0", "-> usr/lib");
     spot("tmp", "drwxrwxrwt", "0/0", "");
     spot("root", "drwx------", "0/0", "");
