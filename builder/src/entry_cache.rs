@@ -185,15 +185,34 @@ impl EntryCache {
         names: &[&str],
         fill: impl FnOnce(&Path) -> anyhow::Result<T>,
     ) -> anyhow::Result<Entry<T>> {
+        self.store_with_hashed(key, names, |dir| Ok((fill(dir)?, Vec::new())))
+    }
+
+    /// As `store_with`, for a `fill` that hashed some of its files as it
+    /// wrote them (returned as name, digest and size with the metadata):
+    /// those are not read again.
+    pub fn store_with_hashed<T: Serialize + DeserializeOwned>(
+        &self,
+        key: &Sha256Digest,
+        names: &[&str],
+        fill: impl FnOnce(&Path) -> anyhow::Result<(T, Vec<(String, Sha256Digest, u64)>)>,
+    ) -> anyhow::Result<Entry<T>> {
         let entry = self.dir.join(key.to_string());
         fs::create_dir_all(&self.dir)
             .with_context(|| format!("creating {}", self.dir.display()))?;
         let temp = tempfile::Builder::new()
             .prefix(".edgeforge-")
             .tempdir_in(&self.dir)?;
-        let meta = fill(temp.path())?;
+        let (meta, known) = fill(temp.path())?;
         let mut files = BTreeMap::new();
+        for (name, sha, size) in known {
+            let sha256 = sha.to_string();
+            files.insert(name, Hashed::File { size, sha256 });
+        }
         for n in names {
+            if files.contains_key(*n) {
+                continue;
+            }
             if let Some(hashed) = Hashed::of(&temp.path().join(n))? {
                 files.insert(n.to_string(), hashed);
             }

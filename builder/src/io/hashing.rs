@@ -81,6 +81,14 @@ impl<W: Write> HashingWriter<W> {
         self.hasher
     }
 
+    /// The digest and byte count of everything written so far.
+    pub fn digest(&self) -> (Sha256Digest, u64) {
+        (
+            Sha256Digest(self.hasher.clone().finalize().into()),
+            self.written,
+        )
+    }
+
     /// The digest and byte count of everything written, and the inner writer.
     pub fn finish(self) -> (Sha256Digest, u64, W) {
         (

@@ -2,11 +2,12 @@
 //! and initrd from /boot, the signed shim and GRUB, GRUB's font,
 //! systemd-boot and its UKI stub, os-release, the package database),
 //! written out of the model into a folder, so the finders (`kernel`, `efi`,
-//! `packages`) read them as they read any root filesystem. Every folder and
-//! symlink comes along (they are small and keep paths resolving as in the
-//! image); of the other files, those under the wanted paths and wherever
-//! symlinks there lead.
+//! `packages`) read them as they read any root filesystem: what is under
+//! the wanted paths and wherever symlinks there lead, with the folders and
+//! symlinks on the way, so paths resolve as in the image.
 
+use std::cell::RefCell;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use super::{efi, packages};
@@ -25,7 +26,16 @@ pub const OS_RELEASES: [&str; 2] = ["etc/os-release", "usr/lib/os-release"];
 
 /// Writes the boot files of `tree` into `dest`.
 pub fn extract(tree: &MemTree, dest: &Path, epoch: u64) -> anyhow::Result<()> {
-    let resolve = |p: &Path| safe_path::resolve(p, true, |q| tree.read_link(q)).ok();
+    // Every path resolving asks about is one the finders pass on disk:
+    // symlinks on the way (`/lib` -> `usr/lib`) and folders.
+    let asked = RefCell::new(BTreeSet::new());
+    let resolve = |p: &Path| {
+        safe_path::resolve(p, true, |q| {
+            asked.borrow_mut().insert(q.to_path_buf());
+            tree.read_link(q)
+        })
+        .ok()
+    };
     let wanted = ["boot"]
         .into_iter()
         .chain(efi::SHIMS)
@@ -44,9 +54,13 @@ pub fn extract(tree: &MemTree, dest: &Path, epoch: u64) -> anyhow::Result<()> {
         .filter_map(|(p, _, _)| resolve(p))
         .collect();
     roots.extend(led_to);
-    let only = |p: &Path, inode: &Inode| {
-        matches!(inode.kind, NodeKind::Dir | NodeKind::Symlink(_))
-            || roots.iter().any(|r| p.starts_with(r))
-    };
+    let mut on_the_way = asked.into_inner();
+    on_the_way.extend(
+        roots
+            .iter()
+            .flat_map(|r| r.ancestors().map(Path::to_path_buf)),
+    );
+    let only =
+        |p: &Path, _: &Inode| on_the_way.contains(p) || roots.iter().any(|r| p.starts_with(r));
     tree_tar::extract(tree, dest, Some(&only), epoch)
 }

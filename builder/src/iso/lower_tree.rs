@@ -69,11 +69,11 @@ pub fn flatten(
         }
         None => {
             let mut flattened = None;
-            let entry = cache.store_with(&key, &[INDEX, DATA], |dir| {
+            let entry = cache.store_with_hashed(&key, &[INDEX, DATA], |dir| {
                 let mut tree = MemTree::new(&dir.join(DATA), epoch)
                     .with_context(|| format!("creating {}", dir.join(DATA).display()))?;
                 let lower = flatten::apply_layers(image, 0..last, &mut tree, epoch)?;
-                tree.flush()?;
+                let (sha, size) = tree.spool_digest()?;
                 let index = dir.join(INDEX);
                 let file = std::fs::File::create(&index)
                     .with_context(|| format!("creating {}", index.display()))?;
@@ -85,10 +85,11 @@ pub fn flatten(
                 tree_tar::write(&tree, std::io::BufWriter::new(file), &opts)
                     .with_context(|| format!("writing {}", index.display()))?;
                 flattened = Some(tree);
-                Ok(Meta {
+                let meta = Meta {
                     layers: lower.layers,
                     entries: lower.entries,
-                })
+                };
+                Ok((meta, vec![(DATA.to_string(), sha, size)]))
             })?;
             info!(
                 "lower {} layers of {} flattened ({} entries, cached)",

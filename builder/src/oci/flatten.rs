@@ -85,6 +85,73 @@ struct Applier<'t, T: Tree> {
     dir_times: BTreeMap<PathBuf, i64>,
 }
 
+/// Decompressed chunks waiting to be applied (1 MiB each).
+const AHEAD: usize = 8;
+const CHUNK: usize = 1 << 20;
+
+/// Sends `blob`'s decompressed stream as chunks until it ends, the reader
+/// stops taking them, or reading fails (the reader then sees a cut stream).
+fn pump(
+    blob: &mut impl Read,
+    media_type: &str,
+    chunks: std::sync::mpsc::SyncSender<Vec<u8>>,
+) -> anyhow::Result<()> {
+    let mut stream = LayerStream::open(blob, media_type)?;
+    loop {
+        let mut chunk = vec![0; CHUNK];
+        let mut filled = 0;
+        while filled < CHUNK {
+            match stream.read(&mut chunk[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if filled == 0 {
+            return Ok(());
+        }
+        chunk.truncate(filled);
+        if chunks.send(chunk).is_err() {
+            // Applying stopped (it failed): the digest check still reads the rest.
+            return Ok(());
+        }
+    }
+}
+
+/// The chunks `pump` sends, as one stream.
+struct ChunkReader {
+    chunks: std::sync::mpsc::Receiver<Vec<u8>>,
+    current: Vec<u8>,
+    at: usize,
+}
+
+impl ChunkReader {
+    fn new(chunks: std::sync::mpsc::Receiver<Vec<u8>>) -> ChunkReader {
+        ChunkReader {
+            chunks,
+            current: Vec::new(),
+            at: 0,
+        }
+    }
+}
+
+impl Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.at == self.current.len() {
+            match self.chunks.recv() {
+                Ok(next) => (self.current, self.at) = (next, 0),
+                // The sender is gone: the end, or a failure `pump` reports.
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len() - self.at);
+        buf[..n].copy_from_slice(&self.current[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
 /// What the current layer wrote: an opaque whiteout and a whiteout clear
 /// only lower layers, whatever the order of entries in the layer.
 #[derive(Default)]
@@ -129,17 +196,34 @@ impl<'t, T: Tree> Applier<'t, T> {
             .take(range.end)
             .skip(range.start)
         {
-            let mut blob = image.open_layer(i)?;
             let what = format!("layer {} of {}", desc.digest, image.origin);
             let ctx = || format!("applying {what}");
-            let applied = LayerStream::open(&mut blob, &desc.media_type)
-                .and_then(|reader| self.apply_layer(reader));
+            // Decompressing (the blob's digest checked on the way) runs on
+            // its own thread, a few megabytes ahead of applying.
+            let (chunks, read_ahead) = std::sync::mpsc::sync_channel(AHEAD);
+            let (applied, (finished, pumped)) = std::thread::scope(|s| {
+                let producer = s.spawn(|| {
+                    let mut blob = match image.open_layer(i) {
+                        Ok(b) => b,
+                        Err(e) => return (Ok(()), Err(e)),
+                    };
+                    let pumped = pump(&mut blob, &desc.media_type, chunks);
+                    (blob.finish(), pumped)
+                });
+                let applied = self.apply_layer(ChunkReader::new(read_ahead));
+                let produced = producer
+                    .join()
+                    .expect("the decompressing thread does not panic");
+                (applied, produced)
+            });
             // A corrupt blob usually fails decompression first; the digest check
-            // says what is really wrong, so it takes precedence.
-            blob.finish().with_context(ctx)?;
-            applied.map_err(|e| {
-                layer_stream::corrupt_unless_io(e, "applying", &what, &desc.media_type)
-            })?;
+            // says what is really wrong, so it takes precedence, then what
+            // decompression says (what applying saw of it is only a cut stream).
+            finished.with_context(ctx)?;
+            let corrupt =
+                |e| layer_stream::corrupt_unless_io(e, "applying", &what, &desc.media_type);
+            pumped.map_err(corrupt)?;
+            applied.map_err(corrupt)?;
             self.stats.layers += 1;
         }
         Ok(())

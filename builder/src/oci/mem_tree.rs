@@ -15,6 +15,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use super::tree::{Kind, Tree};
+use crate::io::{HashingWriter, Sha256Digest};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NodeKind {
@@ -65,7 +66,8 @@ pub struct MemTree {
     inodes: Vec<Inode>,
     /// Readable spools; the last one is `writer`'s.
     spools: Vec<File>,
-    writer: BufWriter<File>,
+    /// Hashed as written, so a cached spool is not read again to be hashed.
+    writer: BufWriter<HashingWriter<File>>,
     written: u64,
 }
 
@@ -92,7 +94,7 @@ impl MemTree {
             nodes: BTreeMap::from([(PathBuf::new(), 0)]),
             inodes: vec![root],
             spools,
-            writer: BufWriter::with_capacity(1 << 20, file),
+            writer: BufWriter::with_capacity(1 << 20, HashingWriter::new(file)),
             written: 0,
         })
     }
@@ -141,9 +143,15 @@ impl MemTree {
             .create_new(true)
             .open(spool)?;
         self.spools.push(file.try_clone()?);
-        self.writer = BufWriter::with_capacity(1 << 20, file);
+        self.writer = BufWriter::with_capacity(1 << 20, HashingWriter::new(file));
         self.written = 0;
         Ok(())
+    }
+
+    /// The SHA-256 and size of the spool new file data goes to.
+    pub fn spool_digest(&mut self) -> io::Result<(Sha256Digest, u64)> {
+        self.writer.flush()?;
+        Ok(self.writer.get_ref().digest())
     }
 
     /// Writes what is buffered, so every spool reads back whole.
