@@ -98,7 +98,7 @@ pub fn build(
         secrets,
     )?;
     let modes = def.file_modes();
-    let mut lower = LowerViews::new(&base, s.cache.as_deref());
+    let mut lower = LowerViews::new(&base, s.cache.as_deref(), s.epoch);
     let mut shared: Vec<NewLayer> = Vec::new();
     for (i, c) in def.components.iter().enumerate() {
         let src = l.resolve(&c.source);
@@ -259,14 +259,16 @@ struct LowerViews<'b> {
     base: &'b SourceImage,
     /// Where the base's view is cached across builds.
     cache: Option<&'b Path>,
+    epoch: u64,
     view: Option<(usize, LowerView)>,
 }
 
 impl<'b> LowerViews<'b> {
-    fn new(base: &'b SourceImage, cache: Option<&'b Path>) -> Self {
+    fn new(base: &'b SourceImage, cache: Option<&'b Path>, epoch: u64) -> Self {
         LowerViews {
             base,
             cache,
+            epoch,
             view: None,
         }
     }
@@ -275,7 +277,10 @@ impl<'b> LowerViews<'b> {
     fn upto(&mut self, ours: &[NewLayer]) -> anyhow::Result<&LowerView> {
         let (seen, view) = match self.view.take() {
             Some((seen, view)) if seen <= ours.len() => (seen, view),
-            _ => (0, LowerView::of_image_cached(self.base, self.cache)?),
+            _ => (
+                0,
+                LowerView::of_image_cached(self.base, self.cache, self.epoch)?,
+            ),
         };
         let (_, view) = self.view.insert((ours.len(), view));
         for layer in &ours[seen..] {

@@ -58,7 +58,7 @@ pub fn prune(
         layers: crate::layer::cache::prune(&dir, age, &mut freed)?,
         root_filesystems: crate::iso::rootfs::prune(&dir, age, &mut freed)?,
         boot_image_sets: crate::iso::boot::prune(&dir, age, &mut freed)?,
-        trees: crate::iso::lower_tree::prune(&dir, age, &mut freed)?,
+        trees: crate::oci::tree_cache::prune(&dir, age, &mut freed)?,
         base_image_views: crate::layer::lower::prune(&dir, age, &mut freed)?,
         pulled_registry_images: crate::registry::prune::prune(&dir, age, &mut freed)?,
         cache_dir: dir.display().to_string(),

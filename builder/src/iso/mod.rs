@@ -12,7 +12,6 @@ pub(crate) mod efi;
 pub mod embed;
 pub mod grub;
 mod kernel;
-pub mod lower_tree;
 pub mod menu;
 pub mod packages;
 pub mod reader;

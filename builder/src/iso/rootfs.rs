@@ -15,13 +15,13 @@ use anyhow::Context;
 
 use super::boot_files::{self, FONTS, OS_RELEASES, SYSTEMD_BOOT, UKI_STUB};
 use super::packages::{self, Package};
-use super::{cpio, efi, kernel, lower_tree, squashfs, Compression, RootfsSource};
+use super::{cpio, efi, kernel, squashfs, Compression, RootfsSource};
 use crate::entry_cache::{self, EntryCache};
 use crate::io::Sha256Digest;
 use crate::log::info;
 use crate::oci::mem_tree::MemTree;
 use crate::oci::source::SourceImage;
-use crate::oci::tree_tar;
+use crate::oci::{tree_cache, tree_tar};
 use crate::progress::Progress;
 
 /// Bump when the squashfs, the selection of boot files or `entry.json` changes.
@@ -113,7 +113,7 @@ impl Prepare<'_> {
                     });
                 }
                 let (mut tree, stats) =
-                    lower_tree::flatten(&image, self.cache, self.work, self.epoch)?;
+                    tree_cache::flatten(&image, self.cache, self.work, self.epoch)?;
                 tree.flush()
                     .context("writing the root filesystem's spool")?;
                 info!(

@@ -19,8 +19,11 @@ use super::LayerBlob;
 use crate::entry_cache::{self, EntryCache};
 use crate::error::{fail, Category};
 use crate::log::verbose;
-use crate::oci::layer_stream::{self, EntryLimit, LayerStream};
+use crate::oci::flatten;
+use crate::oci::layer_stream::{EntryLimit, LayerStream};
+use crate::oci::mem_tree::{MemTree, NodeKind};
 use crate::oci::source::SourceImage;
+use crate::oci::tree_cache;
 use crate::safe_path;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -46,47 +49,69 @@ pub enum Place {
 }
 
 /// Bump when a view of the same image comes out different.
-const FORMAT: &str = "edgeforge-lower-view/v1";
+const FORMAT: &str = "edgeforge-lower-view/v2";
 const KIND: &str = "lower-views";
 
 impl LowerView {
     /// The view of `image`, from the cache under `cache` when it was read
     /// before: reading a base means decompressing all its layers (1.4 s for
-    /// a 600 MB Debian base), a cached view is a small verified file.
-    pub fn of_image_cached(image: &SourceImage, cache: Option<&Path>) -> anyhow::Result<LowerView> {
-        let Some(cache) = cache.map(|c| EntryCache::new(c, KIND)) else {
-            return LowerView::of_image(image);
+    /// a 600 MB Debian base), a cached view is a small verified file. The
+    /// base is read as the cached tree of its layers (`tree_cache::base`),
+    /// which the ISO stage then flattens the provider image on, so a clean
+    /// build decompresses the base once.
+    pub fn of_image_cached(
+        image: &SourceImage,
+        cache: Option<&Path>,
+        epoch: u64,
+    ) -> anyhow::Result<LowerView> {
+        let Some(dir) = cache else {
+            return LowerView::of_image(image, epoch);
         };
+        let cache = EntryCache::new(dir, KIND);
         let key = entry_cache::key(&[FORMAT, &image.manifest_digest.to_string()]);
         if let Some(entry) = cache.lookup::<LowerView>(&key, &[])? {
             return Ok(entry.meta);
         }
-        let view = LowerView::of_image(image)?;
+        let work = tempfile::Builder::new()
+            .prefix(".edgeforge-")
+            .tempdir_in(dir)
+            .with_context(|| format!("creating a work folder in {}", dir.display()))?;
+        let tree = tree_cache::base(image, dir, &work.path().join("spool"), epoch)?;
+        let view = LowerView::of_tree(&tree);
         // Names that are not UTF-8 do not go into JSON: such a view is
-        // simply read again next time.
+        // simply made again next time.
         match cache.store_with(&key, &[], |_| Ok(view)) {
             Ok(entry) => Ok(entry.meta),
             Err(e) => {
                 verbose!("not caching the layer view of {}: {e:#}", image.origin);
-                LowerView::of_image(image)
+                Ok(LowerView::of_tree(&tree))
             }
         }
     }
 
-    /// Reads the layers of `image`, in order.
-    pub fn of_image(image: &SourceImage) -> anyhow::Result<LowerView> {
-        let mut view = LowerView::default();
-        for (i, desc) in image.layers.iter().enumerate() {
-            let mut blob = image.open_layer(i)?;
-            let what = format!("layer {} of {}", desc.digest, image.origin);
-            let ctx = || format!("reading {what}");
-            let read = LayerStream::open(&mut blob, &desc.media_type).and_then(|r| view.apply(r));
-            blob.finish().with_context(ctx)?;
-            read.map_err(|e| {
-                layer_stream::corrupt_unless_io(e, "reading", &what, &desc.media_type)
-            })?;
-        }
-        Ok(view)
+    /// The view of a flattened tree.
+    fn of_tree(tree: &MemTree) -> LowerView {
+        let paths = tree
+            .entries()
+            .map(|(p, _, inode)| {
+                let kind = match &inode.kind {
+                    NodeKind::Dir => Kind::Dir,
+                    NodeKind::Symlink(target) => Kind::Symlink(target.clone()),
+                    _ => Kind::Other,
+                };
+                (p.to_path_buf(), kind)
+            })
+            .collect();
+        LowerView { paths }
+    }
+
+    /// Reads the layers of `image`, in order, flattened as the ISO stage
+    /// flattens them (whiteouts, opaque folders, symlinked parents), so a
+    /// view read without the cache is the cached one.
+    pub fn of_image(image: &SourceImage, epoch: u64) -> anyhow::Result<LowerView> {
+        let mut tree = MemTree::shape(epoch);
+        flatten::apply_layers(image, 0..image.layers.len(), &mut tree, epoch)?;
+        Ok(LowerView::of_tree(&tree))
     }
 
     /// Applies a layer blob edgeforge wrote.

@@ -67,7 +67,7 @@ pub struct MemTree {
     /// Readable spools; the last one is `writer`'s.
     spools: Vec<File>,
     /// Hashed as written, so a cached spool is not read again to be hashed.
-    writer: BufWriter<HashingWriter<File>>,
+    writer: Option<BufWriter<HashingWriter<File>>>,
     written: u64,
 }
 
@@ -78,6 +78,20 @@ impl MemTree {
         let mut root = Inode::new(NodeKind::Dir, 0o755);
         root.mtime = epoch as i64;
         MemTree::with_root(root, Vec::new(), spool)
+    }
+
+    /// Only the shape of a tree (what is where, with its metadata): file
+    /// data is read and dropped, and cannot be read back.
+    pub fn shape(epoch: u64) -> MemTree {
+        let mut root = Inode::new(NodeKind::Dir, 0o755);
+        root.mtime = epoch as i64;
+        MemTree {
+            nodes: BTreeMap::from([(PathBuf::new(), 0)]),
+            inodes: vec![root],
+            spools: Vec::new(),
+            writer: None,
+            written: 0,
+        }
     }
 
     /// A model with `root` as its root folder, `spools` readable before the
@@ -94,7 +108,7 @@ impl MemTree {
             nodes: BTreeMap::from([(PathBuf::new(), 0)]),
             inodes: vec![root],
             spools,
-            writer: BufWriter::with_capacity(1 << 20, HashingWriter::new(file)),
+            writer: Some(BufWriter::with_capacity(1 << 20, HashingWriter::new(file))),
             written: 0,
         })
     }
@@ -136,27 +150,33 @@ impl MemTree {
     /// Sends new file data to `spool` (created) from now on; the current
     /// spool is only read.
     pub fn spool_to(&mut self, spool: &Path) -> io::Result<()> {
-        self.writer.flush()?;
+        self.flush()?;
         let file = File::options()
             .read(true)
             .write(true)
             .create_new(true)
             .open(spool)?;
         self.spools.push(file.try_clone()?);
-        self.writer = BufWriter::with_capacity(1 << 20, HashingWriter::new(file));
+        self.writer = Some(BufWriter::with_capacity(1 << 20, HashingWriter::new(file)));
         self.written = 0;
         Ok(())
     }
 
     /// The SHA-256 and size of the spool new file data goes to.
     pub fn spool_digest(&mut self) -> io::Result<(Sha256Digest, u64)> {
-        self.writer.flush()?;
-        Ok(self.writer.get_ref().digest())
+        self.flush()?;
+        match &self.writer {
+            Some(w) => Ok(w.get_ref().digest()),
+            None => Err(io::Error::other("a tree's shape has no spool")),
+        }
     }
 
     /// Writes what is buffered, so every spool reads back whole.
     pub fn flush(&mut self) -> io::Result<()> {
-        self.writer.flush()
+        match &mut self.writer {
+            Some(w) => w.flush(),
+            None => Ok(()),
+        }
     }
 
     /// Reads `data` (call `flush` after the last file is created).
@@ -166,10 +186,6 @@ impl MemTree {
             offset: data.offset,
             left: data.len,
         }
-    }
-
-    fn writer_spool(&self) -> usize {
-        self.spools.len() - 1
     }
 
     fn ino(&self, rel: &Path) -> io::Result<usize> {
@@ -270,13 +286,13 @@ impl Tree for MemTree {
 
     fn create_file(&mut self, rel: &Path, data: &mut dyn Read) -> io::Result<()> {
         let offset = self.written;
-        let len = io::copy(data, &mut self.writer)?;
-        self.written += len;
-        let data = Data {
-            spool: self.writer_spool(),
-            offset,
-            len,
+        // A shape keeps no data: its files point at no spool.
+        let (len, spool) = match &mut self.writer {
+            Some(w) => (io::copy(data, w)?, self.spools.len() - 1),
+            None => (io::copy(data, &mut io::sink())?, usize::MAX),
         };
+        self.written += len;
+        let data = Data { spool, offset, len };
         self.insert(rel.to_path_buf(), Inode::new(NodeKind::File(data), 0o644));
         Ok(())
     }

@@ -11,4 +11,5 @@ pub mod mem_tree;
 pub mod source;
 pub mod spec;
 pub mod tree;
+pub mod tree_cache;
 pub mod tree_tar;
