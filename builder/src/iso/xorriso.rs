@@ -111,10 +111,12 @@ pub fn write(
     if let Layout::Hybrid = layout {
         boot.extend(["-boot_image", "any", "next"]);
     }
+    // Owners are root's, not those of whoever staged the tree (Rock Ridge
+    // records them), so an unprivileged build writes the same bytes.
     let cmd = cmd!(
         sh,
         "xorriso -report_about SORRY -stdio_sync off -compliance no_emul_toc -outdev - -volid COS_LIVE -joliet on -padding 0 -volume_date all_file_dates {date}
-            -map {stage} / -chmod_r go-w,a+r / -- -find / -type d -exec chmod 0755 --
+            -map {stage} / -chown_r 0 / -- -chgrp_r 0 / -- -chmod_r go-w,a+r / -- -find / -type d -exec chmod 0755 --
             -find /config.yaml -exec sort_weight -1 -- -find /config.yaml -exec chmod 0600 --
             {boot...}
             -boot_image any efi_path=--interval:appended_partition_2:all::
