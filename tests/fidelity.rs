@@ -99,6 +99,19 @@ fn base_layer(c: &mut Clock) -> Vec<E> {
         E::dir("home/user/", 0o750, c.next()).owner(1000, 1000),
         E::file("home/user/notes", 0o600, c.next(), b"mine\n").owner(1000, 1000),
         E::symlink("lib", "usr/lib", c.next()),
+        // Targets too long for a tar header, absolute and climbing: they
+        // must come out as they are (mksquashfs strips a PAX linkpath's
+        // leading `/` and `../`).
+        E::symlink(
+            "long-absolute",
+            &format!("/usr/lib/{}", "a".repeat(120)),
+            c.next(),
+        ),
+        E::symlink(
+            "long-relative",
+            &format!("../../usr/{}", "r".repeat(120)),
+            c.next(),
+        ),
         E::dir("opt/", 0o755, c.next()),
         E::dir("opt/after/", 0o755, c.next()),
         E::file("opt/after/lower-a", 0o644, c.next(), b"lower a\n"),

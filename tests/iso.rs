@@ -625,3 +625,46 @@ fn a_full_disk_during_the_iso_write_is_an_io_error() {
         "no partial ISO, no work folder"
     );
 }
+
+#[test]
+fn a_mksquashfs_that_stops_reading_is_reported_not_a_silent_kill() {
+    // edgeforge restores SIGPIPE's default action for its own output; a
+    // tool that exits while edgeforge still feeds it must not kill it.
+    let t = tempfile::tempdir().unwrap();
+    let def = definition(t.path());
+    let ud = user_data(t.path());
+    let out = t.path().join("out");
+    let bin = t.path().join("bin");
+    fs::create_dir_all(&bin).unwrap();
+    let fake = bin.join("mksquashfs");
+    fs::write(
+        &fake,
+        "#!/bin/sh\n[ \"$1\" = -version ] && exec /usr/bin/mksquashfs -version\necho 'mksquashfs: simulated write error' >&2\nexit 1\n",
+    )
+    .unwrap();
+    fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let o = edgeforge_env(
+        &[
+            "--no-cache",
+            "build",
+            def.to_str().unwrap(),
+            "--user-data",
+            ud.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &[("PATH", path.as_str())],
+    );
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&o.status),
+        None,
+        "killed by a signal"
+    );
+    assert_fails(&o, 1, &["mksquashfs", "simulated write error"]);
+    assert!(
+        !entries(&out).iter().any(|e| e.contains(".edgeforge-work")),
+        "no work folder left: {:?}",
+        entries(&out)
+    );
+}

@@ -234,12 +234,14 @@ pub fn run_to_file(cmd: Cmd<'_>, out: std::fs::File) -> anyhow::Result<()> {
 }
 
 /// Runs `cmd` with what `feed` writes as its standard input (through a
-/// 1 MiB buffer); a failure carries its stderr. When the tool stops
-/// reading, its own failure is the one reported; when feeding fails first,
-/// that is (the tool then saw a cut input).
+/// 1 MiB buffer, from a thread that gets EPIPE rather than SIGPIPE); a
+/// failure carries its stderr. When the tool fails, its failure is the one
+/// reported; when feeding fails otherwise, that is (the tool then saw a cut
+/// input). A tool that succeeded without reading the end of its input
+/// (mksquashfs stops at a tar's first end block) succeeded.
 pub fn run_fed(
     cmd: Cmd<'_>,
-    feed: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
+    feed: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()> + Send,
 ) -> anyhow::Result<()> {
     use std::io::{Read, Write};
     verbose!("$ {cmd}");
@@ -252,13 +254,6 @@ pub fn run_fed(
         .spawn()
         .with_context(|| format!("running {shown}"))?;
     let stdin = child.stdin.take().expect("piped");
-    // A 1 MiB pipe (Linux's default limit for users) instead of 64 KiB: the
-    // tool then wakes once per megabyte fed, not sixteen times.
-    // SAFETY: fcntl on a descriptor this process owns; failure is harmless.
-    unsafe {
-        use std::os::fd::AsRawFd;
-        libc::fcntl(stdin.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 20);
-    }
     let mut stderr = child.stderr.take().expect("piped");
     let (fed, err) = std::thread::scope(|s| {
         let reader = s.spawn(move || {
@@ -266,29 +261,28 @@ pub fn run_fed(
             let _ = stderr.read_to_end(&mut err);
             err
         });
-        let mut input = std::io::BufWriter::with_capacity(1 << 20, stdin);
-        let fed = feed(&mut input).and_then(|()| input.flush());
-        // Closing stdin tells the tool the input is complete.
-        drop(input);
+        let feeder = s.spawn(move || {
+            crate::io::sigpipe::block_in_this_thread();
+            let mut input = std::io::BufWriter::with_capacity(1 << 20, stdin);
+            feed(&mut input).and_then(|()| input.flush())
+            // Dropping `input` closes stdin: the input is complete.
+        });
+        let fed = feeder.join().expect("feeding does not panic");
         (fed, reader.join().unwrap_or_default())
     });
     let status = child
         .wait()
         .with_context(|| format!("waiting for {shown}"))?;
-    let fed = fed.with_context(|| format!("feeding {shown}"));
-    if fed.as_ref().is_err_and(|e| {
-        e.downcast_ref::<std::io::Error>()
-            .is_none_or(|e| e.kind() != std::io::ErrorKind::BrokenPipe)
-    }) {
-        return fed;
+    let broken_pipe = matches!(&fed, Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe);
+    if !broken_pipe {
+        fed.with_context(|| format!("feeding {shown}"))?;
     }
     let out = std::process::Output {
         status,
         stdout: Vec::new(),
         stderr: err,
     };
-    succeeded(&shown, &out)?;
-    fed
+    succeeded(&shown, &out)
 }
 
 /// A failure names the command and ends with the last lines of its stderr.

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::LayerBlob;
 use crate::entry_cache::{self, EntryCache};
 use crate::error::{fail, Category};
-use crate::log::verbose;
+use crate::log::{verbose, warning};
 use crate::oci::flatten;
 use crate::oci::layer_stream::{EntryLimit, LayerStream};
 use crate::oci::mem_tree::{MemTree, NodeKind};
@@ -72,19 +72,22 @@ impl LowerView {
         if let Some(entry) = cache.lookup::<LowerView>(&key, &[])? {
             return Ok(entry.meta);
         }
-        let work = tempfile::Builder::new()
-            .prefix(".edgeforge-")
-            .tempdir_in(dir)
-            .with_context(|| format!("creating a work folder in {}", dir.display()))?;
-        let tree = tree_cache::base(image, dir, &work.path().join("spool"), epoch)?;
-        let view = LowerView::of_tree(&tree);
+        let tree = match tree_cache::base(image, dir, epoch) {
+            Ok(tree) => tree,
+            // A full or read-only cache costs time, not the build.
+            Err(e) => {
+                warning!("not caching the flattened base {}: {e:#}", image.origin);
+                return LowerView::of_image(image, epoch);
+            }
+        };
+        let view = LowerView::of_tree(&tree.tree);
         // Names that are not UTF-8 do not go into JSON: such a view is
         // simply made again next time.
         match cache.store_with(&key, &[], |_| Ok(view)) {
             Ok(entry) => Ok(entry.meta),
             Err(e) => {
                 verbose!("not caching the layer view of {}: {e:#}", image.origin);
-                Ok(LowerView::of_tree(&tree))
+                Ok(LowerView::of_tree(&tree.tree))
             }
         }
     }

@@ -361,10 +361,20 @@ impl<'t, T: Tree> Applier<'t, T> {
                         )
                     })?;
                 let source = self.resolve(&link_rel, false)?;
-                if self.kind(&source)? == Some(Kind::Symlink) {
+                let refused = match self.kind(&source)? {
+                    Some(Kind::Other) => None,
+                    Some(Kind::Symlink) => Some("a symlink"),
+                    Some(Kind::Dir) => Some("a folder"),
+                    None => Some("nothing (no earlier entry made it)"),
+                };
+                if let Some(what) = refused {
                     return Err(fail(
                         Category::BadImage,
-                        format!("hard link `{}` points at a symlink", raw.display()),
+                        format!(
+                            "hard link `{}` points at {what}: `{}`",
+                            raw.display(),
+                            link.display()
+                        ),
                     ));
                 }
                 self.remove(rel)?;

@@ -91,19 +91,31 @@ pub fn flatten(
 }
 
 /// The tree of all the layers of `image` (a base image), from the cache or
-/// flattened and stored; new file data would go to `spool`.
-pub fn base(
-    image: &SourceImage,
-    cache: &Path,
-    spool: &Path,
-    epoch: u64,
-) -> anyhow::Result<MemTree> {
-    let cache = EntryCache::new(cache, KIND);
+/// flattened and stored. Only read: new file data would go to a spool in a
+/// work folder of the cache's, gone when the tree is dropped (or, after a
+/// kill, pruned with abandoned entries).
+pub fn base(image: &SourceImage, cache_dir: &Path, epoch: u64) -> anyhow::Result<BaseTree> {
+    let cache = EntryCache::new(cache_dir, KIND);
+    let kind_dir = cache_dir.join(KIND);
+    std::fs::create_dir_all(&kind_dir)
+        .with_context(|| format!("creating {}", kind_dir.display()))?;
+    let work = tempfile::Builder::new()
+        .prefix(".edgeforge-")
+        .tempdir_in(&kind_dir)
+        .with_context(|| format!("creating a work folder in {}", kind_dir.display()))?;
+    let spool = work.path().join("spool");
     let n = image.layers.len();
-    match cache.lookup::<Meta>(&key(image, n, epoch), &[INDEX, DATA])? {
-        Some(entry) => load(&entry, spool),
-        None => Ok(store(&cache, image, n, epoch, spool)?.0),
-    }
+    let tree = match cache.lookup::<Meta>(&key(image, n, epoch), &[INDEX, DATA])? {
+        Some(entry) => load(&entry, &spool)?,
+        None => store(&cache, image, n, epoch, &spool)?.0,
+    };
+    Ok(BaseTree { tree, _work: work })
+}
+
+/// A base's tree and the work folder its (unused) spool is in.
+pub struct BaseTree {
+    pub tree: MemTree,
+    _work: tempfile::TempDir,
 }
 
 /// The key of the tree of the first `n` layers of `image`.

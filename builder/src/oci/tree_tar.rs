@@ -13,6 +13,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use super::mem_tree::{Data, Inode, MemTree, NodeKind};
+use crate::log::warning;
 
 const XATTR_PREFIX: &str = "SCHILY.xattr.";
 /// `OFFSET LEN` of a file's bytes in the cached spool.
@@ -83,9 +84,10 @@ fn append(
     let mut header = tar::Header::new_ustar();
     let mut pax: Vec<(String, Vec<u8>)> = Vec::new();
     let mut data = None;
+    let mut long_link = None;
     let (kind, size) = match (&inode.kind, hard_link) {
         (_, Some(first)) => {
-            set_name(&mut header, &mut pax, first, Field::Link);
+            long_link = set_name(&mut header, &mut pax, first, Field::Link);
             (tar::EntryType::Link, 0)
         }
         (NodeKind::Dir, None) => (tar::EntryType::Directory, 0),
@@ -108,7 +110,7 @@ fn append(
             }
         },
         (NodeKind::Symlink(target), None) => {
-            set_name(&mut header, &mut pax, target, Field::Link);
+            long_link = set_name(&mut header, &mut pax, target, Field::Link);
             (tar::EntryType::Symlink, 0)
         }
         (NodeKind::Fifo, None) => (tar::EntryType::Fifo, 0),
@@ -125,26 +127,34 @@ fn append(
     };
     header.set_entry_type(kind);
     set_name(&mut header, &mut pax, path, Field::Name);
+    if let Some(target) = &long_link {
+        append_long_link(builder, target)?;
+    }
     header.set_mode(inode.mode & 0o7777);
     number(&mut pax, "uid", inode.uid, MAX_ID, |v| header.set_uid(v));
     number(&mut pax, "gid", inode.gid, MAX_ID, |v| header.set_gid(v));
     number(&mut pax, "size", size, MAX_OCTAL_12, |v| header.set_size(v));
-    // Squashfs keeps unsigned 32-bit times: earlier than 1970 is 1970.
-    let mtime = inode.mtime.max(0) as u64;
+    // Squashfs keeps unsigned 32-bit times (earlier than 1970 is 1970), and
+    // mksquashfs 4.5.1 refuses a PAX mtime without a fraction: the stream
+    // for it never needs one. The index keeps any time.
+    let mtime = match opts.content {
+        Content::Inline => inode.mtime.clamp(0, u32::MAX as i64) as u64,
+        Content::Referenced => inode.mtime.max(0) as u64,
+    };
     number(&mut pax, "mtime", mtime, MAX_OCTAL_12, |v| {
         header.set_mtime(v)
     });
     if hard_link.is_none() {
         for (name, value) in &inode.xattrs {
-            let name = std::str::from_utf8(name).map_err(|_| {
-                io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!(
-                        "/{}: an extended attribute name is not UTF-8",
-                        path.display()
-                    ),
-                )
-            })?;
+            // PAX keys are UTF-8: such a name cannot be carried (a kernel
+            // accepts none outside user-defined namespaces anyway).
+            let Ok(name) = std::str::from_utf8(name) else {
+                warning!(
+                    "/{}: an extended attribute whose name is not UTF-8 is left out",
+                    path.display()
+                );
+                continue;
+            };
             pax.push((format!("{XATTR_PREFIX}{name}"), value.clone()));
         }
     }
@@ -164,20 +174,49 @@ enum Field {
     Link,
 }
 
-/// Puts `path`'s bytes in the header's field, or in a PAX record when they
-/// do not fit (the field then holds their start, as GNU tar does).
-fn set_name(header: &mut tar::Header, pax: &mut Vec<(String, Vec<u8>)>, path: &Path, f: Field) {
+/// Puts `path`'s bytes in the header's field (it then holds their start,
+/// as GNU tar does). A name that does not fit goes in a PAX `path` record;
+/// a link target that does not fit is returned for a GNU long-link entry,
+/// because mksquashfs 4.5.1 strips a PAX `linkpath`'s leading `/` and `../`
+/// (it reads a long-link entry as it is).
+fn set_name(
+    header: &mut tar::Header,
+    pax: &mut Vec<(String, Vec<u8>)>,
+    path: &Path,
+    f: Field,
+) -> Option<Vec<u8>> {
     let bytes = path.as_os_str().as_bytes();
     let old = header.as_old_mut();
-    let (field, key) = match f {
-        Field::Name => (&mut old.name, "path"),
-        Field::Link => (&mut old.linkname, "linkpath"),
+    let field = match f {
+        Field::Name => &mut old.name,
+        Field::Link => &mut old.linkname,
     };
     let n = bytes.len().min(NAME_FIELD);
     field[..n].copy_from_slice(&bytes[..n]);
-    if bytes.len() > NAME_FIELD || bytes.contains(&0) {
-        pax.push((key.into(), bytes.to_vec()));
+    if bytes.len() <= NAME_FIELD {
+        return None;
     }
+    match f {
+        Field::Name => {
+            pax.push(("path".into(), bytes.to_vec()));
+            None
+        }
+        Field::Link => Some(bytes.to_vec()),
+    }
+}
+
+/// A GNU long-link entry (`K`) for the next entry's link target.
+fn append_long_link(builder: &mut tar::Builder<impl Write>, target: &[u8]) -> io::Result<()> {
+    let mut h = tar::Header::new_gnu();
+    let name = b"././@LongLink";
+    h.as_old_mut().name[..name.len()].copy_from_slice(name);
+    h.set_entry_type(tar::EntryType::GNULongLink);
+    h.set_mode(0o644);
+    let mut data = target.to_vec();
+    data.push(0);
+    h.set_size(data.len() as u64);
+    h.set_cksum();
+    builder.append(&h, &data[..])
 }
 
 /// Sets a numeric field, or a PAX record when the value is too large for it.
@@ -211,13 +250,19 @@ pub fn extract(
         only,
     };
     std::thread::scope(|s| {
-        let written =
-            s.spawn(move || write(tree, io::BufWriter::with_capacity(1 << 20, writer), &opts));
+        let written = s.spawn(move || {
+            crate::io::sigpipe::block_in_this_thread();
+            write(tree, io::BufWriter::with_capacity(1 << 20, writer), &opts)
+        });
         let applied = super::flatten::apply_tar(reader, dest, epoch);
         let written = written.join().expect("the tar writer does not panic");
-        // A failed write shows as a cut archive to the reader: its cause first.
-        written.map_err(anyhow::Error::from)?;
-        applied.map(drop)
+        match (written, applied) {
+            // Applying failed first and closed the pipe: its error is the cause.
+            (Err(w), Err(a)) if w.kind() == io::ErrorKind::BrokenPipe => Err(a),
+            // A failed write shows as a cut archive to the reader: its cause first.
+            (Err(w), _) => Err(w.into()),
+            (Ok(()), applied) => applied.map(drop),
+        }
     })
 }
 
@@ -445,5 +490,36 @@ mod tests {
         assert_eq!(seen[2].1, tar::EntryType::Link);
         assert_eq!(seen[2].2.as_deref(), Some(long.as_str()));
         assert_eq!(seen[4].2.as_deref(), Some("usr/lib"));
+    }
+
+    #[test]
+    fn the_stream_for_mksquashfs_carries_times_squashfs_can_hold_and_the_index_any() {
+        let d = tempfile::tempdir().unwrap();
+        let mut t = MemTree::new(&d.path().join("spool"), 0).unwrap();
+        t.create_file(Path::new("far"), &mut &b"x"[..]).unwrap();
+        // Past ustar's 12 octal digits: mksquashfs 4.5.1 aborts on the PAX
+        // record tar writers use for it.
+        t.set_mtime(Path::new("far"), 9_000_000_000).unwrap();
+        t.flush().unwrap();
+        let mut inline = Vec::new();
+        let opts = |content| Options {
+            root: false,
+            content,
+            only: None,
+        };
+        write(&t, &mut inline, &opts(Content::Inline)).unwrap();
+        let mut archive = tar::Archive::new(&inline[..]);
+        let mut e = archive.entries().unwrap().next().unwrap().unwrap();
+        assert_eq!(e.header().mtime().unwrap(), u64::from(u32::MAX));
+        assert!(e.pax_extensions().unwrap().is_none());
+
+        let index = d.path().join("index.tar");
+        let root = Options {
+            root: true,
+            ..opts(Content::Referenced)
+        };
+        write(&t, File::create(&index).unwrap(), &root).unwrap();
+        let back = load(&index, &d.path().join("spool"), &d.path().join("new")).unwrap();
+        assert_eq!(back.mtime(Path::new("far")).unwrap(), 9_000_000_000);
     }
 }
