@@ -14,6 +14,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
@@ -25,6 +26,33 @@ use crate::io::{file_sha256, sealed, AtomicFile, Sha256Digest};
 use crate::log::warning;
 
 const META: &str = "entry.json";
+
+/// Entries this run stored or checked, with their `entry.json`: their files
+/// were hashed then, so a lookup later in the same run (the ISO stage
+/// finding the base tree the provider image stage stored seconds before)
+/// does not read hundreds of megabytes again.
+static HASHED_THIS_RUN: Mutex<BTreeMap<PathBuf, Vec<u8>>> = Mutex::new(BTreeMap::new());
+
+fn hashed_this_run(dir: &Path, meta: &[u8]) -> bool {
+    let seen = HASHED_THIS_RUN.lock().unwrap_or_else(|e| e.into_inner());
+    seen.get(dir).is_some_and(|m| m == meta)
+}
+
+/// A later run, as far as the memo goes (tests damage entries in-process).
+#[cfg(test)]
+fn forget_this_run() {
+    HASHED_THIS_RUN
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clear();
+}
+
+fn remember_hashed(dir: &Path) {
+    if let Ok(meta) = fs::read(dir.join(META)) {
+        let mut seen = HASHED_THIS_RUN.lock().unwrap_or_else(|e| e.into_inner());
+        seen.insert(dir.to_path_buf(), meta);
+    }
+}
 const ABANDONED: Duration = Duration::from_secs(86_400);
 
 /// A key over the given parts (a format string first, so bumping it retires
@@ -141,10 +169,13 @@ impl EntryCache {
         if let Some(missing) = required.iter().find(|f| !stored.files.contains_key(**f)) {
             return Err(format!("{missing} missing"));
         }
-        for (name, hashed) in &stored.files {
-            if let Some(why) = hashed.mismatch(&dir.join(name)) {
-                return Err(format!("{name}: {why}"));
+        if !hashed_this_run(dir, &bytes) {
+            for (name, hashed) in &stored.files {
+                if let Some(why) = hashed.mismatch(&dir.join(name)) {
+                    return Err(format!("{name}: {why}"));
+                }
             }
+            remember_hashed(dir);
         }
         let _ = fs::File::options()
             .write(true)
@@ -238,6 +269,7 @@ impl EntryCache {
                 }
             }
         }
+        remember_hashed(&entry);
         Ok(Entry {
             dir: entry,
             meta: stored.meta,
@@ -367,6 +399,8 @@ mod tests {
             let entry = store();
             assert!(cache.lookup::<Vec<u8>>(&k, &["a"]).unwrap().is_some());
             damage(&entry.dir);
+            // Damage shows in a later run: this one hashed the entry already.
+            forget_this_run();
             assert!(
                 cache.lookup::<Vec<u8>>(&k, &["a"]).unwrap().is_none(),
                 "{what}"

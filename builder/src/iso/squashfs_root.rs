@@ -14,6 +14,8 @@ use std::path::Path;
 
 use anyhow::{bail, Context};
 
+use crate::log::warning;
+
 const MAGIC: u32 = 0x7371_7368;
 /// Metadata blocks hold up to 8 KiB; a set bit 15 in their 2-byte header
 /// says the block is stored uncompressed.
@@ -21,8 +23,8 @@ const METADATA_SIZE: u64 = 8192;
 const UNCOMPRESSED: u16 = 0x8000;
 
 /// Rewrites the root inode of the squashfs at `path`: `mtime` and the
-/// owner `uid:gid` (which must be among the ids the filesystem stores; a
-/// root owner no file shares is reported).
+/// owner `uid:gid` when the filesystem stores those ids (a root owner no
+/// file shares is warned about and left as mksquashfs set it).
 pub fn set_root(path: &Path, mtime: u32, uid: u32, gid: u32) -> anyhow::Result<()> {
     let ctx = || format!("setting the root folder's attributes in {}", path.display());
     let f = File::options()
@@ -41,27 +43,34 @@ pub fn set_root(path: &Path, mtime: u32, uid: u32, gid: u32) -> anyhow::Result<(
     let root_ref = u64_at(32);
     let (id_table, inode_table) = (u64_at(48), u64_at(64));
     let ids = ids(&f, id_table, id_count).with_context(ctx)?;
-    let index = |id: u32, what: &str| {
-        ids.iter().position(|i| *i == id).map(|i| i as u16).ok_or_else(|| {
-            anyhow::anyhow!(
-                "{}: the root folder's {what} {id} is owned by no other file, so squashfs-tools 4.5.1 cannot record it",
-                path.display()
-            )
-        })
-    };
-    let (uid_index, gid_index) = (index(uid, "owner")?, index(gid, "group")?);
+    let index = |id: u32| ids.iter().position(|i| *i == id).map(|i| i as u16);
     // The root inode's header: type, mode, uid index, gid index, mtime.
     let stream = Stream {
         file: &f,
         start: inode_table + (root_ref >> 16),
     };
     let at = root_ref & 0xffff;
-    let mut patch = Vec::with_capacity(8);
-    patch.extend_from_slice(&uid_index.to_le_bytes());
-    patch.extend_from_slice(&gid_index.to_le_bytes());
-    patch.extend_from_slice(&mtime.to_le_bytes());
-    stream.write(at + 4, &patch).with_context(ctx)?;
-    f.sync_data().with_context(ctx)
+    let (at, patch) = match (index(uid), index(gid)) {
+        (Some(u), Some(g)) => {
+            let mut patch = Vec::with_capacity(8);
+            patch.extend_from_slice(&u.to_le_bytes());
+            patch.extend_from_slice(&g.to_le_bytes());
+            patch.extend_from_slice(&mtime.to_le_bytes());
+            (at + 4, patch)
+        }
+        // mksquashfs lists only the ids some file has: the root keeps the
+        // one it got (root's, as mksquashfs runs as root or in a namespace).
+        _ => {
+            warning!(
+                "{}: the image's root folder is owned by {uid}:{gid}, which no other file is; squashfs-tools 4.5.1 gives it mksquashfs's own (root's)",
+                path.display()
+            );
+            (at + 8, mtime.to_le_bytes().to_vec())
+        }
+    };
+    // Not flushed: the squashfs is a work file (and a cache file, which
+    // are never flushed); the ISO holding it is.
+    stream.write(at, &patch).with_context(ctx)
 }
 
 /// The id table: `count` u32 ids in uncompressed metadata blocks, whose
