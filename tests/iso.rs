@@ -55,6 +55,26 @@ fn build(def: &Path, ud: &Path, out: &Path) -> std::process::Output {
     ])
 }
 
+/// `edgeforge GLOBAL... build` of `def` with `env` set (a PATH of the test's).
+fn build_with_env(
+    def: &Path,
+    ud: &Path,
+    out: &Path,
+    global: &[&str],
+    env: &[(&str, &str)],
+) -> std::process::Output {
+    let mut args = global.to_vec();
+    args.extend([
+        "build",
+        def.to_str().unwrap(),
+        "--user-data",
+        ud.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    edgeforge_env(&args, env)
+}
+
 fn xorriso(iso: &Path, args: &[&str]) -> String {
     let mut all = vec!["-indev", iso.to_str().unwrap()];
     all.extend_from_slice(args);
@@ -543,17 +563,7 @@ fn missing_host_tools_are_found_before_the_provider_image_is_written() {
     let ud = user_data(t.path());
     let out = t.path().join("out");
     let empty = t.path().join("empty-path");
-    let o = edgeforge_env(
-        &[
-            "build",
-            def.to_str().unwrap(),
-            "--user-data",
-            ud.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        &[("PATH", empty.to_str().unwrap())],
-    );
+    let o = build_with_env(&def, &ud, &out, &[], &[("PATH", empty.to_str().unwrap())]);
     assert_fails(
         &o,
         4,
@@ -644,18 +654,8 @@ fn a_mksquashfs_that_stops_reading_is_reported_not_a_silent_kill() {
     .unwrap();
     fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
-    let o = edgeforge_env(
-        &[
-            "--no-cache",
-            "build",
-            def.to_str().unwrap(),
-            "--user-data",
-            ud.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        &[("PATH", path.as_str())],
-    );
+    // Without a cache, so mksquashfs runs (a cached squashfs would stand in).
+    let o = build_with_env(&def, &ud, &out, &["--no-cache"], &[("PATH", path.as_str())]);
     assert_eq!(
         std::os::unix::process::ExitStatusExt::signal(&o.status),
         None,
